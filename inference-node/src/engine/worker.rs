@@ -1,0 +1,389 @@
+//! The worker thread of one model: owns the llama model and context, admits
+//! requests into free sequence slots, and decodes all live sequences in one batch
+//! per step (continuous batching, like llama-server's slots).
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::text::{StopMatcher, Utf8Assembler};
+use super::{
+    EngineError, EngineOptions, EngineStats, FinishReason, GenEvent, Job, LoadError, ModelInfo,
+    Prompt,
+};
+
+/// One request occupying a sequence slot.
+struct Sequence {
+    slot: i32,
+    job: Job,
+    prompt: Vec<LlamaToken>,
+    /// Prompt tokens already in the KV cache.
+    prefilled: usize,
+    /// Next position to write.
+    pos: i32,
+    sampler: LlamaSampler,
+    utf8: Utf8Assembler,
+    stop: StopMatcher,
+    generated: u32,
+    /// The last sampled token, fed back in the next step.
+    last: Option<LlamaToken>,
+    /// Index in the current batch whose logits this sequence samples from.
+    logits_at: Option<i32>,
+    started: Instant,
+}
+
+enum Outcome {
+    Finished(FinishReason),
+    Failed(EngineError),
+}
+
+pub(super) fn run(
+    name: String,
+    path: PathBuf,
+    opts: EngineOptions,
+    stats: Arc<EngineStats>,
+    jobs: Receiver<Job>,
+    ready: SyncSender<Result<ModelInfo, LoadError>>,
+) {
+    let t0 = Instant::now();
+    let backend = super::backend();
+    let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(LoadError::BadModel {
+                path,
+                detail: e.to_string(),
+            }));
+            return;
+        }
+    };
+    let n_ctx_total = opts.context_size.saturating_mul(opts.parallel);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx_total))
+        .with_n_seq_max(opts.parallel)
+        .with_n_batch(opts.n_batch)
+        .with_n_ubatch(opts.n_batch)
+        .with_n_threads(opts.n_threads as i32)
+        .with_n_threads_batch(opts.n_threads as i32);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(LoadError::Context {
+                path,
+                detail: e.to_string(),
+            }));
+            return;
+        }
+    };
+    let template = model.chat_template(None).ok();
+    let info = ModelInfo {
+        name: name.clone(),
+        path: path.clone(),
+        n_params: model.n_params(),
+        n_ctx_train: model.n_ctx_train(),
+        has_chat_template: template.is_some(),
+        load_seconds: t0.elapsed().as_secs_f64(),
+    };
+    // Per-sequence context: llama.cpp splits n_ctx evenly between the slots.
+    let ctx_per_seq = (ctx.n_ctx() / opts.parallel.max(1)).max(1);
+    tracing::info!(model = %name, path = %path.display(), load_seconds = info.load_seconds,
+        params = info.n_params, ctx_per_seq, slots = opts.parallel, "model loaded");
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+
+    let worker = Worker {
+        model: &model,
+        template,
+        ctx_per_seq,
+        slots: opts.parallel as usize,
+        n_batch: opts.n_batch as usize,
+        stats,
+    };
+    worker.serve(&mut ctx, jobs);
+    tracing::info!(model = %name, "model unloaded");
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    template: Option<LlamaChatTemplate>,
+    ctx_per_seq: u32,
+    slots: usize,
+    n_batch: usize,
+    stats: Arc<EngineStats>,
+}
+
+impl Worker<'_> {
+    fn serve(&self, ctx: &mut LlamaContext<'_>, jobs: Receiver<Job>) {
+        let mut pending: VecDeque<Job> = VecDeque::new();
+        let mut live: Vec<Sequence> = Vec::with_capacity(self.slots);
+        let mut batch = LlamaBatch::new(self.n_batch, self.slots as i32);
+        let mut open = true;
+        loop {
+            // Intake: sleep when there is nothing to do, otherwise just drain.
+            if live.is_empty() && pending.is_empty() {
+                if !open {
+                    return;
+                }
+                match jobs.recv() {
+                    Ok(job) => pending.push_back(job),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => pending.push_back(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            self.admit(&mut pending, &mut live, ctx);
+
+            // Cancel sequences whose client went away.
+            let mut i = 0;
+            while i < live.len() {
+                if live[i].job.events.is_closed() {
+                    let seq = live.swap_remove(i);
+                    tracing::debug!(slot = seq.slot, "sequence cancelled by client");
+                    self.release(ctx, seq, None);
+                } else {
+                    i += 1;
+                }
+            }
+            if live.is_empty() {
+                continue;
+            }
+
+            self.fill_batch(&mut batch, &mut live);
+            if let Err(e) = ctx.decode(&mut batch) {
+                tracing::error!(error = %e, "llama decode failed");
+                for seq in live.drain(..) {
+                    self.release(ctx, seq, Some(Outcome::Failed(EngineError::Decode(e.to_string()))));
+                }
+                continue;
+            }
+
+            let mut i = 0;
+            while i < live.len() {
+                match self.sample(ctx, &mut live[i]) {
+                    Some(outcome) => {
+                        let seq = live.swap_remove(i);
+                        self.release(ctx, seq, Some(outcome));
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+    }
+
+    /// Moves waiting jobs into free slots, tokenizing their prompts.
+    fn admit(&self, pending: &mut VecDeque<Job>, live: &mut Vec<Sequence>, ctx: &mut LlamaContext<'_>) {
+        while live.len() < self.slots {
+            let Some(job) = pending.pop_front() else { return };
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            if job.events.is_closed() {
+                self.finish_stats(0);
+                continue;
+            }
+            let prompt = match self.tokenize(&job.request.prompt) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = job.events.send(GenEvent::Failed(e));
+                    self.finish_stats(0);
+                    continue;
+                }
+            };
+            let used: Vec<i32> = live.iter().map(|s| s.slot).collect();
+            let slot = (0..self.slots as i32).find(|s| !used.contains(s)).unwrap_or(0);
+            // A slot's cells must be empty before reuse (they are, after release; be sure).
+            let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+            let _ = job.events.send(GenEvent::Started {
+                prompt_tokens: prompt.len() as u32,
+            });
+            self.stats.active.fetch_add(1, Ordering::SeqCst);
+            let sampler = job.request.sampling.build(self.model.n_vocab());
+            let stop = StopMatcher::new(job.request.stop.clone());
+            live.push(Sequence {
+                slot,
+                job,
+                prompt,
+                prefilled: 0,
+                pos: 0,
+                sampler,
+                utf8: Utf8Assembler::default(),
+                stop,
+                generated: 0,
+                last: None,
+                logits_at: None,
+                started: Instant::now(),
+            });
+        }
+    }
+
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, EngineError> {
+        let vocab = self.model.vocab();
+        let tokens = match prompt {
+            Prompt::Text(text) => vocab.tokenize(text.as_bytes(), true, false),
+            Prompt::Chat(turns) => {
+                let rendered = self.render_chat(turns)?;
+                vocab.tokenize(rendered.as_bytes(), true, true)
+            }
+        };
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        // Keep at least one cell for the answer.
+        if tokens.len() as u64 >= u64::from(self.ctx_per_seq) {
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens: tokens.len() as u32,
+                context_tokens: self.ctx_per_seq,
+            });
+        }
+        Ok(tokens)
+    }
+
+    fn render_chat(&self, turns: &[(String, String)]) -> Result<String, EngineError> {
+        let messages = turns
+            .iter()
+            .map(|(role, content)| LlamaChatMessage::new(role.clone(), content.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Template(e.to_string()))?;
+        let fallback;
+        let template = match &self.template {
+            Some(t) => t,
+            None => {
+                // No template in the GGUF: ChatML is the most common convention.
+                fallback = LlamaChatTemplate::new("chatml")
+                    .map_err(|e| EngineError::Template(e.to_string()))?;
+                &fallback
+            }
+        };
+        self.model
+            .apply_chat_template(template, &messages, true)
+            .map_err(|e| EngineError::Template(e.to_string()))
+    }
+
+    /// One token per decoding sequence, then prompt chunks while the batch has room.
+    fn fill_batch(&self, batch: &mut LlamaBatch, live: &mut [Sequence]) {
+        batch.clear();
+        let mut room = self.n_batch;
+        for seq in live.iter_mut() {
+            seq.logits_at = None;
+            if let Some(token) = seq.last {
+                // Batch capacity is n_batch >= slots, so this cannot overflow.
+                if batch.add(token, seq.pos, &[seq.slot], true).is_ok() {
+                    seq.logits_at = Some(batch.n_tokens() - 1);
+                    seq.pos += 1;
+                    room -= 1;
+                }
+            }
+        }
+        for seq in live.iter_mut() {
+            if seq.last.is_some() || room == 0 {
+                continue;
+            }
+            let remaining = seq.prompt.len() - seq.prefilled;
+            let take = remaining.min(room);
+            for k in 0..take {
+                let idx = seq.prefilled + k;
+                let is_last = idx + 1 == seq.prompt.len();
+                if batch.add(seq.prompt[idx], seq.pos, &[seq.slot], is_last).is_err() {
+                    break;
+                }
+                seq.pos += 1;
+                if is_last {
+                    seq.logits_at = Some(batch.n_tokens() - 1);
+                }
+            }
+            seq.prefilled += take;
+            room -= take;
+        }
+    }
+
+    /// Samples the next token of a sequence that has logits this step.
+    fn sample(&self, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Option<Outcome> {
+        let idx = seq.logits_at?;
+        let vocab = self.model.vocab();
+        let token = seq.sampler.sample(ctx, idx);
+        seq.generated += 1;
+        self.stats.tokens_generated.fetch_add(1, Ordering::Relaxed);
+        if vocab.is_eog(token) {
+            return Some(Outcome::Finished(FinishReason::Stop));
+        }
+        let piece = vocab.token_to_piece(token, false, None);
+        let text = seq.utf8.push(&piece);
+        let out = seq.stop.push(&text);
+        if !out.emit.is_empty() {
+            let event = GenEvent::Token {
+                text: out.emit,
+                total_tokens: seq.generated,
+            };
+            if seq.job.events.send(event).is_err() {
+                return Some(Outcome::Failed(EngineError::WorkerGone));
+            }
+        }
+        if out.stopped {
+            return Some(Outcome::Finished(FinishReason::Stop));
+        }
+        if seq.generated >= seq.job.request.max_tokens || seq.pos as u32 >= self.ctx_per_seq {
+            return Some(Outcome::Finished(FinishReason::Length));
+        }
+        seq.last = Some(token);
+        None
+    }
+
+    /// Frees a sequence's KV cells and tells its client how it ended.
+    fn release(&self, ctx: &mut LlamaContext<'_>, mut seq: Sequence, outcome: Option<Outcome>) {
+        if let Err(e) = ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None) {
+            tracing::warn!(slot = seq.slot, error = %e, "could not clear KV cells");
+        }
+        match outcome {
+            Some(Outcome::Finished(reason)) => {
+                let mut tail = seq.utf8.finish();
+                let stopped = seq.stop.push(&tail);
+                tail = stopped.emit;
+                if !stopped.stopped {
+                    tail.push_str(&seq.stop.finish());
+                }
+                if !tail.is_empty() {
+                    let _ = seq.job.events.send(GenEvent::Token {
+                        text: tail,
+                        total_tokens: seq.generated,
+                    });
+                }
+                let _ = seq.job.events.send(GenEvent::Finished {
+                    reason,
+                    prompt_tokens: seq.prompt.len() as u32,
+                    completion_tokens: seq.generated,
+                    elapsed: seq.started.elapsed(),
+                });
+            }
+            Some(Outcome::Failed(e)) => {
+                let _ = seq.job.events.send(GenEvent::Failed(e));
+            }
+            None => {}
+        }
+        self.stats.active.fetch_sub(1, Ordering::SeqCst);
+        self.finish_stats(seq.generated);
+    }
+
+    fn finish_stats(&self, _generated: u32) {
+        self.stats.completed.fetch_add(1, Ordering::Relaxed);
+        self.stats.mark_done();
+    }
+}

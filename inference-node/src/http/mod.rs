@@ -1,0 +1,188 @@
+//! HTTP handlers (thin) and the one place engine and registry errors become responses.
+
+pub mod admin;
+pub mod cerebrum;
+pub mod openai;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cerebrum_shared::error::{ApiError, Dialect};
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::NodeConfig;
+use crate::engine::{EngineError, FinishReason, GenEvent, GenerateRequest};
+use crate::guard::{AdmissionGuard, Refusal};
+use crate::metrics::{Metrics, Rejection};
+use crate::registry::{ModelRegistry, RegistryError};
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Validated settings.
+    pub config: Arc<NodeConfig>,
+    /// Models.
+    pub registry: ModelRegistry,
+    /// CPU/RAM admission.
+    pub guard: AdmissionGuard,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Start time, for uptime.
+    pub started: Instant,
+}
+
+/// An [`ApiError`] on its way out, in the dialect of the route it happened on.
+#[derive(Debug)]
+pub struct HttpError(pub ApiError, pub Dialect);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let HttpError(err, dialect) = self;
+        let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(err.body(dialect))).into_response();
+        let retry = err.retry_after.or((err.status == 503).then_some(5));
+        if let Some(secs) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// Which API a path belongs to.
+pub fn dialect_of(path: &str) -> Dialect {
+    if path.ends_with("/chat/completions") || path.ends_with("/v1/completions") {
+        Dialect::OpenAi
+    } else {
+        Dialect::Cerebrum
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match &e {
+            RegistryError::Unknown { .. } | RegistryError::NoDefault { .. } => {
+                ApiError::not_found("Model not found", e.to_string())
+            }
+            RegistryError::NotEnoughMemory { .. } => {
+                ApiError::unavailable("VPS overloaded", e.to_string(), 30).with_extra(json!({
+                    "reason": e.to_string(),
+                    "suggestion": "Unload other models (POST /v1/cleanup) or free memory on the VPS",
+                }))
+            }
+            RegistryError::AllBusy { .. } => ApiError::unavailable("VPS overloaded", e.to_string(), 5)
+                .with_extra(json!({"reason": e.to_string(), "suggestion": "Retry shortly"})),
+            RegistryError::Load(_) => ApiError::new(500, "Model load failed", e.to_string()),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::PromptTooLong { .. } => ApiError::new(400, "Prompt too long", e.to_string()),
+            EngineError::EmptyPrompt | EngineError::Template(_) => ApiError::bad_request(e.to_string()),
+            EngineError::Decode(_) => ApiError::new(500, "Inference failed", e.to_string()),
+            EngineError::WorkerGone => ApiError::unavailable("Model unavailable", e.to_string(), 1),
+        }
+    }
+}
+
+fn refusal_error(r: Refusal) -> ApiError {
+    ApiError::unavailable("VPS overloaded", r.reason.clone(), r.retry_after)
+        .with_extra(json!({"reason": r.reason, "suggestion": r.suggestion}))
+}
+
+/// A generation that has started: its prompt was accepted by the engine.
+pub struct Generation {
+    /// Model serving it.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Token events until `Finished`/`Failed`. Dropping it cancels the sequence.
+    pub events: UnboundedReceiver<GenEvent>,
+}
+
+impl AppState {
+    /// Admission, model lookup (loading it if needed), submit, and wait for the
+    /// engine to accept the prompt, so every refusal is still a status code.
+    pub async fn start(
+        &self,
+        model: Option<&str>,
+        request: GenerateRequest,
+    ) -> Result<Generation, ApiError> {
+        let name = self.registry.resolve_name(model).inspect_err(|_| {
+            self.metrics.reject(Rejection::BadRequest);
+        })?;
+        if let Err(refusal) = self.guard.check() {
+            self.metrics.reject(refusal.kind);
+            tracing::warn!(reason = %refusal.reason, "admission refused");
+            return Err(refusal_error(refusal));
+        }
+        let engine = self.registry.get(&name).await.inspect_err(|e| {
+            match e {
+                RegistryError::NotEnoughMemory { .. } => self.metrics.reject(Rejection::Memory),
+                RegistryError::AllBusy { .. } => self.metrics.reject(Rejection::Busy),
+                _ => {}
+            }
+        })?;
+        let mut events = engine.submit(request)?;
+        self.metrics.inference();
+        match events.recv().await {
+            Some(GenEvent::Started { prompt_tokens }) => Ok(Generation {
+                model: name,
+                prompt_tokens,
+                events,
+            }),
+            Some(GenEvent::Failed(e)) => Err(e.into()),
+            _ => Err(EngineError::WorkerGone.into()),
+        }
+    }
+}
+
+/// A finished, non-streamed generation.
+pub struct Completed {
+    /// The text.
+    pub text: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+impl Generation {
+    /// Waits for the whole answer.
+    pub async fn collect(mut self) -> Result<Completed, ApiError> {
+        let mut text = String::new();
+        while let Some(event) = self.events.recv().await {
+            match event {
+                GenEvent::Token { text: t, .. } => text.push_str(&t),
+                GenEvent::Finished {
+                    reason,
+                    prompt_tokens,
+                    completion_tokens,
+                    elapsed,
+                } => {
+                    return Ok(Completed {
+                        text,
+                        prompt_tokens,
+                        completion_tokens,
+                        reason,
+                        seconds: elapsed.as_secs_f64(),
+                    });
+                }
+                GenEvent::Failed(e) => return Err(e.into()),
+                GenEvent::Started { .. } => {}
+            }
+        }
+        Err(EngineError::WorkerGone.into())
+    }
+}

@@ -1,0 +1,137 @@
+//! `cerebrum-node`: the inference node's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cerebrum_node::config::{FlagOverrides, NodeConfig};
+
+/// Cerebrum inference node: serves GGUF models through llama.cpp with token streaming.
+///
+/// Settings come from a TOML file (--config), then environment variables
+/// (CEREBRUM_API_KEY, VPS_BIND_IP, CEREBRUM_VPS_PORT, MAX_CPU_PERCENT,
+/// CEREBRUM_N_THREADS, ALLOWED_CM4_IP, CEREBRUM_MODELS_DIR, CEREBRUM_MODELS,
+/// CEREBRUM_DEFAULT_MODEL, CEREBRUM_RAM_FLOOR_MB, CEREBRUM_IDLE_UNLOAD_SECS,
+/// CEREBRUM_MAX_LOADED_MODELS, CEREBRUM_PARALLEL, CEREBRUM_CONTEXT_SIZE), then flags.
+#[derive(Parser)]
+#[command(name = "cerebrum-node", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (Cerebrum and OpenAI shapes) on 127.0.0.1:9000 by default.
+    Serve {
+        /// TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Read the API key from this file.
+        #[arg(long)]
+        api_key_file: Option<PathBuf>,
+        /// Address to bind (127.0.0.1, or the Tailscale address from `tailscale ip -4`).
+        #[arg(long)]
+        bind: Option<std::net::IpAddr>,
+        /// Port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Directory of *.gguf models (name = file stem).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
+    /// Print a new random API key (256 bits, URL-safe).
+    GenKey,
+    /// Show what a GGUF file holds: architecture, parameters, quantization, context, memory.
+    Inspect {
+        /// The .gguf file.
+        file: PathBuf,
+        /// Context tokens to size the KV cache for (context size × parallel sequences).
+        #[arg(long, default_value_t = 4096)]
+        context_tokens: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama_cpp_2=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenKey => match cerebrum_node::auth::generate_key() {
+            Ok(k) => {
+                println!("{k}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cerebrum-node: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Inspect {
+            file,
+            context_tokens,
+            json,
+        } => {
+            // llama.cpp's own log lines would bury the report.
+            tracing_subscriber::fmt().with_env_filter("error").with_writer(std::io::stderr).init();
+            match cerebrum_node::inspect::inspect(&file, context_tokens) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                    } else {
+                        println!("{report}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cerebrum-node inspect: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            api_key_file,
+            bind,
+            port,
+            models_dir,
+        } => {
+            init_tracing();
+            let flags = FlagOverrides {
+                bind_ip: bind,
+                port,
+                api_key_file,
+                models_dir,
+            };
+            let cfg = match NodeConfig::load(config.as_deref(), &flags) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("cerebrum-node: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cerebrum-node: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(cerebrum_node::server::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cerebrum-node: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Wires config, guard, registry and router together and serves until SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::NodeConfig;
+use crate::engine::EngineOptions;
+use crate::guard::{AdmissionGuard, Limits};
+use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::registry::{ModelRegistry, build_catalog};
+
+/// Builds the application state (starts the resource sampler).
+pub fn build_state(config: NodeConfig) -> AppState {
+    let metrics = Arc::new(Metrics::default());
+    let guard = AdmissionGuard::start(
+        Limits {
+            max_cpu_percent: config.max_cpu_percent,
+            ram_floor: config.ram_floor_bytes,
+        },
+        Duration::from_secs(1),
+    );
+    let catalog = build_catalog(&config.models_dir, &config.models);
+    if catalog.is_empty() {
+        tracing::warn!(dir = %config.models_dir.display(),
+            "no models found: put *.gguf files there (scripts/fetch-model) or list them under [models]");
+    }
+    let opts = EngineOptions {
+        parallel: config.parallel,
+        context_size: config.context_size,
+        n_threads: config.n_threads,
+        n_batch: 512.max(config.parallel),
+    };
+    let registry = ModelRegistry::new(
+        catalog,
+        config.default_model.clone(),
+        opts,
+        config.max_loaded_models,
+        config.ram_floor_bytes,
+        Arc::new(guard.clone()),
+        metrics.clone(),
+    );
+    AppState {
+        config: Arc::new(config),
+        registry,
+        guard,
+        metrics,
+        started: Instant::now(),
+    }
+}
+
+/// Binds and serves until SIGTERM or Ctrl-C, then lets open streams finish.
+pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
+    let addr = SocketAddr::new(config.bind_ip, config.port);
+    let idle = config.idle_unload;
+    let state = build_state(config);
+    tracing::info!(models = ?state.registry.available(), default = ?state.config.default_model,
+        parallel = state.config.parallel, threads = state.config.n_threads, "cerebrum-node starting");
+    tokio::spawn(state.registry.clone().idle_unloader(idle));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"))
+    })?;
+    tracing::info!(%addr, "listening");
+    let app = crate::app::router(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new connections, letting open streams finish");
+}

@@ -1,0 +1,309 @@
+//! The original Cerebrum API, kept byte-compatible so existing clients work.
+//!
+//! Orchestrator: `/v1/complete`, `/v1/complete/stream`. Node: `/v1/inference`,
+//! `/v1/inference/stream`. Stream events are one JSON object per `data:` line:
+//! [`StreamToken`]s, then one [`StreamDone`] (or a [`StreamError`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+fn default_language() -> String {
+    "python".to_string()
+}
+fn default_max_tokens() -> u32 {
+    512
+}
+fn default_temperature() -> f32 {
+    0.2
+}
+
+/// Sampling knobs beyond the original's, shared by every request type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplingExtras {
+    /// Nucleus sampling mass (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Keep only the k most likely tokens (0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    /// Seed for reproducible sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Repetition penalty (1.0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+}
+
+/// `POST /v1/complete` and `/v1/complete/stream` on the orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    /// The prompt; large code prompts are prepared (chunked, deduplicated, ranked).
+    pub prompt: String,
+    /// Source language of the code; picks the model through the routing table.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// 1..=2048.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// 0..=2.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    /// Explicit model (ours): wins over routing when the node serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Stop sequences (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    /// Extra sampling knobs (ours).
+    #[serde(flatten)]
+    pub sampling: SamplingExtras,
+}
+
+/// The answer to `POST /v1/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    /// Generated text.
+    pub result: String,
+    /// The request's language.
+    pub language: String,
+    /// Always `"vps"`: which tier generated it (kept for old clients).
+    pub source: String,
+    /// The model that answered.
+    pub model_used: String,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+    /// Wall time spent on inference.
+    pub inference_time_seconds: f64,
+    /// Unix time of the answer.
+    pub timestamp: f64,
+    /// What prompt preparation did (ours; absent when not applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<serde_json::Value>,
+}
+
+/// `POST /v1/inference` and `/v1/inference/stream` on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceRequest {
+    /// The raw prompt, completed as-is (no chat template).
+    pub prompt: String,
+    /// Model name; the node's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// 1..=4096.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// 0..=2; 0 is greedy.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    /// Generation stops before any of these strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    /// Extra sampling knobs.
+    #[serde(flatten)]
+    pub sampling: SamplingExtras,
+}
+
+/// The answer to `POST /v1/inference`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceResponse {
+    /// Generated text.
+    pub result: String,
+    /// Model that generated it.
+    pub model: String,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+    /// Tokens in the prompt (ours).
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Wall time from admission to the last token.
+    pub inference_time_seconds: f64,
+    /// `"stop"` (end of generation or a stop sequence) or `"length"` (max_tokens).
+    #[serde(default)]
+    pub finish_reason: String,
+    /// Unix time of the answer.
+    pub timestamp: f64,
+}
+
+/// One streamed token: `{"token": "…", "total_tokens": n}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamToken {
+    /// Text of this token (always valid UTF-8; may be several tokens' bytes).
+    pub token: String,
+    /// Tokens generated so far.
+    pub total_tokens: u64,
+}
+
+/// The final event of a successful stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamDone {
+    /// Always true.
+    pub done: bool,
+    /// Tokens generated.
+    pub total_tokens: u64,
+    /// Seconds spent generating.
+    pub inference_time: f64,
+    /// Model that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Orchestrator only: the request's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Node only: generation speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<f64>,
+    /// `"stop"` or `"length"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// Tokens in the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    /// Unix time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<f64>,
+}
+
+/// The final event of a failed stream: `{"error", "message", "done": true}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamError {
+    /// Short title (`"VPS unavailable"`, `"Streaming failed"`).
+    pub error: String,
+    /// Detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Always true.
+    pub done: bool,
+}
+
+/// Any event on a Cerebrum stream, for clients that read one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum StreamEvent {
+    /// A failure (checked first: it also carries `done`).
+    Error(StreamError),
+    /// The end.
+    Done(StreamDone),
+    /// A token.
+    Token(StreamToken),
+}
+
+/// The node's `GET /health`; answered from cached figures, never behind inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    /// `"healthy"` or `"overloaded"`.
+    pub status: String,
+    /// Whether a new inference would be admitted now.
+    pub available: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// System CPU busy %, all processes.
+    pub cpu_usage_percent: f32,
+    /// CPU busy % from other processes than the node (what the guard judges).
+    #[serde(default)]
+    pub cpu_other_percent: f32,
+    /// Available RAM.
+    pub ram_available_gb: f64,
+    /// Used RAM.
+    pub ram_used_gb: f64,
+    /// Names of loaded models.
+    pub models_in_cache: Vec<String>,
+    /// Names of models being loaded now.
+    #[serde(default)]
+    pub models_loading: Vec<String>,
+    /// Sequences generating now, all models.
+    #[serde(default)]
+    pub active_sequences: u64,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+/// One model in `GET /v1/models`, OpenAI's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Model name.
+    pub id: String,
+    /// Always `"model"`.
+    pub object: String,
+    /// Who serves it.
+    pub owned_by: String,
+    /// Unix time (OpenAI field).
+    #[serde(default)]
+    pub created: u64,
+}
+
+/// `GET /v1/models`: OpenAI's list and the Cerebrum keys in one body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsResponse {
+    /// Always `"list"`.
+    pub object: String,
+    /// OpenAI's model cards.
+    pub data: Vec<ModelCard>,
+    /// Every model name the node can serve.
+    pub available_models: Vec<String>,
+    /// Those loaded now.
+    pub cached_models: Vec<String>,
+    /// Completed inferences per model.
+    pub inference_counts: BTreeMap<String, u64>,
+}
+
+impl ModelsResponse {
+    /// Builds the combined list from names.
+    pub fn new(
+        available: Vec<String>,
+        cached: Vec<String>,
+        counts: BTreeMap<String, u64>,
+        owned_by: &str,
+    ) -> Self {
+        let data = available
+            .iter()
+            .map(|id| ModelCard {
+                id: id.clone(),
+                object: "model".into(),
+                owned_by: owned_by.into(),
+                created: 0,
+            })
+            .collect();
+        Self {
+            object: "list".into(),
+            data,
+            available_models: available,
+            cached_models: cached,
+            inference_counts: counts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_request_defaults_match_the_original() {
+        let r: CompleteRequest = serde_json::from_str(r#"{"prompt":"x"}"#).unwrap();
+        assert_eq!(r.language, "python");
+        assert_eq!(r.max_tokens, 512);
+        assert!((r.temperature - 0.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn stream_events_are_told_apart() {
+        let t: StreamEvent = serde_json::from_str(r#"{"token":"a","total_tokens":1}"#).unwrap();
+        assert!(matches!(t, StreamEvent::Token(_)));
+        let d: StreamEvent =
+            serde_json::from_str(r#"{"done":true,"total_tokens":3,"inference_time":0.5}"#).unwrap();
+        assert!(matches!(d, StreamEvent::Done(_)));
+        let e: StreamEvent =
+            serde_json::from_str(r#"{"error":"Streaming failed","done":true}"#).unwrap();
+        assert!(matches!(e, StreamEvent::Error(_)));
+    }
+
+    #[test]
+    fn models_response_has_both_shapes() {
+        let m = ModelsResponse::new(vec!["a".into()], vec![], BTreeMap::new(), "cerebrum-node");
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["object"], "list");
+        assert_eq!(v["data"][0]["id"], "a");
+        assert_eq!(v["available_models"][0], "a");
+    }
+}
