@@ -151,8 +151,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." { "body".to_string() } else { path };
-                    Err(ApiError::invalid_field(field, strip_position(&inner.to_string())))
+                    let message = strip_position(&inner.to_string());
+                    let field = if path != "." {
+                        path
+                    } else {
+                        // serde reports a missing field at the parent: take the name from the message.
+                        message
+                            .strip_prefix("missing field `")
+                            .and_then(|rest| rest.split('`').next())
+                            .unwrap_or("body")
+                            .to_string()
+                    };
+                    Err(ApiError::invalid_field(field, message))
                 }
                 _ => Err(ApiError::bad_request(format!("malformed JSON: {inner}"))),
             }
@@ -204,6 +214,7 @@ mod tests {
     fn missing_field_is_422() {
         let e = parse_json::<Req>(br#"{"max_tokens":3}"#).unwrap_err();
         assert_eq!(e.status, 422);
+        assert_eq!(e.field.as_deref(), Some("prompt"));
         assert!(e.message.contains("prompt"), "{}", e.message);
     }
 
