@@ -1,0 +1,95 @@
+//! Step 3: cut code into overlapping blocks for ranking.
+//!
+//! Sizes are counted in characters (not bytes), so a block can never split a
+//! UTF-8 character. A block ends at a line break when one is near its size
+//! limit, so blocks mostly hold whole lines; consecutive blocks always share
+//! exactly `overlap` characters, so a statement cut at a boundary is whole in
+//! one of the two.
+
+use std::ops::Range;
+
+/// Character ranges of the blocks of `chars`: each at most `size` characters,
+/// each next one starting `overlap` characters before the previous one ends.
+/// A block ends just after a `\n` when one lies within the last `near`
+/// characters of the size limit. Together the ranges cover every character;
+/// an empty input has no blocks.
+///
+/// Degenerate settings are repaired rather than rejected: `size` is at least 1
+/// and `overlap` at most `size - 1`, so the cut always moves forward.
+pub fn chunk_chars(chars: &[char], size: usize, overlap: usize, near: usize) -> Vec<Range<usize>> {
+    let n = chars.len();
+    let size = size.max(1);
+    let overlap = overlap.min(size - 1);
+    let mut out = Vec::with_capacity(n / (size - overlap) + 1);
+    let mut start = 0;
+    while start < n {
+        let mut end = (start + size).min(n);
+        if end < n {
+            // Latest line break in the last `near` characters that still leaves
+            // the block longer than the overlap.
+            let lo = end.saturating_sub(near).max(start + overlap + 1);
+            if let Some(brk) = (lo..=end).rev().find(|&e| chars[e - 1] == '\n') {
+                end = brk;
+            }
+        }
+        out.push(start..end);
+        if end == n {
+            break;
+        }
+        start = end - overlap;
+    }
+    out
+}
+
+/// [`chunk_chars`] over a `&str`, for callers that have no char buffer.
+pub fn chunk_str(text: &str, size: usize, overlap: usize, near: usize) -> Vec<Range<usize>> {
+    let chars: Vec<char> = text.chars().collect();
+    chunk_chars(&chars, size, overlap, near)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_small() {
+        assert!(chunk_str("", 10, 2, 3).is_empty());
+        assert_eq!(chunk_str("abc", 10, 2, 3), vec![0..3]);
+    }
+
+    #[test]
+    fn fixed_steps_without_newlines() {
+        let text = "x".repeat(2500);
+        let chunks = chunk_str(&text, 1000, 150, 250);
+        assert_eq!(chunks, vec![0..1000, 850..1850, 1700..2500]);
+    }
+
+    #[test]
+    fn ends_at_near_line_break() {
+        // A newline 100 chars before the limit is taken.
+        let text = format!("{}\n{}", "a".repeat(899), "b".repeat(800));
+        let chunks = chunk_str(&text, 1000, 150, 250);
+        assert_eq!(chunks[0], 0..900);
+        assert_eq!(chunks[1].start, 750);
+        // A newline far from the limit is not.
+        let text = format!("{}\n{}", "a".repeat(100), "b".repeat(1500));
+        assert_eq!(chunk_str(&text, 1000, 150, 250)[0], 0..1000);
+    }
+
+    #[test]
+    fn counts_chars_not_bytes() {
+        let text = "é".repeat(30);
+        let chunks = chunk_str(&text, 10, 2, 0);
+        assert_eq!(chunks[0], 0..10);
+        assert_eq!(chunks[1], 8..18);
+        let s: String = text.chars().skip(8).take(10).collect();
+        assert_eq!(s.chars().count(), 10);
+    }
+
+    #[test]
+    fn degenerate_settings_terminate() {
+        assert_eq!(chunk_str("abcd", 0, 5, 9).len(), 4);
+        let c = chunk_str("abcdef", 3, 3, 0);
+        assert_eq!(c, vec![0..3, 1..4, 2..5, 3..6]);
+    }
+}

@@ -1,0 +1,269 @@
+//! Step 4: recognise repeated code, even when repeats do not line up with
+//! chunk boundaries.
+//!
+//! Fixed-size chunks of a block pasted five times start at different offsets
+//! in each copy, so their fingerprints never match. So the repeats are found
+//! first, at the line level: every line gets an xxh3 fingerprint of its
+//! whitespace-normalised text, and a run of lines that repeats an earlier run
+//! (at least `min_lines` non-blank lines and `min_chars` non-blank characters)
+//! becomes a segment of its own. Chunking then restarts at every segment
+//! boundary, so each copy is cut the same way, and every chunk inside a repeat
+//! is a duplicate. Chunks are then fingerprinted too (xxh3 of normalised text),
+//! which catches identical chunks the run detection left alone.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::ops::Range;
+
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
+
+use super::lines::LineTable;
+
+/// xxh3 of `text` with every run of whitespace folded to one space and the
+/// ends trimmed, computed without building the normalised string.
+pub fn fingerprint(text: &str) -> u64 {
+    let mut hasher = Xxh3Default::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            hasher.update(b" ");
+        }
+        hasher.update(word.as_bytes());
+    }
+    hasher.digest()
+}
+
+/// A part of the code, as a character range; `repeat` is true when the part
+/// copies earlier code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Characters covered.
+    pub range: Range<usize>,
+    /// True when this part repeats code that appeared before it.
+    pub repeat: bool,
+}
+
+/// Splits the text of `table` into segments: maximal runs that repeat earlier
+/// lines, and the original code between them. The segments cover the whole
+/// text in order.
+pub fn segments(table: &LineTable<'_>, min_lines: usize, min_chars: usize) -> Vec<Segment> {
+    let runs = repeat_runs(table, min_lines.max(1), min_chars);
+    let total = table.char_len();
+    let mut out = Vec::with_capacity(runs.len() * 2 + 1);
+    let mut at = 0;
+    for run in runs {
+        if run.start > at {
+            out.push(Segment {
+                range: at..run.start,
+                repeat: false,
+            });
+        }
+        at = run.end;
+        out.push(Segment {
+            range: run,
+            repeat: true,
+        });
+    }
+    if at < total {
+        out.push(Segment {
+            range: at..total,
+            repeat: false,
+        });
+    }
+    out
+}
+
+/// Character ranges of runs of whole lines that repeat an earlier run.
+///
+/// Works on the non-blank lines only, so copies separated by different blank
+/// lines still match. A window of `min_lines` line fingerprints is hashed at
+/// every position; where a window was seen earlier (the latest such place),
+/// the run is extended line by line while it keeps matching, but never past
+/// the start of the copy (so five back-to-back pastes give four runs, one per
+/// copy).
+fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<usize>> {
+    let lines = table.lines();
+    let idx: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].blank).collect();
+    if idx.len() < 2 * k {
+        return Vec::new();
+    }
+    let prints: Vec<u64> = idx
+        .iter()
+        .map(|&i| fingerprint(table.line_text(i)))
+        .collect();
+    let weight: Vec<usize> = idx
+        .iter()
+        .map(|&i| {
+            table
+                .line_text(i)
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .count()
+        })
+        .collect();
+    let window_hash = |j: usize| -> u64 {
+        let mut bytes = Vec::with_capacity(8 * k);
+        for p in &prints[j..j + k] {
+            bytes.extend_from_slice(&p.to_le_bytes());
+        }
+        xxh3_64(&bytes)
+    };
+    let windows = idx.len() + 1 - k;
+    let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
+    // Latest earlier position of each window, filled in as the scan passes.
+    let mut latest: HashMap<u64, usize> = HashMap::with_capacity(windows);
+    let mut seen_to = 0;
+    let mut runs = Vec::new();
+    let mut j = 0;
+    while j < windows {
+        for (q, h) in hashes.iter().enumerate().take(j).skip(seen_to) {
+            latest.insert(*h, q);
+        }
+        seen_to = seen_to.max(j);
+        let p = latest.get(&hashes[j]).copied().unwrap_or(j);
+        if p < j && prints[p..p + k] == prints[j..j + k] {
+            let mut len = 0;
+            while j + len < idx.len() && p + len < j && prints[p + len] == prints[j + len] {
+                len += 1;
+            }
+            let chars: usize = weight[j..j + len].iter().sum();
+            if len >= k && chars >= min_chars {
+                let start = lines[idx[j]].start;
+                // Blank lines after a copy belong to it, so no blank-only
+                // segment is left between back-to-back copies.
+                let end = idx
+                    .get(j + len)
+                    .map_or(table.char_len(), |&next| lines[next].start);
+                runs.push(start..end);
+                j += len;
+                continue;
+            }
+        }
+        j += 1;
+    }
+    runs
+}
+
+/// Marks which chunks are duplicates: those inside a repeat segment, those
+/// with nothing but whitespace, and those whose normalised text (xxh3) was
+/// seen in an earlier chunk. Returns one flag per chunk, `true` = unique.
+pub fn unique_chunks(
+    table: &LineTable<'_>,
+    chunks: &[Range<usize>],
+    segments: &[Segment],
+) -> Vec<bool> {
+    let empty = fingerprint("");
+    let mut seen: HashSet<u64> = HashSet::with_capacity(chunks.len());
+    chunks
+        .iter()
+        .map(|c| {
+            let in_repeat = segments
+                .iter()
+                .any(|s| s.repeat && s.range.start <= c.start && c.end <= s.range.end);
+            let print = fingerprint(table.slice(c.start, c.end));
+            // Insert even for repeats so a later identical original chunk is
+            // still recognised.
+            let fresh = seen.insert(print);
+            !in_repeat && fresh && print != empty
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chunk::chunk_chars;
+    use super::*;
+
+    fn block(tag: &str, lines: usize) -> String {
+        (0..lines)
+            .map(|i| format!("    result_{tag}_{i} = compute_value({i}, \"{tag}\")  # step {i}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn fingerprint_ignores_whitespace_layout() {
+        assert_eq!(fingerprint("a  b\n\tc "), fingerprint("a b c"));
+        assert_ne!(fingerprint("a b c"), fingerprint("a bc"));
+    }
+
+    #[test]
+    fn five_pastes_give_four_repeat_runs() {
+        let b = block("x", 30);
+        let text = format!("{b}\n{b}{b}\n\n{b}{b}");
+        let table = LineTable::new(&text);
+        let segs = segments(&table, 3, 60);
+        assert_eq!(segs.len(), 5);
+        assert!(!segs[0].repeat);
+        assert!(segs[1..].iter().all(|s| s.repeat));
+        let blen = b.chars().count();
+        assert_eq!(segs[0].range, 0..blen + 1);
+        // Every repeat holds exactly one copy of the block (and the blank
+        // lines after it).
+        for s in &segs[1..] {
+            assert_eq!(
+                table.slice(s.range.start, s.range.end).trim_end(),
+                b.trim_end()
+            );
+        }
+        assert_eq!(segs.last().map(|s| s.range.end), Some(table.char_len()));
+    }
+
+    /// The original's example: a block pasted five times gives 10 chunks, of
+    /// which 2 are unique, although a copy is not a multiple of the chunk step.
+    #[test]
+    fn original_example_ten_chunks_two_unique() {
+        let b = block("y", 28);
+        let blen = b.chars().count();
+        assert!(blen > 1000 && blen < 1850, "{blen}");
+        assert_ne!(blen % 850, 0);
+        let text = b.repeat(5);
+        let table = LineTable::new(&text);
+        let chars: Vec<char> = text.chars().collect();
+        let segs = segments(&table, 3, 60);
+        let mut chunks = Vec::new();
+        for s in &segs {
+            for c in chunk_chars(&chars[s.range.clone()], 1000, 150, 250) {
+                chunks.push(c.start + s.range.start..c.end + s.range.start);
+            }
+        }
+        let unique = unique_chunks(&table, &chunks, &segs);
+        assert_eq!(chunks.len(), 10);
+        assert_eq!(unique.iter().filter(|u| **u).count(), 2);
+    }
+
+    #[test]
+    fn reindented_and_partial_repeats() {
+        let b = block("z", 10);
+        let re: String = b.lines().map(|l| format!("\t{}\n", l.trim())).collect();
+        let partial: String = b.lines().take(5).map(|l| format!("{l}\n")).collect();
+        let text = format!("{b}other_line_one()\n{re}other_line_two()\n{partial}");
+        let table = LineTable::new(&text);
+        let segs = segments(&table, 3, 60);
+        let repeats: Vec<&str> = segs
+            .iter()
+            .filter(|s| s.repeat)
+            .map(|s| table.slice(s.range.start, s.range.end))
+            .collect();
+        assert_eq!(repeats, vec![re.as_str(), partial.as_str()]);
+        assert_eq!(segs.len(), 4);
+    }
+
+    #[test]
+    fn short_common_lines_are_not_repeats() {
+        let text = "fn a() {\n    x();\n    }\n}\n}\nfn b() {\n    y();\n    }\n}\n}\n";
+        let table = LineTable::new(text);
+        let segs = segments(&table, 3, 60);
+        assert_eq!(segs.len(), 1);
+        assert!(!segs[0].repeat);
+    }
+
+    #[test]
+    fn identical_chunks_outside_runs_are_duplicates() {
+        let text = "aaaa\nbbbb\naaaa\n";
+        let table = LineTable::new(text);
+        let segs = segments(&table, 3, 60);
+        let unique = unique_chunks(&table, &[0..5, 5..10, 10..15], &segs);
+        assert_eq!(unique, vec![true, true, false]);
+        let unique = unique_chunks(&table, &[0..1, 4..5], &segs);
+        assert_eq!(unique, vec![true, false]);
+    }
+}

@@ -1,0 +1,423 @@
+//! Language detection and per-language comment syntax.
+//!
+//! The assembled prompt fences the kept code with a language tag, and the
+//! omission markers (`… 42 lines omitted …`) are written as comments of that
+//! language so the partial code still reads as code. The router reuses
+//! [`detect_language`] to pick a model, so it is cheap and needs no input but
+//! the text itself.
+
+/// Canonical names this module can return, with the aliases that map to them
+/// (fence info strings, file extensions, common spellings).
+const ALIASES: &[(&str, &[&str])] = &[
+    ("python", &["python", "py", "python3", "py3", "pyw"]),
+    (
+        "javascript",
+        &["javascript", "js", "node", "nodejs", "mjs", "cjs", "jsx"],
+    ),
+    ("typescript", &["typescript", "ts", "tsx", "mts", "cts"]),
+    ("rust", &["rust", "rs"]),
+    ("go", &["go", "golang"]),
+    ("c", &["c", "h"]),
+    ("cpp", &["cpp", "c++", "cc", "cxx", "hpp", "hh", "hxx"]),
+    ("java", &["java"]),
+    ("csharp", &["csharp", "c#", "cs"]),
+    ("kotlin", &["kotlin", "kt", "kts"]),
+    ("swift", &["swift"]),
+    ("ruby", &["ruby", "rb"]),
+    ("php", &["php"]),
+    ("bash", &["bash", "sh", "shell", "zsh", "console"]),
+    ("sql", &["sql", "postgresql", "mysql", "sqlite"]),
+    ("lua", &["lua"]),
+    ("haskell", &["haskell", "hs"]),
+    ("html", &["html", "htm", "xml", "svg"]),
+    ("css", &["css", "scss", "less"]),
+    ("yaml", &["yaml", "yml"]),
+    ("toml", &["toml"]),
+    ("json", &["json", "jsonc"]),
+];
+
+/// Maps a language name or alias (`py`, `C++`, `golang`, a fence info string
+/// such as `rust,ignore`) to the canonical name used in this crate, or `None`
+/// when it is not one this module knows.
+pub fn normalize_language(name: &str) -> Option<&'static str> {
+    let word = name
+        .trim()
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '{')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
+    if word.is_empty() {
+        return None;
+    }
+    ALIASES
+        .iter()
+        .find(|(_, names)| names.contains(&word.as_str()))
+        .map(|(canonical, _)| *canonical)
+}
+
+/// How a line comment starts in `language` (any name [`normalize_language`]
+/// accepts), or `None` when the language has no line comment (JSON) or is
+/// unknown; omission markers are then written bare.
+pub fn line_comment(language: &str) -> Option<&'static str> {
+    match normalize_language(language)? {
+        "python" | "ruby" | "bash" | "yaml" | "toml" => Some("#"),
+        "sql" | "lua" | "haskell" => Some("--"),
+        "html" | "css" | "json" => None,
+        _ => Some("//"),
+    }
+}
+
+/// Detects the language of `text` from, in order: the info string of the first
+/// fenced block, a shebang line, then keyword signals. Returns a canonical name
+/// (`python`, `javascript`, `typescript`, `rust`, `go`, `c`, `cpp`, `java`,
+/// `csharp`, `kotlin`, `swift`, `ruby`, `php`, `bash`, `sql`, `lua`, `html`, …)
+/// or `None` when nothing is convincing. Looks at most at the first 400 lines.
+pub fn detect_language(text: &str) -> Option<&'static str> {
+    if let Some(lang) = fence_language(text) {
+        return Some(lang);
+    }
+    if let Some(lang) = shebang_language(text) {
+        return Some(lang);
+    }
+    keyword_language(text)
+}
+
+/// The canonical language of the first fenced block's info string, if any.
+fn fence_language(text: &str) -> Option<&'static str> {
+    text.lines().find_map(|line| {
+        let t = line.trim_start();
+        let info = t.strip_prefix("```").or_else(|| t.strip_prefix("~~~"))?;
+        let info = info.trim_start_matches(['`', '~']).trim();
+        if info.is_empty() {
+            None
+        } else {
+            normalize_language(info)
+        }
+    })
+}
+
+/// The language named by a `#!` first line (`#!/usr/bin/env python3`).
+fn shebang_language(text: &str) -> Option<&'static str> {
+    let first = text.trim_start_matches('\u{feff}').lines().next()?;
+    let rest = first.strip_prefix("#!")?;
+    let mut words = rest.split_whitespace();
+    let program = words.next()?;
+    let mut name = program.rsplit('/').next().unwrap_or(program);
+    if name == "env" {
+        name = words.find(|w| !w.starts_with('-'))?;
+    }
+    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    match stem {
+        "python" | "pypy" => Some("python"),
+        "node" | "deno" | "bun" => Some("javascript"),
+        "ts-node" => Some("typescript"),
+        "bash" | "sh" | "zsh" | "dash" | "ksh" => Some("bash"),
+        "ruby" => Some("ruby"),
+        "php" => Some("php"),
+        "lua" => Some("lua"),
+        _ => None,
+    }
+}
+
+/// Where in a trimmed line a signal must appear.
+#[derive(Clone, Copy)]
+enum At {
+    /// The trimmed line starts with the pattern.
+    Start,
+    /// The pattern appears anywhere in the line.
+    Anywhere,
+    /// The trimmed line ends with the pattern.
+    End,
+}
+
+/// (language, pattern, where, weight). Weights favour signals that are nearly
+/// unique to one language; generic ones (`{`, `;`) are not listed at all.
+const SIGNALS: &[(&str, &str, At, u32)] = &[
+    // Python
+    ("python", "def ", At::Start, 3),
+    ("python", "elif ", At::Start, 4),
+    ("python", "from ", At::Start, 1),
+    ("python", "import ", At::Start, 1),
+    ("python", "self.", At::Anywhere, 2),
+    ("python", "(self", At::Anywhere, 3),
+    ("python", "__init__", At::Anywhere, 3),
+    ("python", "None", At::Anywhere, 1),
+    ("python", "):", At::End, 2),
+    ("python", "else:", At::End, 2),
+    ("python", "try:", At::End, 3),
+    ("python", "except", At::Start, 3),
+    ("python", "print(", At::Start, 1),
+    ("python", "@", At::Start, 1),
+    ("python", "\"\"\"", At::Anywhere, 2),
+    // JavaScript (TypeScript shares these)
+    ("javascript", "function ", At::Anywhere, 2),
+    ("javascript", "const ", At::Start, 2),
+    ("javascript", "let ", At::Start, 1),
+    ("javascript", "var ", At::Start, 2),
+    ("javascript", "=>", At::Anywhere, 2),
+    ("javascript", "console.", At::Anywhere, 3),
+    ("javascript", "require(", At::Anywhere, 3),
+    ("javascript", "module.exports", At::Anywhere, 4),
+    ("javascript", "export ", At::Start, 2),
+    ("javascript", "===", At::Anywhere, 3),
+    ("javascript", "!==", At::Anywhere, 3),
+    ("javascript", "async ", At::Anywhere, 1),
+    ("javascript", "await ", At::Anywhere, 1),
+    ("javascript", "document.", At::Anywhere, 3),
+    ("javascript", "this.", At::Anywhere, 1),
+    // TypeScript-only
+    ("typescript", ": string", At::Anywhere, 4),
+    ("typescript", ": number", At::Anywhere, 4),
+    ("typescript", ": boolean", At::Anywhere, 4),
+    ("typescript", "interface ", At::Start, 3),
+    ("typescript", "export interface ", At::Start, 4),
+    ("typescript", "type ", At::Start, 2),
+    ("typescript", "implements ", At::Anywhere, 2),
+    ("typescript", "readonly ", At::Anywhere, 3),
+    ("typescript", ": void", At::Anywhere, 3),
+    // Rust
+    ("rust", "fn ", At::Start, 3),
+    ("rust", "pub fn ", At::Start, 4),
+    ("rust", "let mut ", At::Anywhere, 4),
+    ("rust", "impl ", At::Start, 4),
+    ("rust", "impl<", At::Start, 4),
+    ("rust", "use std::", At::Start, 5),
+    ("rust", "#[derive", At::Start, 5),
+    ("rust", "#[", At::Start, 1),
+    ("rust", "match ", At::Anywhere, 1),
+    ("rust", "&mut ", At::Anywhere, 3),
+    ("rust", "&self", At::Anywhere, 4),
+    ("rust", "println!", At::Anywhere, 4),
+    ("rust", "Some(", At::Anywhere, 2),
+    ("rust", "Ok(", At::Anywhere, 2),
+    ("rust", "pub struct ", At::Start, 4),
+    ("rust", "-> Result<", At::Anywhere, 4),
+    ("rust", "-> Option<", At::Anywhere, 4),
+    ("rust", "::new(", At::Anywhere, 1),
+    ("rust", "mod ", At::Start, 2),
+    // Go
+    ("go", "package ", At::Start, 5),
+    ("go", "func ", At::Start, 4),
+    ("go", ":=", At::Anywhere, 2),
+    ("go", "fmt.", At::Anywhere, 3),
+    ("go", "err != nil", At::Anywhere, 5),
+    ("go", "import (", At::Start, 5),
+    ("go", "chan ", At::Anywhere, 2),
+    ("go", "go func", At::Anywhere, 4),
+    // C (C++ shares most of these)
+    ("c", "#include <", At::Start, 2),
+    ("c", "#include \"", At::Start, 2),
+    ("c", "#define ", At::Start, 3),
+    ("c", "#ifndef ", At::Start, 2),
+    ("c", "typedef ", At::Start, 3),
+    ("c", "printf(", At::Anywhere, 2),
+    ("c", "malloc(", At::Anywhere, 3),
+    ("c", "free(", At::Anywhere, 1),
+    ("c", "sizeof(", At::Anywhere, 2),
+    ("c", "NULL", At::Anywhere, 2),
+    ("c", "->", At::Anywhere, 1),
+    ("c", "static ", At::Start, 1),
+    ("c", "int ", At::Start, 1),
+    ("c", "void ", At::Start, 1),
+    ("c", "char *", At::Anywhere, 2),
+    ("c", "const char *", At::Anywhere, 2),
+    ("c", "struct ", At::Start, 1),
+    ("c", "size_t ", At::Anywhere, 2),
+    // C++-only
+    ("cpp", "std::", At::Anywhere, 4),
+    ("cpp", "#include <iostream>", At::Start, 6),
+    ("cpp", "#include <vector>", At::Start, 6),
+    ("cpp", "#include <string>", At::Start, 6),
+    ("cpp", "template <", At::Start, 5),
+    ("cpp", "template<", At::Start, 5),
+    ("cpp", "namespace ", At::Start, 4),
+    ("cpp", "nullptr", At::Anywhere, 4),
+    ("cpp", "public:", At::Start, 4),
+    ("cpp", "private:", At::Start, 4),
+    ("cpp", "cout <<", At::Anywhere, 4),
+    ("cpp", "auto ", At::Anywhere, 1),
+    // Java
+    ("java", "public class ", At::Start, 4),
+    ("java", "public static void main", At::Anywhere, 6),
+    ("java", "System.out.", At::Anywhere, 5),
+    ("java", "import java.", At::Start, 6),
+    ("java", "@Override", At::Start, 4),
+    ("java", "private final ", At::Start, 2),
+    ("java", "public void ", At::Start, 2),
+    // C#
+    ("csharp", "using System", At::Start, 6),
+    ("csharp", "Console.Write", At::Anywhere, 5),
+    ("csharp", "public async Task", At::Anywhere, 5),
+    ("csharp", "{ get; set; }", At::Anywhere, 6),
+    // Kotlin
+    ("kotlin", "fun ", At::Start, 3),
+    ("kotlin", "val ", At::Start, 2),
+    ("kotlin", "data class ", At::Start, 5),
+    // Swift
+    ("swift", "import Foundation", At::Start, 6),
+    ("swift", "import UIKit", At::Start, 6),
+    ("swift", "guard let ", At::Anywhere, 5),
+    ("swift", "func ", At::Start, 1),
+    // Ruby
+    ("ruby", "end", At::Start, 1),
+    ("ruby", "puts ", At::Start, 3),
+    ("ruby", "require '", At::Start, 4),
+    ("ruby", "attr_accessor", At::Anywhere, 5),
+    ("ruby", " do |", At::Anywhere, 5),
+    // PHP
+    ("php", "<?php", At::Start, 10),
+    ("php", "$this->", At::Anywhere, 5),
+    // Shell
+    ("bash", "fi", At::Start, 2),
+    ("bash", "then", At::End, 3),
+    ("bash", "esac", At::Start, 5),
+    ("bash", "done", At::Start, 2),
+    ("bash", "echo ", At::Start, 2),
+    ("bash", "export ", At::Start, 1),
+    ("bash", "set -e", At::Start, 4),
+    // SQL
+    ("sql", "SELECT ", At::Start, 4),
+    ("sql", "CREATE TABLE", At::Start, 6),
+    ("sql", "INSERT INTO", At::Start, 6),
+    ("sql", "WHERE ", At::Start, 2),
+    ("sql", "FROM ", At::Start, 2),
+    // Lua
+    ("lua", "local function ", At::Start, 6),
+    ("lua", "local ", At::Start, 2),
+    ("lua", "~=", At::Anywhere, 2),
+    // HTML
+    ("html", "<div", At::Anywhere, 3),
+    ("html", "<html", At::Anywhere, 6),
+    ("html", "</", At::Anywhere, 1),
+    ("html", "<!DOCTYPE", At::Start, 8),
+];
+
+/// Scores each language by its signals and returns the best one when it is
+/// clearly supported.
+fn keyword_language(text: &str) -> Option<&'static str> {
+    let mut scores: Vec<(&'static str, u32)> = Vec::new();
+    for line in text.lines().take(400) {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        for &(lang, pattern, at, weight) in SIGNALS {
+            let hit = match at {
+                At::Start => t.starts_with(pattern),
+                At::Anywhere => t.contains(pattern),
+                At::End => t.ends_with(pattern),
+            };
+            if hit {
+                match scores.iter_mut().find(|(l, _)| *l == lang) {
+                    Some(entry) => entry.1 += weight,
+                    None => scores.push((lang, weight)),
+                }
+            }
+        }
+    }
+    let score = |lang: &str| {
+        scores
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(0, |(_, s)| *s)
+    };
+    // Superset languages inherit the base language's signals.
+    let mut totals: Vec<(&'static str, u32)> = scores
+        .iter()
+        .map(|&(lang, s)| match lang {
+            "typescript" => (lang, s + score("javascript")),
+            "cpp" => (lang, s + score("c")),
+            _ => (lang, s),
+        })
+        .collect();
+    // Stable order so ties resolve the same way every time: table order.
+    totals.sort_by_key(|&(lang, s)| {
+        let rank = SIGNALS
+            .iter()
+            .position(|(l, ..)| *l == lang)
+            .unwrap_or(usize::MAX);
+        (std::cmp::Reverse(s), rank)
+    });
+    let (best, best_score) = *totals.first()?;
+    if best_score < 4 {
+        return None;
+    }
+    // TypeScript and C++ only when their own signals are present; otherwise the
+    // inherited base language score would let them win every tie.
+    match best {
+        "typescript" if score("typescript") < 4 => Some("javascript"),
+        "cpp" if score("cpp") < 4 => Some("c"),
+        _ => Some(best),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_normalize() {
+        assert_eq!(normalize_language("py"), Some("python"));
+        assert_eq!(normalize_language(" C++ "), Some("cpp"));
+        assert_eq!(normalize_language("rust,ignore"), Some("rust"));
+        assert_eq!(normalize_language("golang"), Some("go"));
+        assert_eq!(normalize_language(".ts"), Some("typescript"));
+        assert_eq!(normalize_language("brainfuck"), None);
+        assert_eq!(normalize_language(""), None);
+    }
+
+    #[test]
+    fn fence_wins() {
+        assert_eq!(
+            detect_language("fix this\n```rs\nfn main() {}\n```\n"),
+            Some("rust")
+        );
+    }
+
+    #[test]
+    fn shebangs() {
+        assert_eq!(
+            detect_language("#!/usr/bin/env python3\nx = 1\n"),
+            Some("python")
+        );
+        assert_eq!(detect_language("#!/bin/bash\necho hi\n"), Some("bash"));
+        assert_eq!(
+            detect_language("#!/usr/bin/env -S node --harmony\n"),
+            Some("javascript")
+        );
+    }
+
+    #[test]
+    fn keywords() {
+        let py = "import os\n\ndef load(path):\n    if not path:\n        return None\n    elif x:\n        pass\n";
+        assert_eq!(detect_language(py), Some("python"));
+        let rs = "use std::io;\n\npub fn main() {\n    let mut x = 1;\n    println!(\"{x}\");\n}\n";
+        assert_eq!(detect_language(rs), Some("rust"));
+        let js = "const fs = require('fs');\nfunction load(p) {\n  return p === 1;\n}\nmodule.exports = { load };\n";
+        assert_eq!(detect_language(js), Some("javascript"));
+        let ts = "export interface User {\n  name: string;\n  age: number;\n}\nconst f = (u: User): boolean => u.age > 1;\n";
+        assert_eq!(detect_language(ts), Some("typescript"));
+        let c = "#include <stdio.h>\n#include <stdlib.h>\n\nint main(void) {\n    char *p = malloc(4);\n    printf(\"%p\", p);\n    free(p);\n    return 0;\n}\n";
+        assert_eq!(detect_language(c), Some("c"));
+        let cpp = "#include <iostream>\n#include <vector>\n\nint main() {\n    std::vector<int> v;\n    std::cout << v.size();\n}\n";
+        assert_eq!(detect_language(cpp), Some("cpp"));
+        let go = "package main\n\nimport (\n\t\"fmt\"\n)\n\nfunc main() {\n\tx := 1\n\tfmt.Println(x)\n}\n";
+        assert_eq!(detect_language(go), Some("go"));
+    }
+
+    #[test]
+    fn prose_is_not_code() {
+        assert_eq!(detect_language("hello there, how are you today?"), None);
+        assert_eq!(detect_language(""), None);
+    }
+
+    #[test]
+    fn comment_syntax() {
+        assert_eq!(line_comment("python"), Some("#"));
+        assert_eq!(line_comment("rs"), Some("//"));
+        assert_eq!(line_comment("sql"), Some("--"));
+        assert_eq!(line_comment("json"), None);
+        assert_eq!(line_comment("klingon"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! A line table over a text: where each line starts and ends, in characters and
+//! bytes, and its indentation. Dedup, block detection and assembly all work on
+//! whole lines, and the plan reports positions in characters, so both offsets
+//! are kept side by side.
+
+/// One line of a text. `end` offsets include the line's `\n`, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// First character of the line.
+    pub start: usize,
+    /// One past the last character (including the line break).
+    pub end: usize,
+    /// First byte of the line.
+    pub byte_start: usize,
+    /// One past the last byte (including the line break).
+    pub byte_end: usize,
+    /// Leading whitespace width in columns (a tab counts 4).
+    pub indent: usize,
+    /// True when the line holds only whitespace.
+    pub blank: bool,
+}
+
+/// The lines of a text plus a character-to-byte map.
+#[derive(Debug, Clone)]
+pub struct LineTable<'a> {
+    text: &'a str,
+    lines: Vec<Line>,
+    /// Byte offset of every character, plus one entry for the end.
+    byte_of: Vec<usize>,
+}
+
+impl<'a> LineTable<'a> {
+    /// Builds the table in one pass over `text`.
+    pub fn new(text: &'a str) -> Self {
+        let mut lines = Vec::new();
+        let mut byte_of = Vec::with_capacity(text.len() + 1);
+        let mut chars = 0;
+        byte_of.extend(text.char_indices().map(|(i, _)| i));
+        byte_of.push(text.len());
+        let mut byte = 0;
+        for raw in text.split_inclusive('\n') {
+            let n = raw.chars().count();
+            let mut indent = 0;
+            for c in raw.chars() {
+                match c {
+                    ' ' => indent += 1,
+                    '\t' => indent += 4,
+                    _ => break,
+                }
+            }
+            lines.push(Line {
+                start: chars,
+                end: chars + n,
+                byte_start: byte,
+                byte_end: byte + raw.len(),
+                indent,
+                blank: raw.trim().is_empty(),
+            });
+            chars += n;
+            byte += raw.len();
+        }
+        LineTable {
+            text,
+            lines,
+            byte_of,
+        }
+    }
+
+    /// The text the table was built over.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// All lines, in order.
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True for an empty text.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Number of characters in the text.
+    pub fn char_len(&self) -> usize {
+        self.byte_of.len() - 1
+    }
+
+    /// Byte offset of character `c` (clamped to the end of the text).
+    pub fn byte(&self, c: usize) -> usize {
+        self.byte_of[c.min(self.byte_of.len() - 1)]
+    }
+
+    /// The text of the character range `start..end` (clamped).
+    pub fn slice(&self, start: usize, end: usize) -> &'a str {
+        let s = self.byte(start);
+        let e = self.byte(end).max(s);
+        &self.text[s..e]
+    }
+
+    /// The text of line `i` without its line break.
+    pub fn line_text(&self, i: usize) -> &'a str {
+        self.lines.get(i).map_or("", |l| {
+            self.text[l.byte_start..l.byte_end].trim_end_matches(['\n', '\r'])
+        })
+    }
+
+    /// Index of the line holding character `c` (the last line for `c` at or
+    /// past the end).
+    pub fn line_of(&self, c: usize) -> usize {
+        match self.lines.binary_search_by(|l| {
+            if c < l.start {
+                std::cmp::Ordering::Greater
+            } else if c >= l.end {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        }) {
+            Ok(i) => i,
+            Err(i) => i.min(self.lines.len().saturating_sub(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_offsets() {
+        let t = LineTable::new("aé\n\tb\n\n  c");
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.char_len(), 10);
+        let l = t.lines();
+        assert_eq!(
+            (l[0].start, l[0].end, l[0].byte_start, l[0].byte_end),
+            (0, 3, 0, 4)
+        );
+        assert_eq!(l[1].indent, 4);
+        assert!(l[2].blank);
+        assert_eq!(l[3].indent, 2);
+        assert_eq!(t.line_text(0), "aé");
+        assert_eq!(t.slice(1, 4), "é\n\t");
+        assert_eq!(t.line_of(0), 0);
+        assert_eq!(t.line_of(2), 0);
+        assert_eq!(t.line_of(3), 1);
+        assert_eq!(t.line_of(9), 3);
+        assert_eq!(t.line_of(99), 3);
+        assert_eq!(t.byte(99), t.text().len());
+    }
+
+    #[test]
+    fn empty() {
+        let t = LineTable::new("");
+        assert!(t.is_empty());
+        assert_eq!(t.char_len(), 0);
+        assert_eq!(t.line_of(0), 0);
+        assert_eq!(t.slice(0, 5), "");
+    }
+}

@@ -1,0 +1,455 @@
+//! Prompt preparation: cut what crosses the slow link, and what a CPU-bound
+//! model must read, without losing what the instruction is about.
+//!
+//! Pure functions over strings: no I/O, no globals (the only impure bit is the
+//! elapsed time in the stats). [`prepare`] runs the steps, one module each:
+//!
+//! 1. [`instruction`]: split the prompt into instruction and code (marker line,
+//!    chat prose around fences, or an instruction given separately).
+//! 2. Threshold: only code over [`PrepareConfig::threshold_chars`] is prepared.
+//! 3. [`chunk`]: overlapping blocks counted in characters, ending at line breaks.
+//! 4. [`dedup`]: repeated code found line by line (xxh3 of normalised text), so
+//!    repeats are recognised even when they do not line up with chunks.
+//! 5. [`rank`] (code-aware tokens + BM25, named identifiers weigh most),
+//!    [`select`] (top-k, grown to whole functions via [`blocks`]).
+//! 6. [`assemble`]: instruction first, kept code in a fence tagged with the
+//!    language ([`language`]), `… N lines omitted …` where code was left out.
+//! 7. Skip rule: if that is not [`PrepareConfig::min_gain`] shorter, the
+//!    original is sent (instruction first).
+//! 8. [`PrepareStats`]: what was done, to log per request.
+
+pub mod assemble;
+pub mod blocks;
+pub mod chunk;
+pub mod dedup;
+pub mod instruction;
+pub mod language;
+pub mod lines;
+pub mod rank;
+pub mod select;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub use language::{detect_language, line_comment, normalize_language};
+
+use lines::LineTable;
+
+/// Tunables of [`prepare`]. `Default` gives the original's figures (threshold
+/// 1,500, chunks of 1,000 with 150 overlap, top 3, 10% minimum gain, 300-char
+/// query tail, 12-line marker window) plus this implementation's own limits.
+/// Deserialises with every field optional, so a config file can set a few.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrepareConfig {
+    /// Preparation applies only when the code part is longer than this many
+    /// characters.
+    pub threshold_chars: usize,
+    /// Largest chunk, in characters.
+    pub chunk_chars: usize,
+    /// Characters shared by consecutive chunks (kept below `chunk_chars`).
+    pub overlap_chars: usize,
+    /// How many chunks to keep (at least 1).
+    pub top_k: usize,
+    /// The prepared prompt must be at least this fraction shorter than the
+    /// original, or the original is sent (0.10 = 10%).
+    pub min_gain: f64,
+    /// Without an instruction, the ranking query is this many characters from
+    /// the end of the code.
+    pub query_tail_chars: usize,
+    /// A marker line must be among this many last lines of the text.
+    pub marker_window: usize,
+    /// A chunk ends at a line break found within this many characters of its
+    /// size limit.
+    pub line_break_window: usize,
+    /// A repeat must span at least this many non-blank lines…
+    pub repeat_min_lines: usize,
+    /// …and at least this many non-blank characters.
+    pub repeat_min_chars: usize,
+    /// Most characters a kept range may grow on each side to reach the bounds
+    /// of the function it cuts.
+    pub max_growth_chars: usize,
+    /// Most characters kept for one definition the instruction names.
+    pub max_named_chars: usize,
+}
+
+impl Default for PrepareConfig {
+    fn default() -> Self {
+        PrepareConfig {
+            threshold_chars: 1500,
+            chunk_chars: 1000,
+            overlap_chars: 150,
+            top_k: 3,
+            min_gain: 0.10,
+            query_tail_chars: 300,
+            marker_window: 12,
+            line_break_window: 250,
+            repeat_min_lines: 3,
+            repeat_min_chars: 60,
+            max_growth_chars: 1000,
+            max_named_chars: 8000,
+        }
+    }
+}
+
+impl PrepareConfig {
+    /// A copy with impossible values repaired: chunk size at least 1, overlap
+    /// below it, top-k at least 1, min-gain within 0..=1 (NaN → default).
+    pub fn sanitized(&self) -> PrepareConfig {
+        let mut c = self.clone();
+        c.chunk_chars = c.chunk_chars.max(1);
+        c.overlap_chars = c.overlap_chars.min(c.chunk_chars - 1);
+        c.top_k = c.top_k.max(1);
+        c.min_gain = if c.min_gain.is_nan() {
+            PrepareConfig::default().min_gain
+        } else {
+            c.min_gain.clamp(0.0, 1.0)
+        };
+        c
+    }
+}
+
+/// One prompt to prepare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PromptInput<'a> {
+    /// The prompt text: code with a marker line, a chat message with fenced
+    /// code, or just code.
+    pub text: &'a str,
+    /// An instruction given separately (e.g. the OpenAI system message); it is
+    /// put first.
+    pub instruction: Option<&'a str>,
+    /// The request's language (any alias: `py`, `rs`, `c++`); when absent, the
+    /// fence's or the detected one is used.
+    pub language: Option<&'a str>,
+}
+
+/// What to send, and what was done to get it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptPlan {
+    /// The text to send to the model as the user turn. When an instruction was
+    /// given separately it is included, first.
+    pub prompt: String,
+    /// What preparation did.
+    pub stats: PrepareStats,
+    /// True when the prompt was cut down; false when the original was sent.
+    pub applied: bool,
+    /// The language used for the fence (request's, fence's, or detected).
+    pub language: Option<String>,
+    /// The instruction found (given one first), if any.
+    pub instruction: Option<String>,
+}
+
+/// Per-request figures, to log with the request id (`Display` gives one line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrepareStats {
+    /// Characters of the original prompt (given instruction included).
+    pub original_chars: usize,
+    /// Characters of the prompt sent.
+    pub final_chars: usize,
+    /// Chunks the code was cut into (0 when preparation did not run).
+    pub chunks_total: usize,
+    /// Chunks left after dedup.
+    pub chunks_unique: usize,
+    /// Chunks the selection kept (also reported when the skip rule then sent
+    /// the original).
+    pub chunks_kept: usize,
+    /// `100 × (original − final) / original`, one decimal.
+    pub reduction_percent: f64,
+    /// Time spent in [`prepare`], in microseconds.
+    pub elapsed_us: u64,
+    /// Ranges of the input text that were sent, as character offsets
+    /// (`end` exclusive) and 1-based inclusive lines.
+    pub kept_ranges: Vec<KeptRange>,
+    /// Why the original was sent unchanged, when it was.
+    pub skipped_reason: Option<String>,
+}
+
+/// A range of the input text that was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KeptRange {
+    /// First character (offset into [`PromptInput::text`]).
+    pub start: usize,
+    /// One past the last character.
+    pub end: usize,
+    /// First line, 1-based.
+    pub start_line: usize,
+    /// Last line, 1-based, inclusive.
+    pub end_line: usize,
+}
+
+impl fmt::Display for PrepareStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "chars {}→{} ({:.1}% less), chunks {} total / {} unique / {} kept, {} µs, kept lines [",
+            self.original_chars,
+            self.final_chars,
+            self.reduction_percent,
+            self.chunks_total,
+            self.chunks_unique,
+            self.chunks_kept,
+            self.elapsed_us
+        )?;
+        for (i, r) in self.kept_ranges.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{}-{}", r.start_line, r.end_line)?;
+        }
+        write!(f, "]")?;
+        if let Some(reason) = &self.skipped_reason {
+            write!(f, ", sent unchanged: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Prepares `input`: finds the instruction, and when the code is long enough
+/// keeps only the unique chunks most relevant to it (grown to whole
+/// functions), instruction first, in a fence. Never panics; when preparation
+/// does not pay, the plan carries the original (see [`PromptPlan::applied`]).
+pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
+    let started = Instant::now();
+    let cfg = cfg.sanitized();
+    let text = input.text;
+    let given = input.instruction.map(str::trim).filter(|g| !g.is_empty());
+    let original = assemble::with_instruction(given, text);
+    let original_chars = original.chars().count();
+    let ex = instruction::extract(text, given, cfg.marker_window);
+    let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
+    let text_table = LineTable::new(text);
+    let whole_text = whole_range(&text_table);
+
+    let mut stats = PrepareStats {
+        original_chars,
+        final_chars: original_chars,
+        chunks_total: 0,
+        chunks_unique: 0,
+        chunks_kept: 0,
+        reduction_percent: 0.0,
+        elapsed_us: 0,
+        kept_ranges: whole_text.clone(),
+        skipped_reason: None,
+    };
+
+    let code_chars = ex.code.chars().count();
+    if code_chars <= cfg.threshold_chars {
+        stats.skipped_reason = Some(format!(
+            "code is {code_chars} characters, not over the {} threshold",
+            cfg.threshold_chars
+        ));
+        stats.elapsed_us = micros(started);
+        return PromptPlan {
+            prompt: original,
+            stats,
+            applied: false,
+            language,
+            instruction: ex.instruction,
+        };
+    }
+
+    // Chunk each segment separately, so repeated code is cut identically.
+    let table = LineTable::new(&ex.code);
+    let chars: Vec<char> = ex.code.chars().collect();
+    let segments = dedup::segments(&table, cfg.repeat_min_lines, cfg.repeat_min_chars);
+    let mut chunks = Vec::new();
+    for seg in &segments {
+        let off = seg.range.start;
+        let part = chars.get(seg.range.clone()).unwrap_or(&[]);
+        for c in chunk::chunk_chars(
+            part,
+            cfg.chunk_chars,
+            cfg.overlap_chars,
+            cfg.line_break_window,
+        ) {
+            chunks.push(c.start + off..c.end + off);
+        }
+    }
+    let unique = dedup::unique_chunks(&table, &chunks, &segments);
+
+    // Rank the unique chunks.
+    let identifiers = code_identifiers(&ex.code);
+    let query = match ex.instruction.as_deref() {
+        Some(i) => rank::build_query(i, &identifiers),
+        None => {
+            let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
+            rank::tail_query(table.slice(tail_start, code_chars))
+        }
+    };
+    let unique_idx: Vec<usize> = (0..chunks.len()).filter(|&i| unique[i]).collect();
+    let docs: Vec<Vec<String>> = unique_idx
+        .iter()
+        .map(|&i| {
+            rank::tokenize(table.slice(chunks[i].start, chunks[i].end))
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
+        })
+        .collect();
+    let mut named_defs = definition_lines(&table, &query.named);
+    if named_defs.is_empty() {
+        named_defs = definition_lines(&table, &query.mentioned);
+    }
+    let mut unique_scores = rank::bm25(&docs, &query);
+    if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
+        // The instruction shares no word with the code ("explain this"): rank
+        // by the end of the code, as when there is no instruction.
+        let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
+        unique_scores = rank::bm25(
+            &docs,
+            &rank::tail_query(table.slice(tail_start, code_chars)),
+        );
+    }
+    let mut scores = vec![0.0; chunks.len()];
+    for (&i, s) in unique_idx.iter().zip(unique_scores) {
+        scores[i] = s;
+    }
+    let selection = select::select(
+        &table,
+        &chunks,
+        &unique,
+        &scores,
+        &named_defs,
+        select::Limits {
+            top_k: cfg.top_k,
+            max_growth: cfg.max_growth_chars,
+            max_named: cfg.max_named_chars,
+        },
+    );
+
+    stats.chunks_total = chunks.len();
+    stats.chunks_unique = unique_idx.len();
+    stats.chunks_kept = selection.chunks_kept;
+
+    let body = assemble::render_kept(&table, &selection.kept, language.as_deref());
+    let prompt = assemble::with_instruction(
+        ex.instruction.as_deref(),
+        &assemble::fence(&body, language.as_deref()),
+    );
+    let final_chars = prompt.chars().count();
+    if final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain) {
+        let prompt = skip_prompt(&ex, &original, language.as_deref());
+        let gain = percent_less(original_chars, final_chars);
+        stats.skipped_reason = Some(format!(
+            "preparing saves {gain:.1}%, less than the {:.0}% minimum",
+            cfg.min_gain * 100.0
+        ));
+        stats.final_chars = prompt.chars().count();
+        stats.reduction_percent = percent_less(original_chars, stats.final_chars);
+        stats.elapsed_us = micros(started);
+        return PromptPlan {
+            prompt,
+            stats,
+            applied: false,
+            language,
+            instruction: ex.instruction,
+        };
+    }
+
+    stats.final_chars = final_chars;
+    stats.reduction_percent = percent_less(original_chars, final_chars);
+    stats.kept_ranges = selection
+        .kept
+        .iter()
+        .flat_map(|r| instruction::map_to_text(&ex.pieces, r.start, r.end))
+        .map(|(s, e)| kept_range(&text_table, s, e))
+        .collect();
+    stats.elapsed_us = micros(started);
+    PromptPlan {
+        prompt,
+        stats,
+        applied: true,
+        language,
+        instruction: ex.instruction,
+    }
+}
+
+/// The request's language as given, else the fence's (canonical name when
+/// known), else the detected one.
+fn choose_language(requested: Option<&str>, fence: Option<&str>, code: &str) -> Option<String> {
+    let requested = requested.map(str::trim).filter(|l| !l.is_empty());
+    if let Some(l) = requested {
+        return Some(l.to_owned());
+    }
+    if let Some(word) = fence
+        .and_then(|f| f.split([' ', ',', '{']).next())
+        .filter(|w| !w.is_empty())
+    {
+        return Some(normalize_language(word).map_or_else(|| word.to_owned(), str::to_owned));
+    }
+    detect_language(code).map(str::to_owned)
+}
+
+/// The original with the instruction first: the prompt sent when preparing
+/// does not pay.
+fn skip_prompt(ex: &instruction::Extracted, original: &str, language: Option<&str>) -> String {
+    use instruction::Source;
+    match (&ex.instruction, ex.source, ex.fenced) {
+        (None, ..) | (Some(_), Source::Given, false) => original.to_owned(),
+        (Some(i), _, true) => {
+            assemble::with_instruction(Some(i), &assemble::fence(&ex.code, language))
+        }
+        (Some(i), _, false) => assemble::with_instruction(Some(i), ex.code.trim_end()),
+    }
+}
+
+/// Every whole identifier of the code, lowercased, mapped to its first spelling.
+fn code_identifiers(code: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for word in code.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        let word = word.trim_matches('_');
+        if word.chars().count() >= 2 && !word.chars().all(char::is_numeric) {
+            out.entry(word.to_lowercase())
+                .or_insert_with(|| word.to_owned());
+        }
+    }
+    out
+}
+
+/// Lines of the code that define one of `names` (case-insensitive).
+fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let wanted: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    (0..table.len())
+        .filter(|&i| {
+            blocks::definition_name(table.line_text(i))
+                .is_some_and(|name| wanted.contains(&name.to_lowercase()))
+        })
+        .collect()
+}
+
+fn whole_range(table: &LineTable<'_>) -> Vec<KeptRange> {
+    let n = table.char_len();
+    if n == 0 {
+        Vec::new()
+    } else {
+        vec![kept_range(table, 0, n)]
+    }
+}
+
+fn kept_range(table: &LineTable<'_>, start: usize, end: usize) -> KeptRange {
+    KeptRange {
+        start,
+        end,
+        start_line: table.line_of(start) + 1,
+        end_line: table.line_of(end.saturating_sub(1).max(start)) + 1,
+    }
+}
+
+fn percent_less(original: usize, now: usize) -> f64 {
+    if original == 0 {
+        return 0.0;
+    }
+    let p = (original as f64 - now as f64) / original as f64 * 100.0;
+    (p * 10.0).round() / 10.0
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,420 @@
+//! Step 5a: score chunks against the instruction with BM25 over a code-aware
+//! tokenizer.
+//!
+//! The tokenizer keeps whole identifiers (`parse_config`, `parseConfig`) and
+//! also their parts (`parse`, `config`), so an instruction that says "the
+//! config parser" still meets `parseConfig`, while one that names
+//! `parse_config` matches it exactly and more strongly. Query terms that are
+//! identifiers present in the code weigh more than prose words, and names the
+//! instruction writes the way code does (snake_case, camelCase, in backticks or
+//! followed by `(`) weigh most.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+/// BM25 term-frequency saturation.
+const K1: f64 = 1.2;
+/// BM25 length normalisation.
+const B: f64 = 0.75;
+/// Query weight of a name written the way code writes it and found in the code.
+pub const WEIGHT_NAMED: f64 = 6.0;
+/// Query weight of a plain word that is also a whole identifier in the code.
+pub const WEIGHT_IDENT: f64 = 2.5;
+/// Query weight of any other word.
+pub const WEIGHT_WORD: f64 = 1.0;
+
+/// English filler and the marker keywords, which say nothing about the code.
+const STOPWORDS: &[&str] = &[
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "but",
+    "by",
+    "can",
+    "could",
+    "do",
+    "does",
+    "for",
+    "from",
+    "has",
+    "have",
+    "how",
+    "i",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "make",
+    "me",
+    "my",
+    "of",
+    "on",
+    "or",
+    "our",
+    "please",
+    "should",
+    "so",
+    "some",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "this",
+    "those",
+    "to",
+    "use",
+    "using",
+    "was",
+    "we",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "instruction",
+    "refactor",
+    "todo",
+    "code",
+    "function",
+    "method",
+    "following",
+    "above",
+    "below",
+];
+
+/// One token: the lowercased text, and whether it is a whole identifier (as
+/// opposed to a part of one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Lowercased text.
+    pub text: String,
+    /// True for a whole identifier, false for a part of a compound one.
+    pub whole: bool,
+    /// True when the identifier is compound (snake_case, camelCase, digits).
+    pub compound: bool,
+}
+
+/// Splits `text` into code-aware tokens: every identifier-like run of letters,
+/// digits and `_` is emitted whole (lowercased), and when it is compound its
+/// snake_case / camelCase / acronym parts follow. Pure numbers and one-letter
+/// tokens are dropped.
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        let word = word.trim_matches('_');
+        if word.chars().count() < 2 || word.chars().all(|c| c.is_numeric()) {
+            continue;
+        }
+        let parts = split_identifier(word);
+        let compound = parts.len() > 1;
+        let whole = word.to_lowercase();
+        for part in &parts {
+            if part.chars().count() >= 2
+                && !part.chars().all(|c| c.is_numeric())
+                && compound
+                && *part != whole
+            {
+                out.push(Token {
+                    text: part.clone(),
+                    whole: false,
+                    compound: false,
+                });
+            }
+        }
+        out.push(Token {
+            text: whole,
+            whole: true,
+            compound,
+        });
+    }
+    out
+}
+
+/// Splits an identifier at `_`, lower→upper changes, the end of an acronym
+/// (`HTTPServer` → `http`, `server`) and letter/digit changes; lowercased.
+fn split_identifier(word: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    for piece in word.split('_').filter(|p| !p.is_empty()) {
+        let chars: Vec<char> = piece.chars().collect();
+        let mut current = String::new();
+        for (i, &c) in chars.iter().enumerate() {
+            if i > 0 {
+                let prev = chars[i - 1];
+                let next = chars.get(i + 1).copied();
+                let boundary = (prev.is_lowercase() && c.is_uppercase())
+                    || (prev.is_uppercase()
+                        && c.is_uppercase()
+                        && next.is_some_and(|n| n.is_lowercase()))
+                    || (prev.is_alphabetic() && c.is_numeric())
+                    || (prev.is_numeric() && c.is_alphabetic());
+                if boundary && !current.is_empty() {
+                    parts.push(current.to_lowercase());
+                    current.clear();
+                }
+            }
+            current.push(c);
+        }
+        if !current.is_empty() {
+            parts.push(current.to_lowercase());
+        }
+    }
+    parts
+}
+
+/// A weighted query term.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTerm {
+    /// Lowercased token text.
+    pub text: String,
+    /// Weight multiplying this term's BM25 contribution.
+    pub weight: f64,
+}
+
+/// The ranking query built from an instruction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    /// Distinct weighted terms.
+    pub terms: Vec<QueryTerm>,
+    /// Identifiers the instruction names the way code writes them and that
+    /// occur whole in the code, exactly as written (case kept).
+    pub named: Vec<String>,
+    /// Plain instruction words that are whole identifiers in the code, as
+    /// written in the code (case kept) — weaker evidence of a named symbol.
+    pub mentioned: Vec<String>,
+}
+
+/// Builds the query for `instruction` against the code's identifiers.
+/// `code_identifiers` maps each lowercased whole identifier of the code to its
+/// spelling in the code.
+pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>) -> Query {
+    let code_like = code_like_names(instruction);
+    let mut weights: Vec<(String, f64)> = Vec::new();
+    let mut named = Vec::new();
+    let mut mentioned = Vec::new();
+    for token in tokenize(instruction) {
+        if STOPWORDS.contains(&token.text.as_str()) {
+            continue;
+        }
+        let in_code = token.whole && code_identifiers.contains_key(&token.text);
+        let weight = if in_code && (token.compound || code_like.contains(&token.text)) {
+            push_unique(&mut named, code_identifiers.get(&token.text));
+            WEIGHT_NAMED
+        } else if in_code {
+            push_unique(&mut mentioned, code_identifiers.get(&token.text));
+            WEIGHT_IDENT
+        } else {
+            WEIGHT_WORD
+        };
+        match weights.iter_mut().find(|(t, _)| *t == token.text) {
+            Some(entry) => entry.1 = entry.1.max(weight),
+            None => weights.push((token.text, weight)),
+        }
+    }
+    Query {
+        terms: weights
+            .into_iter()
+            .map(|(text, weight)| QueryTerm { text, weight })
+            .collect(),
+        named,
+        mentioned,
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, name: Option<&String>) {
+    if let Some(name) = name
+        && !list.contains(name)
+    {
+        list.push(name.clone());
+    }
+}
+
+/// Lowercased words the instruction writes as code: inside backticks, or
+/// directly followed by `(`.
+fn code_like_names(instruction: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for (i, quoted) in instruction.split('`').enumerate() {
+        if i % 2 == 1 {
+            for t in tokenize(quoted).into_iter().filter(|t| t.whole) {
+                out.insert(t.text);
+            }
+        }
+    }
+    let chars: Vec<char> = instruction.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_alphanumeric() || chars[i] == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            if chars.get(i) == Some(&'(') {
+                out.insert(chars[start..i].iter().collect::<String>().to_lowercase());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The query used when there is no instruction: the tail of the code, every
+/// term weighing the same.
+pub fn tail_query(tail: &str) -> Query {
+    let mut terms: Vec<QueryTerm> = Vec::new();
+    for token in tokenize(tail) {
+        if !terms.iter().any(|t| t.text == token.text) {
+            terms.push(QueryTerm {
+                text: token.text,
+                weight: WEIGHT_WORD,
+            });
+        }
+    }
+    Query {
+        terms,
+        named: Vec::new(),
+        mentioned: Vec::new(),
+    }
+}
+
+/// BM25 scores of `docs` (each a list of token texts) for `query`; IDF is the
+/// non-negative `ln(1 + (N - df + 0.5) / (df + 0.5))` form.
+pub fn bm25(docs: &[Vec<String>], query: &Query) -> Vec<f64> {
+    let n = docs.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let avg_len = docs.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
+    let freqs: Vec<HashMap<&str, u32>> = docs
+        .iter()
+        .map(|d| {
+            let mut m: HashMap<&str, u32> = HashMap::with_capacity(d.len());
+            for t in d {
+                *m.entry(t.as_str()).or_insert(0) += 1;
+            }
+            m
+        })
+        .collect();
+    let mut scores = vec![0.0; n];
+    for term in &query.terms {
+        let df = freqs
+            .iter()
+            .filter(|f| f.contains_key(term.text.as_str()))
+            .count();
+        if df == 0 {
+            continue;
+        }
+        let idf = (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln();
+        for (i, f) in freqs.iter().enumerate() {
+            if let Some(&tf) = f.get(term.text.as_str()) {
+                let tf = f64::from(tf);
+                let len_norm = if avg_len > 0.0 {
+                    1.0 - B + B * docs[i].len() as f64 / avg_len
+                } else {
+                    1.0
+                };
+                scores[i] += term.weight * idf * tf * (K1 + 1.0) / (tf + K1 * len_norm);
+            }
+        }
+    }
+    scores
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(tokens: &[Token]) -> Vec<&str> {
+        tokens.iter().map(|t| t.text.as_str()).collect()
+    }
+
+    #[test]
+    fn tokenizer_splits_and_keeps_whole() {
+        let t = tokenize("let cfg = parse_config(HTTPServer.maxRetries2, x);");
+        assert_eq!(
+            texts(&t),
+            vec![
+                "let",
+                "cfg",
+                "parse",
+                "config",
+                "parse_config",
+                "http",
+                "server",
+                "httpserver",
+                "max",
+                "retries",
+                "maxretries2",
+            ]
+        );
+        assert!(
+            t.iter()
+                .any(|x| x.text == "parse_config" && x.whole && x.compound)
+        );
+        assert!(t.iter().any(|x| x.text == "cfg" && x.whole && !x.compound));
+    }
+
+    #[test]
+    fn tokenizer_unicode_and_numbers() {
+        assert_eq!(
+            texts(&tokenize("größe_berechnen 42 0x1F a")),
+            vec!["größe", "berechnen", "größe_berechnen", "0x1f"]
+        );
+        assert!(tokenize("").is_empty());
+        assert!(tokenize("___ __init__").iter().any(|t| t.text == "init"));
+    }
+
+    #[test]
+    fn query_weights_named_identifiers_most() {
+        let mut ids = HashMap::new();
+        for name in ["parse_config", "load", "Widget"] {
+            ids.insert(name.to_lowercase(), name.to_owned());
+        }
+        let q = build_query(
+            "Please make parse_config faster and call load() on the widget",
+            &ids,
+        );
+        let w = |t: &str| q.terms.iter().find(|x| x.text == t).map(|x| x.weight);
+        assert_eq!(w("parse_config"), Some(WEIGHT_NAMED));
+        assert_eq!(w("load"), Some(WEIGHT_NAMED));
+        assert_eq!(w("widget"), Some(WEIGHT_IDENT));
+        assert_eq!(w("faster"), Some(WEIGHT_WORD));
+        assert_eq!(w("parse"), Some(WEIGHT_WORD));
+        assert_eq!(w("the"), None);
+        assert_eq!(q.named, vec!["parse_config".to_owned(), "load".to_owned()]);
+        assert_eq!(q.mentioned, vec!["Widget".to_owned()]);
+        let q = build_query("fix `Widget`", &ids);
+        assert_eq!(q.named, vec!["Widget".to_owned()]);
+    }
+
+    #[test]
+    fn bm25_prefers_matching_and_rarer_terms() {
+        let docs: Vec<Vec<String>> = ["def alpha beta beta", "def gamma delta", "def alpha gamma"]
+            .iter()
+            .map(|d| tokenize(d).into_iter().map(|t| t.text).collect())
+            .collect();
+        let q = tail_query("beta");
+        let s = bm25(&docs, &q);
+        assert!(s[0] > 0.0 && s[1] == 0.0 && s[2] == 0.0);
+        let q = tail_query("alpha delta");
+        let s = bm25(&docs, &q);
+        assert!(s[1] > s[0], "{s:?}");
+        assert!(bm25(&[], &q).is_empty());
+        let s = bm25(&[vec![], vec![]], &q);
+        assert_eq!(s, vec![0.0, 0.0]);
+    }
+}
