@@ -19,7 +19,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Builds the node's HTTP application.
 pub fn router(state: AppState) -> Router {
-    let policy = AuthPolicy::new(&state.config.api_key, &state.config.allowed_peers, state.metrics.clone());
+    let policy = AuthPolicy::new(
+        &state.config.api_key,
+        &state.config.allowed_peers,
+        state.metrics.clone(),
+    );
     let request_id = HeaderName::from_static(cerebrum_shared::headers::REQUEST_ID);
 
     let protected = Router::new()

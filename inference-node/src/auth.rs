@@ -38,7 +38,10 @@ impl AuthPolicy {
     /// Whether `peer` may connect at all.
     pub fn peer_allowed(&self, peer: IpAddr) -> bool {
         let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         peer.is_loopback() || self.allowed_peers.contains(&peer)
@@ -63,7 +66,11 @@ impl AuthPolicy {
                 "send the node's key as X-API-Key or Authorization: Bearer",
             )),
             Some(k) if bool::from(k.as_bytes().ct_eq(&self.key)) => Ok(()),
-            Some(_) => Err(ApiError::new(403, "Invalid API key", "the API key does not match")),
+            Some(_) => Err(ApiError::new(
+                403,
+                "Invalid API key",
+                "the API key does not match",
+            )),
         }
     }
 }
@@ -80,7 +87,11 @@ pub async fn require_key(
         policy.metrics.reject(Rejection::Auth);
         tracing::warn!(peer = %peer, "refused a peer that is not allow-listed");
         return HttpError(
-            ApiError::new(403, "Forbidden", format!("peer {} is not allowed", peer.ip())),
+            ApiError::new(
+                403,
+                "Forbidden",
+                format!("peer {} is not allowed", peer.ip()),
+            ),
             dialect,
         )
         .into_response();
@@ -105,7 +116,11 @@ mod tests {
     use super::*;
 
     fn policy() -> AuthPolicy {
-        AuthPolicy::new("s3cret-key-0123456789", &["100.64.0.7".parse().unwrap()], Arc::default())
+        AuthPolicy::new(
+            "s3cret-key-0123456789",
+            &["100.64.0.7".parse().unwrap()],
+            Arc::default(),
+        )
     }
 
     #[test]
@@ -127,7 +142,10 @@ mod tests {
         h.insert("x-api-key", "s3cret-key-0123456789".parse().unwrap());
         assert!(p.check_key(&h).is_ok());
         let mut b = HeaderMap::new();
-        b.insert("authorization", "Bearer s3cret-key-0123456789".parse().unwrap());
+        b.insert(
+            "authorization",
+            "Bearer s3cret-key-0123456789".parse().unwrap(),
+        );
         assert!(p.check_key(&b).is_ok());
     }
 
@@ -135,7 +153,10 @@ mod tests {
     fn generated_keys_are_long_and_url_safe() {
         let k = generate_key().unwrap();
         assert_eq!(k.len(), 43);
-        assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(k, generate_key().unwrap());
     }
 }

@@ -215,7 +215,10 @@ impl NodeConfig {
             let table = f.models.get_or_insert_with(BTreeMap::new);
             for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let (name, path) = pair.split_once('=').ok_or_else(|| {
-                    invalid("CEREBRUM_MODELS", format!("'{pair}' is not name=/path/to/model.gguf"))
+                    invalid(
+                        "CEREBRUM_MODELS",
+                        format!("'{pair}' is not name=/path/to/model.gguf"),
+                    )
                 })?;
                 table.insert(name.trim().to_string(), PathBuf::from(path.trim()));
             }
@@ -281,15 +284,24 @@ impl NodeConfig {
         }
         let max_cpu_percent = f.max_cpu_percent.unwrap_or(70.0);
         if !(1.0..=100.0).contains(&max_cpu_percent) {
-            return Err(invalid("MAX_CPU_PERCENT", format!("{max_cpu_percent} is not within 1..=100")));
+            return Err(invalid(
+                "MAX_CPU_PERCENT",
+                format!("{max_cpu_percent} is not within 1..=100"),
+            ));
         }
         let n_threads = f.n_threads.unwrap_or_else(default_threads);
         if !(1..=256).contains(&n_threads) {
-            return Err(invalid("CEREBRUM_N_THREADS", format!("{n_threads} is not within 1..=256")));
+            return Err(invalid(
+                "CEREBRUM_N_THREADS",
+                format!("{n_threads} is not within 1..=256"),
+            ));
         }
         let parallel = f.parallel.unwrap_or(2);
         if !(1..=64).contains(&parallel) {
-            return Err(invalid("CEREBRUM_PARALLEL", format!("{parallel} is not within 1..=64")));
+            return Err(invalid(
+                "CEREBRUM_PARALLEL",
+                format!("{parallel} is not within 1..=64"),
+            ));
         }
         let context_size = f.context_size.unwrap_or(2048);
         if !(64..=131_072).contains(&context_size) {
@@ -304,13 +316,19 @@ impl NodeConfig {
         }
         let idle = f.idle_unload_secs.unwrap_or(3600);
         if idle == 0 {
-            return Err(invalid("CEREBRUM_IDLE_UNLOAD_SECS", "must be at least 1 second"));
+            return Err(invalid(
+                "CEREBRUM_IDLE_UNLOAD_SECS",
+                "must be at least 1 second",
+            ));
         }
         let models_dir = f.models_dir.unwrap_or_else(default_models_dir);
         if let Some(models) = &f.models {
             for (name, path) in models {
                 if name.is_empty() || name.contains('/') {
-                    return Err(invalid("models", format!("'{name}' is not a valid model name")));
+                    return Err(invalid(
+                        "models",
+                        format!("'{name}' is not a valid model name"),
+                    ));
                 }
                 if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
                     return Err(invalid(
@@ -345,7 +363,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const KEY: &str = "0123456789abcdef0123";
@@ -401,7 +422,10 @@ mod tests {
         assert!(e.to_string().contains("MAX_CPU_PERCENT"), "{e}");
         let e = NodeConfig::resolve(
             FileConfig::default(),
-            &env(&[("CEREBRUM_API_KEY", KEY), ("ALLOWED_CM4_IP", "10.0.0.1,nope")]),
+            &env(&[
+                ("CEREBRUM_API_KEY", KEY),
+                ("ALLOWED_CM4_IP", "10.0.0.1,nope"),
+            ]),
             &FlagOverrides::default(),
         )
         .unwrap_err();
@@ -418,7 +442,13 @@ mod tests {
     fn model_table_from_env() {
         let c = NodeConfig::resolve(
             FileConfig::default(),
-            &env(&[("CEREBRUM_API_KEY", KEY), ("CEREBRUM_MODELS", "qwen_7b=/m/a.gguf, codellama_7b=/m/b.gguf")]),
+            &env(&[
+                ("CEREBRUM_API_KEY", KEY),
+                (
+                    "CEREBRUM_MODELS",
+                    "qwen_7b=/m/a.gguf, codellama_7b=/m/b.gguf",
+                ),
+            ]),
             &FlagOverrides::default(),
         )
         .unwrap();

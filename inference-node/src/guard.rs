@@ -71,8 +71,9 @@ pub fn decide(s: &ResourceSnapshot, limits: &Limits) -> Result<(), Refusal> {
                 s.ram_available >> 20,
                 limits.ram_floor >> 20
             ),
-            suggestion: "Free memory on the VPS, unload idle models (POST /v1/cleanup), or retry later"
-                .into(),
+            suggestion:
+                "Free memory on the VPS, unload idle models (POST /v1/cleanup), or retry later"
+                    .into(),
             retry_after: 30,
         });
     }
@@ -109,8 +110,10 @@ impl AdmissionGuard {
                 return Self { snapshot, limits };
             }
         };
+        // Memory is right at once; CPU needs two readings some time apart, so it
+        // starts at 0 and is filled in by the first tick.
         if let Ok(mut s) = snapshot.lock() {
-            *s = sampler.sample();
+            *s = sampler.memory_only();
         }
         let shared = snapshot.clone();
         let spawned = std::thread::Builder::new()
@@ -167,11 +170,25 @@ impl Sampler {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as f32)
             .unwrap_or(1.0);
-        Ok(Self {
-            system,
-            pid: sysinfo::get_current_pid().ok(),
-            cores,
-        })
+        let pid = sysinfo::get_current_pid().ok();
+        if let Some(pid) = pid {
+            // A baseline, so the first tick's process figure covers one interval.
+            system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                true,
+                ProcessRefreshKind::nothing().with_cpu(),
+            );
+        }
+        Ok(Self { system, pid, cores })
+    }
+
+    fn memory_only(&mut self) -> ResourceSnapshot {
+        self.system.refresh_memory();
+        ResourceSnapshot {
+            ram_available: self.system.available_memory(),
+            ram_used: self.system.used_memory(),
+            ..Default::default()
+        }
     }
 
     fn sample(&mut self) -> ResourceSnapshot {

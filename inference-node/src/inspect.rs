@@ -27,7 +27,7 @@ impl Meta {
         if idx < 0 {
             return None;
         }
-        match self.0.kv_type(idx) as u32 {
+        match self.0.kv_type(idx) {
             GGUF_U32 => Some(u64::from(self.0.val_u32(idx))),
             GGUF_I32 => u64::try_from(self.0.val_i32(idx)).ok(),
             GGUF_U64 => Some(self.0.val_u64(idx)),
@@ -37,7 +37,7 @@ impl Meta {
 
     fn string(&self, key: &str) -> Option<String> {
         let idx = self.0.find_key(key);
-        if idx < 0 || self.0.kv_type(idx) as u32 != GGUF_STRING {
+        if idx < 0 || self.0.kv_type(idx) != GGUF_STRING {
             return None;
         }
         self.0.val_str(idx).map(str::to_string)
@@ -56,7 +56,9 @@ pub fn kv_bytes_per_token(path: &Path) -> Option<u64> {
     let layers = meta.int(&format!("{arch}.block_count"))?;
     let embd = meta.int(&format!("{arch}.embedding_length"))?;
     let heads = meta.int(&format!("{arch}.attention.head_count"))?.max(1);
-    let heads_kv = meta.int(&format!("{arch}.attention.head_count_kv")).unwrap_or(heads);
+    let heads_kv = meta
+        .int(&format!("{arch}.attention.head_count_kv"))
+        .unwrap_or(heads);
     let head_dim = meta
         .int(&format!("{arch}.attention.key_length"))
         .unwrap_or(embd / heads);
@@ -124,13 +126,18 @@ pub fn inspect(path: &Path, context_tokens: u64) -> Result<ModelReport, String> 
     let file_bytes = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();
-    let meta = Meta::open(path)
-        .ok_or_else(|| format!("{}: not a GGUF file (bad magic, version or header)", path.display()))?;
+    let meta = Meta::open(path).ok_or_else(|| {
+        format!(
+            "{}: not a GGUF file (bad magic, version or header)",
+            path.display()
+        )
+    })?;
     let architecture = meta
         .string("general.architecture")
         .ok_or_else(|| format!("{}: GGUF without general.architecture", path.display()))?;
-    let model = LlamaModel::load_from_file(crate::engine::backend(), path, &LlamaModelParams::default())
-        .map_err(|e| format!("{}: llama.cpp cannot load it: {e}", path.display()))?;
+    let model =
+        LlamaModel::load_from_file(crate::engine::backend(), path, &LlamaModelParams::default())
+            .map_err(|e| format!("{}: llama.cpp cannot load it: {e}", path.display()))?;
     let kv = kv_bytes_per_token(path).unwrap_or(0);
     Ok(ModelReport {
         path: path.display().to_string(),
@@ -161,10 +168,19 @@ impl std::fmt::Display for ModelReport {
             writeln!(f, "name           {name}")?;
         }
         writeln!(f, "architecture   {}", self.architecture)?;
-        writeln!(f, "parameters     {:.1} M ({})", self.parameters as f64 / 1e6, self.parameters)?;
+        writeln!(
+            f,
+            "parameters     {:.1} M ({})",
+            self.parameters as f64 / 1e6,
+            self.parameters
+        )?;
         writeln!(f, "quantization   {}", self.quantization)?;
         writeln!(f, "context length {}", self.context_length)?;
-        writeln!(f, "chat template  {}", if self.has_chat_template { "yes" } else { "no" })?;
+        writeln!(
+            f,
+            "chat template  {}",
+            if self.has_chat_template { "yes" } else { "no" }
+        )?;
         writeln!(f, "file size      {:.1} MiB", mb(self.file_bytes))?;
         write!(
             f,

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use cerebrum_node::config::{FlagOverrides, NodeConfig};
+use clap::{Parser, Subcommand};
 
 /// Cerebrum inference node: serves GGUF models through llama.cpp with token streaming.
 ///
@@ -59,7 +59,10 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -81,11 +84,17 @@ fn main() -> ExitCode {
             json,
         } => {
             // llama.cpp's own log lines would bury the report.
-            tracing_subscriber::fmt().with_env_filter("error").with_writer(std::io::stderr).init();
+            tracing_subscriber::fmt()
+                .with_env_filter("error")
+                .with_writer(std::io::stderr)
+                .init();
             match cerebrum_node::inspect::inspect(&file, context_tokens) {
                 Ok(report) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
                     } else {
                         println!("{report}");
                     }
@@ -118,7 +127,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("cerebrum-node: cannot start the async runtime: {e}");

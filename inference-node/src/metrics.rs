@@ -49,6 +49,7 @@ pub struct Metrics {
     load_failures: AtomicU64,
     load_seconds_micros: AtomicU64,
     last_load_seconds: Mutex<f64>,
+    retired_tokens: AtomicU64,
 }
 
 impl Metrics {
@@ -82,20 +83,37 @@ impl Metrics {
         }
     }
 
+    /// Keeps an unloaded engine's token count, so the counter never goes down.
+    pub fn retire_tokens(&self, tokens: u64) {
+        self.retired_tokens.fetch_add(tokens, Ordering::Relaxed);
+    }
+
     /// Prometheus text; `live` adds gauges read from the registry.
     pub fn render(&self, live: &LiveGauges) -> String {
         let mut s = String::with_capacity(2048);
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter("cerebrum_node_http_requests_total", "HTTP requests received.", self.requests.load(Ordering::Relaxed));
+        counter(
+            "cerebrum_node_http_requests_total",
+            "HTTP requests received.",
+            self.requests.load(Ordering::Relaxed),
+        );
         counter(
             "cerebrum_node_inference_requests_total",
             "Requests handed to an engine.",
             self.inference_requests.load(Ordering::Relaxed),
         );
-        counter("cerebrum_node_tokens_generated_total", "Tokens generated.", live.tokens_generated);
-        counter("cerebrum_node_model_loads_total", "Successful model loads.", self.loads.load(Ordering::Relaxed));
+        counter(
+            "cerebrum_node_tokens_generated_total",
+            "Tokens generated.",
+            live.tokens_generated + self.retired_tokens.load(Ordering::Relaxed),
+        );
+        counter(
+            "cerebrum_node_model_loads_total",
+            "Successful model loads.",
+            self.loads.load(Ordering::Relaxed),
+        );
         counter(
             "cerebrum_node_model_load_failures_total",
             "Failed model loads.",
@@ -121,11 +139,31 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: f64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge("cerebrum_node_active_sequences", "Sequences decoding now.", live.active_sequences as f64);
-        gauge("cerebrum_node_queued_requests", "Requests waiting for a sequence slot.", live.queued as f64);
-        gauge("cerebrum_node_loaded_models", "Models in memory.", live.loaded_models as f64);
-        gauge("cerebrum_node_cpu_other_percent", "CPU busy from other processes.", f64::from(live.cpu_other_percent));
-        gauge("cerebrum_node_ram_available_bytes", "Available RAM.", live.ram_available_bytes as f64);
+        gauge(
+            "cerebrum_node_active_sequences",
+            "Sequences decoding now.",
+            live.active_sequences as f64,
+        );
+        gauge(
+            "cerebrum_node_queued_requests",
+            "Requests waiting for a sequence slot.",
+            live.queued as f64,
+        );
+        gauge(
+            "cerebrum_node_loaded_models",
+            "Models in memory.",
+            live.loaded_models as f64,
+        );
+        gauge(
+            "cerebrum_node_cpu_other_percent",
+            "CPU busy from other processes.",
+            f64::from(live.cpu_other_percent),
+        );
+        gauge(
+            "cerebrum_node_ram_available_bytes",
+            "Available RAM.",
+            live.ram_available_bytes as f64,
+        );
         s
     }
 }
@@ -161,7 +199,10 @@ mod tests {
             active_sequences: 3,
             ..Default::default()
         });
-        assert!(text.contains("cerebrum_node_rejections_total{reason=\"cpu\"} 2"), "{text}");
+        assert!(
+            text.contains("cerebrum_node_rejections_total{reason=\"cpu\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("cerebrum_node_model_loads_total 1"));
         assert!(text.contains("cerebrum_node_active_sequences 3"));
     }

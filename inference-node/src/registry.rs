@@ -35,7 +35,9 @@ pub enum RegistryError {
         available: Vec<String>,
     },
     /// Loading would leave less RAM than the floor.
-    #[error("loading '{name}' needs ~{need_mb} MB but only {available_mb} MB is available above the {floor_mb} MB floor")]
+    #[error(
+        "loading '{name}' needs ~{need_mb} MB but only {available_mb} MB is available above the {floor_mb} MB floor"
+    )]
     NotEnoughMemory {
         /// Model.
         name: String,
@@ -90,7 +92,10 @@ struct Inner {
 }
 
 /// Builds the name → path table: every `*.gguf` in `dir` by stem, then the explicit table.
-pub fn build_catalog(dir: &std::path::Path, table: &BTreeMap<String, PathBuf>) -> BTreeMap<String, PathBuf> {
+pub fn build_catalog(
+    dir: &std::path::Path,
+    table: &BTreeMap<String, PathBuf>,
+) -> BTreeMap<String, PathBuf> {
     let mut catalog = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -231,7 +236,9 @@ impl ModelRegistry {
                 .unwrap_or_else(|e| Err(LoadError::Thread(e.to_string())))
                 .map(Arc::new)
                 .map_err(RegistryError::from);
-            this.inner.metrics.record_load(t0.elapsed().as_secs_f64(), result.is_ok());
+            this.inner
+                .metrics
+                .record_load(t0.elapsed().as_secs_f64(), result.is_ok());
             let mut slots = this.lock();
             match &result {
                 Ok(engine) => {
@@ -276,7 +283,11 @@ impl ModelRegistry {
     }
 
     /// With the maximum loaded, evicts the idle least-recently-used model.
-    fn make_room(&self, slots: &mut HashMap<String, Slot>, name: &str) -> Result<(), RegistryError> {
+    fn make_room(
+        &self,
+        slots: &mut HashMap<String, Slot>,
+        name: &str,
+    ) -> Result<(), RegistryError> {
         if slots.len() < self.inner.max_loaded {
             return Ok(());
         }
@@ -291,7 +302,7 @@ impl ModelRegistry {
         match victim {
             Some(v) => {
                 tracing::info!(model = %v, for_model = %name, "evicting idle model to make room");
-                slots.remove(&v);
+                self.retire(slots, &v);
                 Ok(())
             }
             None => Err(RegistryError::AllBusy {
@@ -309,7 +320,7 @@ impl ModelRegistry {
                 Err(format!("'{name}' is serving requests; not unloaded"))
             }
             Some(Slot::Loaded(_)) => {
-                slots.remove(name);
+                self.retire(&mut slots, name);
                 tracing::info!(model = %name, "unloaded on request");
                 Ok(true)
             }
@@ -331,7 +342,7 @@ impl ModelRegistry {
             })
             .collect();
         for v in &victims {
-            slots.remove(v);
+            self.retire(&mut slots, v);
             tracing::info!(model = %v, idle_secs = idle.as_secs_f64(), "unloaded after idle");
         }
         victims
@@ -345,6 +356,17 @@ impl ModelRegistry {
         loop {
             interval.tick().await;
             self.unload_idle(idle);
+        }
+    }
+
+    /// Drops a loaded model from the map, keeping its counters.
+    fn retire(&self, slots: &mut HashMap<String, Slot>, name: &str) {
+        if let Some(Slot::Loaded(e)) = slots.remove(name) {
+            self.inner.metrics.retire_tokens(
+                e.stats()
+                    .tokens_generated
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
         }
     }
 

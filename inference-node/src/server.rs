@@ -58,14 +58,17 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     tracing::info!(models = ?state.registry.available(), default = ?state.config.default_model,
         parallel = state.config.parallel, threads = state.config.n_threads, "cerebrum-node starting");
     tokio::spawn(state.registry.clone().idle_unloader(idle));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"))
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     tracing::info!(%addr, "listening");
     let app = crate::app::router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -32,7 +32,7 @@ pub struct ApiError {
     /// Seconds a client should wait before retrying (sent as `Retry-After` on 503/429).
     pub retry_after: Option<u64>,
     /// Extra keys merged into the Cerebrum-shaped body (e.g. `reason`, `suggestion`).
-    pub extra: Option<Value>,
+    pub extra: Option<Box<Value>>,
 }
 
 impl ApiError {
@@ -69,7 +69,11 @@ impl ApiError {
     }
 
     /// 503 with a `Retry-After`.
-    pub fn unavailable(title: impl Into<String>, message: impl Into<String>, retry_after: u64) -> Self {
+    pub fn unavailable(
+        title: impl Into<String>,
+        message: impl Into<String>,
+        retry_after: u64,
+    ) -> Self {
         Self {
             retry_after: Some(retry_after),
             ..Self::new(503, title, message)
@@ -78,7 +82,7 @@ impl ApiError {
 
     /// Adds keys to the Cerebrum body (`{"reason": …, "suggestion": …}`).
     pub fn with_extra(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
 
@@ -104,7 +108,9 @@ impl ApiError {
                 if let Some(retry) = self.retry_after {
                     body["retry_after_seconds"] = json!(retry);
                 }
-                if let (Some(Value::Object(extra)), Value::Object(map)) = (&self.extra, &mut body) {
+                if let (Some(Value::Object(extra)), Value::Object(map)) =
+                    (self.extra.as_deref(), &mut body)
+                {
                     for (k, v) in extra {
                         map.insert(k.clone(), v.clone());
                     }
@@ -135,7 +141,9 @@ impl std::error::Error for ApiError {}
 /// not UTF-8 or not JSON → 400; a field of the wrong type or missing → 422 naming it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+        ));
     }
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(ApiError::bad_request(format!(
@@ -180,7 +188,8 @@ fn strip_position(msg: &str) -> String {
 
 /// Serialises a value that cannot fail to serialise (plain structs of strings and numbers).
 pub fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"serialization failed: {e}\"}}"))
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"serialization failed: {e}\"}}"))
 }
 
 #[cfg(test)]

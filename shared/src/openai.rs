@@ -62,7 +62,10 @@ impl ChatMessage {
 
     /// The message's text, empty when absent.
     pub fn text(&self) -> String {
-        self.content.as_ref().map(MessageContent::text).unwrap_or_default()
+        self.content
+            .as_ref()
+            .map(MessageContent::text)
+            .unwrap_or_default()
     }
 }
 
@@ -131,7 +134,9 @@ impl OpenAiSampling {
 
     /// Whether the stream ends with a usage chunk.
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 }
 

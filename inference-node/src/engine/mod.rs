@@ -201,7 +201,10 @@ impl EngineStats {
 
     /// Time since the last request completed (or since the load).
     pub fn idle_for(&self) -> Duration {
-        self.last_done.lock().map(|t| t.elapsed()).unwrap_or_default()
+        self.last_done
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
     }
 
     fn mark_done(&self) {
@@ -246,7 +249,14 @@ impl Engine {
         std::thread::Builder::new()
             .name(format!("engine-{name}"))
             .spawn(move || {
-                worker::run(name_owned, path_owned, opts, worker_stats, jobs_rx, ready_tx)
+                worker::run(
+                    name_owned,
+                    path_owned,
+                    opts,
+                    worker_stats,
+                    jobs_rx,
+                    ready_tx,
+                )
             })
             .map_err(|e| LoadError::Thread(e.to_string()))?;
         let info = ready_rx
@@ -266,7 +276,14 @@ impl Engine {
     ) -> Result<mpsc::UnboundedReceiver<GenEvent>, EngineError> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
-        if self.jobs.send(Job { request, events: tx }).is_err() {
+        if self
+            .jobs
+            .send(Job {
+                request,
+                events: tx,
+            })
+            .is_err()
+        {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(EngineError::WorkerGone);
         }

@@ -34,7 +34,13 @@ impl SamplingParams {
     pub(crate) fn build(&self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::with_capacity(5);
         if (self.repeat_penalty - 1.0).abs() > f32::EPSILON {
-            chain.push(LlamaSampler::penalties(n_vocab, 64, self.repeat_penalty, 0.0, 0.0));
+            chain.push(LlamaSampler::penalties(
+                n_vocab,
+                64,
+                self.repeat_penalty,
+                0.0,
+                0.0,
+            ));
         }
         if self.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());

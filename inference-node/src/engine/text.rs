@@ -86,10 +86,18 @@ impl StopMatcher {
         }
         self.held.push_str(text);
         // Earliest stop sequence wins.
-        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
             let emit = self.held[..at].to_string();
             self.held.clear();
-            return StopOutcome { emit, stopped: true };
+            return StopOutcome {
+                emit,
+                stopped: true,
+            };
         }
         // Hold back the longest suffix that is a prefix of some stop sequence.
         let mut keep_from = self.held.len();
@@ -104,7 +112,10 @@ impl StopMatcher {
         }
         let emit = self.held[..keep_from].to_string();
         self.held.drain(..keep_from);
-        StopOutcome { emit, stopped: false }
+        StopOutcome {
+            emit,
+            stopped: false,
+        }
     }
 
     /// The held-back text, released when generation ends without a stop.
@@ -145,9 +156,21 @@ mod tests {
         let mut m = StopMatcher::new(vec!["\n\n".into()]);
         assert_eq!(m.push("Paris.").emit, "Paris.");
         let o = m.push("\n");
-        assert_eq!(o, StopOutcome { emit: String::new(), stopped: false });
+        assert_eq!(
+            o,
+            StopOutcome {
+                emit: String::new(),
+                stopped: false
+            }
+        );
         let o = m.push("\nNext");
-        assert_eq!(o, StopOutcome { emit: String::new(), stopped: true });
+        assert_eq!(
+            o,
+            StopOutcome {
+                emit: String::new(),
+                stopped: true
+            }
+        );
     }
 
     #[test]

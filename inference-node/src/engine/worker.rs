@@ -173,7 +173,11 @@ impl Worker<'_> {
             if let Err(e) = ctx.decode(&mut batch) {
                 tracing::error!(error = %e, "llama decode failed");
                 for seq in live.drain(..) {
-                    self.release(ctx, seq, Some(Outcome::Failed(EngineError::Decode(e.to_string()))));
+                    self.release(
+                        ctx,
+                        seq,
+                        Some(Outcome::Failed(EngineError::Decode(e.to_string()))),
+                    );
                 }
                 continue;
             }
@@ -192,9 +196,16 @@ impl Worker<'_> {
     }
 
     /// Moves waiting jobs into free slots, tokenizing their prompts.
-    fn admit(&self, pending: &mut VecDeque<Job>, live: &mut Vec<Sequence>, ctx: &mut LlamaContext<'_>) {
+    fn admit(
+        &self,
+        pending: &mut VecDeque<Job>,
+        live: &mut Vec<Sequence>,
+        ctx: &mut LlamaContext<'_>,
+    ) {
         while live.len() < self.slots {
-            let Some(job) = pending.pop_front() else { return };
+            let Some(job) = pending.pop_front() else {
+                return;
+            };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             if job.events.is_closed() {
                 self.finish_stats(0);
@@ -209,7 +220,9 @@ impl Worker<'_> {
                 }
             };
             let used: Vec<i32> = live.iter().map(|s| s.slot).collect();
-            let slot = (0..self.slots as i32).find(|s| !used.contains(s)).unwrap_or(0);
+            let slot = (0..self.slots as i32)
+                .find(|s| !used.contains(s))
+                .unwrap_or(0);
             // A slot's cells must be empty before reuse (they are, after release; be sure).
             let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
             let _ = job.events.send(GenEvent::Started {
@@ -302,7 +315,10 @@ impl Worker<'_> {
             for k in 0..take {
                 let idx = seq.prefilled + k;
                 let is_last = idx + 1 == seq.prompt.len();
-                if batch.add(seq.prompt[idx], seq.pos, &[seq.slot], is_last).is_err() {
+                if batch
+                    .add(seq.prompt[idx], seq.pos, &[seq.slot], is_last)
+                    .is_err()
+                {
                     break;
                 }
                 seq.pos += 1;

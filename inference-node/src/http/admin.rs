@@ -22,9 +22,17 @@ pub async fn health(State(state): State<AppState>) -> Json<NodeHealth> {
     let snap = state.guard.snapshot();
     let verdict = state.guard.check();
     let engines = state.registry.engines();
-    let active: usize = engines.iter().map(|e| e.stats().active.load(Ordering::SeqCst)).sum();
+    let active: usize = engines
+        .iter()
+        .map(|e| e.stats().active.load(Ordering::SeqCst))
+        .sum();
     Json(NodeHealth {
-        status: if verdict.is_ok() { "healthy" } else { "overloaded" }.into(),
+        status: if verdict.is_ok() {
+            "healthy"
+        } else {
+            "overloaded"
+        }
+        .into(),
         available: verdict.is_ok(),
         reason: verdict.err().map(|r| r.reason),
         cpu_usage_percent: snap.cpu_total_percent,
@@ -43,7 +51,12 @@ fn inference_counts(state: &AppState) -> BTreeMap<String, u64> {
         .registry
         .engines()
         .iter()
-        .map(|e| (e.info().name.clone(), e.stats().completed.load(Ordering::Relaxed)))
+        .map(|e| {
+            (
+                e.info().name.clone(),
+                e.stats().completed.load(Ordering::Relaxed),
+            )
+        })
         .collect()
 }
 
@@ -58,14 +71,26 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelsResponse> {
 }
 
 /// `POST /v1/unload/{model}`.
-pub async fn unload(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, HttpError> {
+pub async fn unload(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, HttpError> {
     match state.registry.unload(&model) {
         Ok(true) => Ok(Json(json!({"status": "unloaded", "model": model})).into_response()),
         Ok(false) => Err(HttpError(
-            ApiError::not_found("Model not loaded", format!("'{model}' is not loaded; loaded: {:?}", state.registry.loaded())),
+            ApiError::not_found(
+                "Model not loaded",
+                format!(
+                    "'{model}' is not loaded; loaded: {:?}",
+                    state.registry.loaded()
+                ),
+            ),
             Dialect::Cerebrum,
         )),
-        Err(busy) => Err(HttpError(ApiError::new(409, "Model busy", busy), Dialect::Cerebrum)),
+        Err(busy) => Err(HttpError(
+            ApiError::new(409, "Model busy", busy),
+            Dialect::Cerebrum,
+        )),
     }
 }
 
@@ -118,8 +143,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let snap = state.guard.snapshot();
     let engines = state.registry.engines();
     let live = LiveGauges {
-        active_sequences: engines.iter().map(|e| e.stats().active.load(Ordering::SeqCst) as u64).sum(),
-        queued: engines.iter().map(|e| e.stats().queued.load(Ordering::SeqCst) as u64).sum(),
+        active_sequences: engines
+            .iter()
+            .map(|e| e.stats().active.load(Ordering::SeqCst) as u64)
+            .sum(),
+        queued: engines
+            .iter()
+            .map(|e| e.stats().queued.load(Ordering::SeqCst) as u64)
+            .sum(),
         loaded_models: engines.len() as u64,
         tokens_generated: engines
             .iter()

@@ -7,7 +7,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::cerebrum::{InferenceRequest, InferenceResponse, SamplingExtras, StreamDone, StreamError, StreamToken};
+use cerebrum_shared::cerebrum::{
+    InferenceRequest, InferenceResponse, SamplingExtras, StreamDone, StreamError, StreamToken,
+};
 use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
 use cerebrum_shared::validate;
 use futures::StreamExt;
@@ -68,7 +70,10 @@ pub fn check_prompt(state: &AppState, field: &str, prompt: &str) -> Result<(), A
     Ok(())
 }
 
-fn to_generate(state: &AppState, body: &Bytes) -> Result<(Option<String>, GenerateRequest), ApiError> {
+fn to_generate(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<(Option<String>, GenerateRequest), ApiError> {
     let req: InferenceRequest = parse_json(body)?;
     check_prompt(state, "prompt", &req.prompt)?;
     validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS)?;
@@ -132,7 +137,11 @@ pub async fn inference_stream(
                     inference_time: secs,
                     model: Some(model.clone()),
                     language: None,
-                    tokens_per_second: Some(if secs > 0.0 { f64::from(completion_tokens) / secs } else { 0.0 }),
+                    tokens_per_second: Some(if secs > 0.0 {
+                        f64::from(completion_tokens) / secs
+                    } else {
+                        0.0
+                    }),
                     finish_reason: Some(reason.as_str().to_string()),
                     prompt_tokens: Some(u64::from(prompt_tokens)),
                     timestamp: Some(cerebrum_shared::unix_timestamp()),

@@ -68,14 +68,19 @@ impl From<RegistryError> for ApiError {
             RegistryError::Unknown { .. } | RegistryError::NoDefault { .. } => {
                 ApiError::not_found("Model not found", e.to_string())
             }
-            RegistryError::NotEnoughMemory { .. } => {
-                ApiError::unavailable("VPS overloaded", e.to_string(), 30).with_extra(json!({
-                    "reason": e.to_string(),
-                    "suggestion": "Unload other models (POST /v1/cleanup) or free memory on the VPS",
-                }))
+            RegistryError::NotEnoughMemory { .. } => ApiError::unavailable(
+                "VPS overloaded",
+                e.to_string(),
+                30,
+            )
+            .with_extra(json!({
+                "reason": e.to_string(),
+                "suggestion": "Unload other models (POST /v1/cleanup) or free memory on the VPS",
+            })),
+            RegistryError::AllBusy { .. } => {
+                ApiError::unavailable("VPS overloaded", e.to_string(), 5)
+                    .with_extra(json!({"reason": e.to_string(), "suggestion": "Retry shortly"}))
             }
-            RegistryError::AllBusy { .. } => ApiError::unavailable("VPS overloaded", e.to_string(), 5)
-                .with_extra(json!({"reason": e.to_string(), "suggestion": "Retry shortly"})),
             RegistryError::Load(_) => ApiError::new(500, "Model load failed", e.to_string()),
         }
     }
@@ -84,8 +89,12 @@ impl From<RegistryError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::PromptTooLong { .. } => ApiError::new(400, "Prompt too long", e.to_string()),
-            EngineError::EmptyPrompt | EngineError::Template(_) => ApiError::bad_request(e.to_string()),
+            EngineError::PromptTooLong { .. } => {
+                ApiError::new(400, "Prompt too long", e.to_string())
+            }
+            EngineError::EmptyPrompt | EngineError::Template(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             EngineError::Decode(_) => ApiError::new(500, "Inference failed", e.to_string()),
             EngineError::WorkerGone => ApiError::unavailable("Model unavailable", e.to_string(), 1),
         }
@@ -123,12 +132,10 @@ impl AppState {
             tracing::warn!(reason = %refusal.reason, "admission refused");
             return Err(refusal_error(refusal));
         }
-        let engine = self.registry.get(&name).await.inspect_err(|e| {
-            match e {
-                RegistryError::NotEnoughMemory { .. } => self.metrics.reject(Rejection::Memory),
-                RegistryError::AllBusy { .. } => self.metrics.reject(Rejection::Busy),
-                _ => {}
-            }
+        let engine = self.registry.get(&name).await.inspect_err(|e| match e {
+            RegistryError::NotEnoughMemory { .. } => self.metrics.reject(Rejection::Memory),
+            RegistryError::AllBusy { .. } => self.metrics.reject(Rejection::Busy),
+            _ => {}
         })?;
         let mut events = engine.submit(request)?;
         self.metrics.inference();

@@ -47,7 +47,10 @@ fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError
 
 fn chat_turns(state: &AppState, req: &ChatCompletionRequest) -> Result<Prompt, ApiError> {
     if req.messages.is_empty() {
-        return Err(ApiError::invalid_field("messages", "must hold at least one message"));
+        return Err(ApiError::invalid_field(
+            "messages",
+            "must hold at least one message",
+        ));
     }
     let mut turns = Vec::with_capacity(req.messages.len());
     let mut total = 0usize;
@@ -82,10 +85,18 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     let req: ChatCompletionRequest = parse_json(&body).map_err(err)?;
     let prompt = chat_turns(&state, &req).map_err(err)?;
     let request = build(prompt, &req.sampling).map_err(err)?;
-    let generation = state.start(req.model.as_deref(), request).await.map_err(err)?;
+    let generation = state
+        .start(req.model.as_deref(), request)
+        .await
+        .map_err(err)?;
     let id = completion_id("chatcmpl");
     if req.sampling.stream {
-        return Ok(stream(generation, id, req.sampling.include_usage(), Kind::Chat));
+        return Ok(stream(
+            generation,
+            id,
+            req.sampling.include_usage(),
+            Kind::Chat,
+        ));
     }
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
@@ -102,25 +113,42 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
             },
             finish_reason: done.reason.as_str().into(),
         }],
-        usage: Usage::new(u64::from(done.prompt_tokens), u64::from(done.completion_tokens)),
+        usage: Usage::new(
+            u64::from(done.prompt_tokens),
+            u64::from(done.completion_tokens),
+        ),
     })
     .into_response())
 }
 
 /// `POST /v1/completions`.
-pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
+pub async fn completions(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
     let req: CompletionRequest = parse_json(&body).map_err(err)?;
     let mut prompts = req.prompt.clone().into_vec();
     if prompts.len() != 1 {
-        return Err(err(ApiError::invalid_field("prompt", "send exactly one prompt per request")));
+        return Err(err(ApiError::invalid_field(
+            "prompt",
+            "send exactly one prompt per request",
+        )));
     }
     let prompt = prompts.remove(0);
     check_prompt(&state, "prompt", &prompt).map_err(err)?;
     let request = build(Prompt::Text(prompt), &req.sampling).map_err(err)?;
-    let generation = state.start(req.model.as_deref(), request).await.map_err(err)?;
+    let generation = state
+        .start(req.model.as_deref(), request)
+        .await
+        .map_err(err)?;
     let id = completion_id("cmpl");
     if req.sampling.stream {
-        return Ok(stream(generation, id, req.sampling.include_usage(), Kind::Text));
+        return Ok(stream(
+            generation,
+            id,
+            req.sampling.include_usage(),
+            Kind::Text,
+        ));
     }
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
@@ -135,7 +163,10 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
             finish_reason: Some(done.reason.as_str().into()),
             logprobs: None,
         }],
-        usage: Some(Usage::new(u64::from(done.prompt_tokens), u64::from(done.completion_tokens))),
+        usage: Some(Usage::new(
+            u64::from(done.prompt_tokens),
+            u64::from(done.completion_tokens),
+        )),
     })
     .into_response())
 }
@@ -155,7 +186,13 @@ struct Chunker {
 }
 
 impl Chunker {
-    fn chunk(&self, text: Option<String>, role: bool, finish: Option<&str>, usage: Option<Usage>) -> String {
+    fn chunk(
+        &self,
+        text: Option<String>,
+        role: bool,
+        finish: Option<&str>,
+        usage: Option<Usage>,
+    ) -> String {
         let with_choice = text.is_some() || finish.is_some() || role;
         match self.kind {
             Kind::Chat => to_json(&ChatCompletionChunk {
@@ -210,7 +247,12 @@ fn stream(generation: Generation, id: String, include_usage: bool, kind: Kind) -
         let mut out: Vec<String> = Vec::new();
         match event {
             GenEvent::Token { text, .. } => {
-                out.push(chunker.chunk(Some(text), first && matches!(kind, Kind::Chat), None, None));
+                out.push(chunker.chunk(
+                    Some(text),
+                    first && matches!(kind, Kind::Chat),
+                    None,
+                    None,
+                ));
                 first = false;
             }
             GenEvent::Finished {
@@ -219,7 +261,12 @@ fn stream(generation: Generation, id: String, include_usage: bool, kind: Kind) -
                 completion_tokens,
                 ..
             } => {
-                out.push(chunker.chunk(None, first && matches!(kind, Kind::Chat), Some(reason.as_str()), None));
+                out.push(chunker.chunk(
+                    None,
+                    first && matches!(kind, Kind::Chat),
+                    Some(reason.as_str()),
+                    None,
+                ));
                 if include_usage {
                     let usage = Usage::new(u64::from(prompt_tokens), u64::from(completion_tokens));
                     out.push(chunker.chunk(None, false, None, Some(usage)));
@@ -233,7 +280,10 @@ fn stream(generation: Generation, id: String, include_usage: bool, kind: Kind) -
             }
             GenEvent::Started { .. } => {}
         }
-        futures::stream::iter(out.into_iter().map(|d| Ok::<_, Infallible>(Event::default().data(d))))
+        futures::stream::iter(
+            out.into_iter()
+                .map(|d| Ok::<_, Infallible>(Event::default().data(d))),
+        )
     });
     Sse::new(events).into_response()
 }

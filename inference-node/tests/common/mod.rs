@@ -22,7 +22,10 @@ pub fn smollm2_path() -> PathBuf {
             .expect("run scripts/fetch-model");
         assert!(out.status.success(), "scripts/fetch-model failed");
         let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(path.is_file(), "fetch-model printed {path:?}, which is not a file");
+        assert!(
+            path.is_file(),
+            "fetch-model printed {path:?}, which is not a file"
+        );
         path
     })
     .clone()
@@ -62,7 +65,11 @@ impl Drop for ModelDir {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running node; killed on drop.
@@ -133,11 +140,18 @@ impl Drop for Node {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
 }
 
 /// POST JSON with the key; returns status, headers and the parsed body.
-pub async fn post(node: &Node, path: &str, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+pub async fn post(
+    node: &Node,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let r = client()
         .post(format!("{}{path}", node.url))
         .header("x-api-key", KEY)
@@ -161,7 +175,10 @@ pub async fn get(node: &Node, path: &str) -> (u16, serde_json::Value) {
         .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 pub async fn metrics(node: &Node) -> String {
@@ -187,8 +204,8 @@ pub fn metric(text: &str, name: &str) -> f64 {
 
 /// Streams an SSE endpoint and returns every `data:` payload.
 pub async fn stream_events(node: &Node, path: &str, body: serde_json::Value) -> Vec<String> {
-    use futures::StreamExt;
     use eventsource_stream::Eventsource;
+    use futures::StreamExt;
     let r = client()
         .post(format!("{}{path}", node.url))
         .header("x-api-key", KEY)
