@@ -141,8 +141,10 @@ fn c_style_name(t: &str) -> Option<&str> {
         return None;
     }
     let name_start = head
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '~'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '~'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let qualified = &head[name_start..];
     let name = qualified.rsplit("::").next().unwrap_or(qualified);
     if name.is_empty() || name.chars().next().is_some_and(|c| c.is_numeric()) {
@@ -461,6 +463,8 @@ mod tests {
             ("x = foo(1)", None),
             ("int count_words(const char *s);", None),
             ("const LIMIT = 10;", None),
+            ("𞹉ਛ:v𐆐(x) {", None), // 𐆐 is a symbol, not a letter
+            ("int größe(void)", Some("größe")),
             ("", None),
         ];
         for (line, want) in cases {
