@@ -67,7 +67,9 @@ pub struct PrepareConfig {
     pub line_break_window: usize,
     /// A repeat must span at least this many non-blank lines…
     pub repeat_min_lines: usize,
-    /// …and at least this many non-blank characters.
+    /// …and at least this many non-blank characters (default: the overlap; a
+    /// shorter repeat, like an idiom shared by sibling functions, is not worth
+    /// a chunk boundary).
     pub repeat_min_chars: usize,
     /// Most characters a kept range may grow on each side to reach the bounds
     /// of the function it cuts.
@@ -88,7 +90,7 @@ impl Default for PrepareConfig {
             marker_window: 12,
             line_break_window: 250,
             repeat_min_lines: 3,
-            repeat_min_chars: 60,
+            repeat_min_chars: 150,
             max_growth_chars: 1000,
             max_named_chars: 8000,
         }
