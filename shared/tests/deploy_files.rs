@@ -409,15 +409,24 @@ fn rust_sources(dir: &Path, out: &mut String) {
 #[test]
 fn orchestrator_env_example_documents_only_what_the_orchestrator_reads() {
     let docs = documented("deploy/orchestrator.env.example");
+    if !repo().join("orchestrator/src/config.rs").exists() {
+        eprintln!("note: orchestrator/src/config.rs does not exist yet; orchestrator.env.example not checked");
+        return;
+    }
     let config = env_literals(&read("orchestrator/src/config.rs"));
     let mut all = String::new();
     rust_sources(&repo().join("orchestrator/src"), &mut all);
-    let logs_configured = read("orchestrator/Cargo.toml").contains("tracing-subscriber");
+    // Logging is set up where a tracing EnvFilter is built; LOG_LEVEL must be read there.
+    let logs_configured = all.contains("EnvFilter");
     for var in &docs {
         if var == "LOG_LEVEL" {
             // The filter is read where logging is set up (main), once the orchestrator has it.
             if logs_configured {
-                assert!(all.contains("\"LOG_LEVEL\""), "LOG_LEVEL is documented but orchestrator/src never reads it");
+                assert!(
+                    all.contains("\"LOG_LEVEL\""),
+                    "LOG_LEVEL is documented in deploy/orchestrator.env.example but orchestrator/src builds its \
+                     EnvFilter without reading it (read it like inference-node/src/main.rs does)"
+                );
             } else {
                 eprintln!("note: the orchestrator does not set up logging yet; LOG_LEVEL not checked");
             }
