@@ -3,5 +3,23 @@
 //! Table of contents (one line per module):
 //! - [`prompt`]: pure prompt preparation — instruction extraction, chunking,
 //!   dedup, code-aware ranking and assembly (`cerebrum prepare`).
+//! - [`routing`]: pure: language (given or detected) → model.
+//! - [`config`]: settings from TOML, environment and flags, validated at start.
+//! - [`app`]: the router and the whole middleware stack, in one place.
+//! - [`layers`]: in-flight limit (load shed), rate limit, client keys.
+//! - [`api`]: thin handlers for the Cerebrum and OpenAI APIs and the ops routes.
+//! - [`upstream`]: the node client: keep-alive pool, circuit breaker, stream reader.
+//! - [`state`]: `AppState` and the node facts cache.
+//! - [`cpu`]: the Pi's CPU gauge.
+//! - [`serve`]: `cerebrum serve`, graceful shutdown.
 
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod cpu;
+pub mod layers;
 pub mod prompt;
+pub mod routing;
+pub mod serve;
+pub mod state;
+pub mod upstream;

@@ -6,6 +6,7 @@
 //! stays a dispatcher.
 
 mod prepare;
+mod serve;
 
 use std::io;
 
@@ -26,6 +27,8 @@ pub enum Command {
     /// Show exactly what would be sent to the model for a prompt: the
     /// instruction first, then only the code that matters to it.
     Prepare(prepare::PrepareArgs),
+    /// Run the orchestrator server (the Pi tier) in front of the inference node.
+    Serve(serve::ServeArgs),
 }
 
 /// Why a subcommand failed.
@@ -37,6 +40,9 @@ pub enum CliError {
     /// Writing the result failed (exit 1).
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
+    /// The server or a client call failed at run time (exit 1).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl CliError {
@@ -45,7 +51,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) => 2,
-            CliError::Output(_) => 1,
+            CliError::Output(_) | CliError::Runtime(_) => 1,
         }
     }
 
@@ -60,6 +66,7 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Prepare(args) => prepare::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

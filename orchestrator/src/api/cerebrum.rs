@@ -1,0 +1,190 @@
+//! The original Cerebrum API: `/v1/complete` and `/v1/complete/stream`.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use cerebrum_shared::cerebrum::{CompleteRequest, CompleteResponse, StreamDone, StreamError, StreamToken};
+use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::validate;
+use serde_json::json;
+
+use super::{HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route};
+use crate::prompt::{PromptInput, PromptPlan};
+use crate::routing::RouteDecision;
+use crate::state::AppState;
+use crate::upstream::{Piece, TokenStream};
+
+/// Largest `max_tokens` accepted here, and honoured (never silently cut).
+pub const MAX_TOKENS: u32 = 2048;
+
+fn err(e: ApiError) -> HttpError {
+    HttpError(e, Dialect::Cerebrum)
+}
+
+struct Prepared {
+    req: CompleteRequest,
+    plan: PromptPlan,
+    decision: RouteDecision,
+    request_id: String,
+}
+
+async fn prepare_request(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Prepared, ApiError> {
+    let req: CompleteRequest = parse_json(body)?;
+    validate::non_empty("prompt", &req.prompt)?;
+    check_prompt_size(state, "prompt", req.prompt.chars().count())?;
+    validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS)?;
+    validate::in_range_f32("temperature", req.temperature, 0.0, 2.0)?;
+    let request_id = request_id(headers);
+    let plan = prepare_logged(
+        state,
+        &PromptInput {
+            text: &req.prompt,
+            instruction: None,
+            language: Some(&req.language),
+        },
+        &request_id,
+    );
+    let decision = route(state, req.model.as_deref(), Some(&req.language), &req.prompt, &request_id).await?;
+    Ok(Prepared {
+        req,
+        plan,
+        decision,
+        request_id,
+    })
+}
+
+/// The node request: an OpenAI chat with the prepared prompt as the user turn,
+/// so the model's chat template applies.
+fn upstream_body(p: &Prepared) -> serde_json::Value {
+    let mut body = json!({
+        "model": p.decision.model,
+        "messages": [{"role": "user", "content": p.plan.prompt}],
+        "max_tokens": p.req.max_tokens,
+        "temperature": p.req.temperature,
+    });
+    if let Some(stop) = &p.req.stop {
+        body["stop"] = json!(stop);
+    }
+    if let Some(seed) = p.req.sampling.seed {
+        body["seed"] = json!(seed);
+    }
+    if let Some(top_p) = p.req.sampling.top_p {
+        body["top_p"] = json!(top_p);
+    }
+    body
+}
+
+/// `POST /v1/complete`.
+pub async fn complete(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let p = prepare_request(&state, &headers, &body).await.map_err(err)?;
+    let stream = open(&state, "/v1/chat/completions", upstream_body(&p), &p.request_id)
+        .await
+        .map_err(err)?;
+    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    tracing::info!(request_id = %p.request_id, model = %p.decision.model, tokens = done.tokens,
+        seconds = done.seconds, "completion done");
+    Ok(Json(CompleteResponse {
+        result: done.text,
+        language: p.req.language.clone(),
+        source: "vps".into(),
+        model_used: p.decision.model.clone(),
+        tokens_generated: done.tokens,
+        inference_time_seconds: done.seconds,
+        timestamp: cerebrum_shared::unix_timestamp(),
+        preparation: p
+            .plan
+            .applied
+            .then(|| serde_json::to_value(&p.plan.stats).unwrap_or_default()),
+    })
+    .into_response())
+}
+
+/// `POST /v1/complete/stream`: tokens as they come, then a `done` event.
+pub async fn complete_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let p = prepare_request(&state, &headers, &body).await.map_err(err)?;
+    let stream = open(&state, "/v1/chat/completions", upstream_body(&p), &p.request_id)
+        .await
+        .map_err(err)?;
+    let relay = Relay {
+        stream,
+        count: 0,
+        started,
+        language: p.req.language,
+        model: p.decision.model,
+        request_id: p.request_id,
+        finished: false,
+    };
+    let events = futures::stream::unfold(relay, |mut r| async move {
+        let data = r.step().await?;
+        Some((Ok::<_, Infallible>(Event::default().data(data)), r))
+    });
+    Ok(Sse::new(events).into_response())
+}
+
+/// Re-emits the node's stream as Cerebrum events.
+struct Relay {
+    stream: TokenStream,
+    count: u64,
+    started: Instant,
+    language: String,
+    model: String,
+    request_id: String,
+    finished: bool,
+}
+
+impl Relay {
+    async fn step(&mut self) -> Option<String> {
+        if self.finished {
+            return None;
+        }
+        match self.stream.next().await {
+            Some(Ok(Piece::Text(token))) => {
+                self.count += 1;
+                Some(to_json(&StreamToken {
+                    token,
+                    total_tokens: self.count,
+                }))
+            }
+            Some(Ok(Piece::Finished { completion_tokens, .. })) => {
+                self.finished = true;
+                let total = completion_tokens.unwrap_or(self.count);
+                let secs = self.started.elapsed().as_secs_f64();
+                tracing::info!(request_id = %self.request_id, model = %self.model, tokens = total,
+                    seconds = secs, "stream complete");
+                Some(to_json(&StreamDone {
+                    done: true,
+                    total_tokens: total,
+                    inference_time: secs,
+                    model: Some(self.model.clone()),
+                    language: Some(self.language.clone()),
+                    tokens_per_second: None,
+                    finish_reason: None,
+                    prompt_tokens: None,
+                    timestamp: Some(cerebrum_shared::unix_timestamp()),
+                }))
+            }
+            Some(Err(e)) => {
+                self.finished = true;
+                tracing::warn!(request_id = %self.request_id, error = %e, tokens = self.count, "stream failed");
+                Some(to_json(&StreamError {
+                    error: "Streaming failed".into(),
+                    message: Some(e.to_string()),
+                    done: true,
+                }))
+            }
+            None => None,
+        }
+    }
+}

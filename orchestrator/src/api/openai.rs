@@ -1,0 +1,298 @@
+//! The OpenAI API: `/v1/chat/completions` and `/v1/completions`, streamed or not.
+//! Large code prompts are prepared like Cerebrum ones (the system message is the
+//! instruction), the model is routed, and the node's stream is re-emitted.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::openai::{
+    ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, CompletionRequest,
+    Delta, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
+};
+use cerebrum_shared::validate;
+use serde_json::{Value, json};
+
+use super::{HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route};
+use crate::prompt::PromptInput;
+use crate::state::AppState;
+use crate::upstream::{Piece, TokenStream};
+
+fn err(e: ApiError) -> HttpError {
+    HttpError(e, Dialect::OpenAi)
+}
+
+/// Checks the sampling fields and copies them into the node request.
+fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
+    if let Some(m) = s.max_tokens() {
+        validate::in_range("max_tokens", m, 1, super::cerebrum::MAX_TOKENS)?;
+        body["max_tokens"] = json!(m);
+    }
+    if let Some(t) = s.temperature {
+        validate::in_range_f32("temperature", t, 0.0, 2.0)?;
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = s.top_p {
+        validate::in_range_f32("top_p", p, 0.0, 1.0)?;
+        body["top_p"] = json!(p);
+    }
+    if let Some(stop) = &s.stop {
+        body["stop"] = json!(stop.clone().into_vec());
+    }
+    if let Some(seed) = s.seed {
+        body["seed"] = json!(seed);
+    }
+    Ok(())
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let mut req: ChatCompletionRequest = parse_json(&body).map_err(err)?;
+    if req.messages.is_empty() {
+        return Err(err(ApiError::invalid_field("messages", "must hold at least one message")));
+    }
+    let chars: usize = req.messages.iter().map(|m| m.text().chars().count()).sum();
+    check_prompt_size(&state, "messages", chars).map_err(err)?;
+    let system: Vec<String> = req
+        .messages
+        .iter()
+        .filter(|m| m.role == "system" || m.role == "developer")
+        .map(|m| m.text())
+        .collect();
+    let last_user = req.messages.iter().rposition(|m| m.role == "user");
+    let user_text = last_user.map(|i| req.messages[i].text()).unwrap_or_default();
+    let instruction = (!system.is_empty()).then(|| system.join("\n"));
+    let plan = prepare_logged(
+        &state,
+        &PromptInput {
+            text: &user_text,
+            instruction: instruction.as_deref(),
+            language: None,
+        },
+        &rid,
+    );
+    let decision = route(&state, req.model.as_deref(), plan.language.as_deref(), &user_text, &rid)
+        .await
+        .map_err(err)?;
+    if plan.applied
+        && let Some(i) = last_user
+    {
+        // The plan puts the instruction first; the system turns stay as they were.
+        req.messages[i] = cerebrum_shared::openai::ChatMessage::new("user", &plan.prompt);
+    }
+    let mut body = json!({"model": decision.model, "messages": req.messages});
+    sampling_into(&req.sampling, &mut body).map_err(err)?;
+    let stream = open(&state, "/v1/chat/completions", body, &rid).await.map_err(err)?;
+    let shape = Shape {
+        kind: Kind::Chat,
+        id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        model: decision.model,
+        created: created_now(),
+    };
+    if req.sampling.stream {
+        return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
+    }
+    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    Ok(Json(ChatCompletion {
+        id: shape.id,
+        object: "chat.completion".into(),
+        created: shape.created,
+        model: shape.model,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ResponseMessage {
+                role: "assistant".into(),
+                content: done.text,
+            },
+            finish_reason: done.finish_reason,
+        }],
+        usage: Usage::new(done.prompt_tokens, done.tokens),
+    })
+    .into_response())
+}
+
+/// `POST /v1/completions`.
+pub async fn completions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let req: CompletionRequest = parse_json(&body).map_err(err)?;
+    let prompts = req.prompt.clone().into_vec();
+    let [prompt] = prompts.as_slice() else {
+        return Err(err(ApiError::invalid_field("prompt", "send exactly one prompt per request")));
+    };
+    validate::non_empty("prompt", prompt).map_err(err)?;
+    check_prompt_size(&state, "prompt", prompt.chars().count()).map_err(err)?;
+    let plan = prepare_logged(
+        &state,
+        &PromptInput {
+            text: prompt,
+            instruction: None,
+            language: None,
+        },
+        &rid,
+    );
+    let decision = route(&state, req.model.as_deref(), plan.language.as_deref(), prompt, &rid)
+        .await
+        .map_err(err)?;
+    let mut body = json!({"model": decision.model, "prompt": plan.prompt});
+    sampling_into(&req.sampling, &mut body).map_err(err)?;
+    let stream = open(&state, "/v1/completions", body, &rid).await.map_err(err)?;
+    let shape = Shape {
+        kind: Kind::Text,
+        id: format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
+        model: decision.model,
+        created: created_now(),
+    };
+    if req.sampling.stream {
+        return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
+    }
+    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    Ok(Json(TextCompletion {
+        id: shape.id,
+        object: "text_completion".into(),
+        created: shape.created,
+        model: shape.model,
+        choices: vec![TextChoice {
+            index: 0,
+            text: done.text,
+            finish_reason: Some(done.finish_reason),
+            logprobs: None,
+        }],
+        usage: Some(Usage::new(done.prompt_tokens, done.tokens)),
+    })
+    .into_response())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Chat,
+    Text,
+}
+
+/// How chunks of one response look.
+struct Shape {
+    kind: Kind,
+    id: String,
+    model: String,
+    created: u64,
+}
+
+impl Shape {
+    fn chunk(&self, text: Option<String>, role: bool, finish: Option<String>, usage: Option<Usage>) -> String {
+        let has_choice = text.is_some() || finish.is_some() || role;
+        match self.kind {
+            Kind::Chat => to_json(&ChatCompletionChunk {
+                id: self.id.clone(),
+                object: "chat.completion.chunk".into(),
+                created: self.created,
+                model: self.model.clone(),
+                choices: has_choice
+                    .then(|| ChunkChoice {
+                        index: 0,
+                        delta: Delta {
+                            role: role.then(|| "assistant".into()),
+                            content: text,
+                        },
+                        finish_reason: finish,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+            Kind::Text => to_json(&TextCompletion {
+                id: self.id.clone(),
+                object: "text_completion".into(),
+                created: self.created,
+                model: self.model.clone(),
+                choices: has_choice
+                    .then(|| TextChoice {
+                        index: 0,
+                        text: text.unwrap_or_default(),
+                        finish_reason: finish,
+                        logprobs: None,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+        }
+    }
+}
+
+struct OpenAiRelay {
+    stream: TokenStream,
+    shape: Shape,
+    include_usage: bool,
+    first: bool,
+    count: u64,
+    pending: std::collections::VecDeque<String>,
+    finished: bool,
+    request_id: String,
+}
+
+impl OpenAiRelay {
+    async fn step(&mut self) -> Option<String> {
+        if let Some(p) = self.pending.pop_front() {
+            return Some(p);
+        }
+        if self.finished {
+            return None;
+        }
+        let role = self.first && self.shape.kind == Kind::Chat;
+        match self.stream.next().await {
+            Some(Ok(Piece::Text(t))) => {
+                self.first = false;
+                self.count += 1;
+                Some(self.shape.chunk(Some(t), role, None, None))
+            }
+            Some(Ok(Piece::Finished {
+                finish_reason,
+                prompt_tokens,
+                completion_tokens,
+            })) => {
+                self.finished = true;
+                let tokens = completion_tokens.unwrap_or(self.count);
+                tracing::info!(request_id = %self.request_id, model = %self.shape.model, tokens, "stream complete");
+                if self.include_usage {
+                    let usage = Usage::new(prompt_tokens.unwrap_or(0), tokens);
+                    self.pending.push_back(self.shape.chunk(None, false, None, Some(usage)));
+                }
+                self.pending.push_back(cerebrum_shared::sse::OPENAI_DONE.into());
+                Some(self.shape.chunk(None, role, Some(finish_reason), None))
+            }
+            Some(Err(e)) => {
+                self.finished = true;
+                tracing::warn!(request_id = %self.request_id, error = %e, "stream failed");
+                self.pending.push_back(cerebrum_shared::sse::OPENAI_DONE.into());
+                Some(e.to_api_error().body(Dialect::OpenAi).to_string())
+            }
+            None => None,
+        }
+    }
+}
+
+fn relay(stream: TokenStream, shape: Shape, include_usage: bool, request_id: String) -> Response {
+    let relay = OpenAiRelay {
+        stream,
+        shape,
+        include_usage,
+        first: true,
+        count: 0,
+        pending: Default::default(),
+        finished: false,
+        request_id,
+    };
+    let events = futures::stream::unfold(relay, |mut r| async move {
+        let data = r.step().await?;
+        Some((Ok::<_, Infallible>(Event::default().data(data)), r))
+    });
+    Sse::new(events).into_response()
+}

@@ -1,0 +1,192 @@
+//! Health, readiness, models, stats, the node's health, dry-run preparation and metrics.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cerebrum_shared::error::{ApiError, Dialect, parse_json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{HttpError, check_prompt_size, request_id};
+use crate::prompt::{PromptInput, prepare};
+use crate::state::AppState;
+use crate::upstream::BreakerState;
+
+fn uptime_text(secs: u64) -> String {
+    format!("{}h {}m", secs / 3600, (secs % 3600) / 60)
+}
+
+/// The node's state as `/health` reports it: (status text, reachable, available).
+async fn node_view(state: &AppState) -> (String, bool, bool) {
+    match state.node.health(&state.upstream).await {
+        Ok(h) => {
+            let status = h["status"].as_str().unwrap_or("healthy").to_string();
+            let available = h["available"].as_bool().unwrap_or(status == "healthy");
+            (status, true, available)
+        }
+        Err(_) => ("unreachable".into(), false, false),
+    }
+}
+
+/// `GET /health`: always 200, with the original's body; `status` is `degraded`
+/// when a request could not be served now.
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    let (vps_status, connected, available) = node_view(&state).await;
+    let breaker = state.upstream.breaker.state();
+    let ready = connected && available && breaker != BreakerState::Open;
+    let up = state.started.elapsed().as_secs();
+    Json(json!({
+        "status": if ready { "healthy" } else { "degraded" },
+        "cm4_status": "healthy",
+        "vps_status": vps_status,
+        "vps_available": available,
+        "vps_connected": connected,
+        "active_count": state.active(),
+        "queue_count": 0,
+        "max_in_flight": state.config.max_in_flight,
+        "breaker": breaker.as_str(),
+        "breaker_retry_after_seconds": state.upstream.breaker.retry_after_secs(),
+        "uptime_seconds": up,
+        "uptime_text": uptime_text(up),
+        "cpu_percent": state.cpu.percent(),
+    }))
+}
+
+/// `GET /health/ready`: 200 when a request could be served now, else 503.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let breaker = state.upstream.breaker.state();
+    if breaker == BreakerState::Open {
+        let retry = state.upstream.breaker.retry_after_secs().max(1);
+        return HttpError(
+            ApiError::unavailable("VPS unavailable", "circuit breaker open", retry),
+            Dialect::Cerebrum,
+        )
+        .into_response();
+    }
+    let (status, connected, available) = node_view(&state).await;
+    if !connected {
+        return HttpError(
+            ApiError::unavailable("VPS unavailable", format!("cannot reach {}", state.upstream.endpoint()), 5),
+            Dialect::Cerebrum,
+        )
+        .into_response();
+    }
+    if !available {
+        return HttpError(ApiError::unavailable("VPS overloaded", format!("node is {status}"), 5), Dialect::Cerebrum)
+            .into_response();
+    }
+    Json(json!({"ready": true})).into_response()
+}
+
+/// `GET /v1/models`: the node's list (OpenAI and Cerebrum keys), passed through.
+pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
+    state
+        .upstream
+        .get_json("/v1/models", &request_id(&headers), Duration::from_secs(5))
+        .await
+        .map(Json)
+        .map_err(|e| HttpError(e.to_api_error(), Dialect::OpenAi))
+}
+
+/// `GET|POST /v1/vps/health`: the node's own `/health`.
+pub async fn vps_health(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
+    state
+        .upstream
+        .get_json("/health", &request_id(&headers), Duration::from_secs(5))
+        .await
+        .map(Json)
+        .map_err(|e| HttpError(e.to_api_error(), Dialect::Cerebrum))
+}
+
+/// `GET /v1/stats`.
+pub async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let vps = state
+        .upstream
+        .get_json("/v1/stats", &request_id(&headers), Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|e| json!({"error": e.to_string()}));
+    Json(json!({
+        "cm4": {
+            "uptime_seconds": state.started.elapsed().as_secs(),
+            "active_count": state.active(),
+            "breaker": state.upstream.breaker.state().as_str(),
+            "prompts_prepared": state.metrics.prepared.load(Ordering::Relaxed),
+            "chars_saved": state.metrics.chars_saved.load(Ordering::Relaxed),
+            "vps_client": state.upstream.stats.to_json(),
+        },
+        "vps": vps,
+    }))
+}
+
+/// Body of `POST /v1/prepare`.
+#[derive(Debug, Deserialize)]
+pub struct PrepareRequest {
+    /// The prompt.
+    pub prompt: String,
+    /// Its language, if known.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// An instruction given separately.
+    #[serde(default)]
+    pub instruction: Option<String>,
+}
+
+/// `POST /v1/prepare`: what would be sent, and the figures; no inference.
+pub async fn prepare_dry_run(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, HttpError> {
+    let err = |e| HttpError(e, Dialect::Cerebrum);
+    let req: PrepareRequest = parse_json(&body).map_err(err)?;
+    check_prompt_size(&state, "prompt", req.prompt.chars().count()).map_err(err)?;
+    let plan = prepare(
+        &PromptInput {
+            text: &req.prompt,
+            instruction: req.instruction.as_deref(),
+            language: req.language.as_deref(),
+        },
+        &state.prepare,
+    );
+    Ok(Json(serde_json::to_value(&plan).unwrap_or_default()))
+}
+
+/// `GET /metrics` in Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let u = &state.upstream.stats;
+    let mut s = String::with_capacity(1024);
+    let mut line = |name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    };
+    let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    line("cerebrum_http_requests_total", "counter", "HTTP requests received.", c(&m.requests));
+    line("cerebrum_load_shed_total", "counter", "Requests refused by the in-flight limit.", c(&m.shed));
+    line("cerebrum_rate_limited_total", "counter", "Requests refused by the rate limit.", c(&m.rate_limited));
+    line("cerebrum_in_flight", "gauge", "Inference requests in flight.", state.active() as f64);
+    line("cerebrum_prompts_prepared_total", "counter", "Prompts cut down by preparation.", c(&m.prepared));
+    line("cerebrum_prompt_chars_saved_total", "counter", "Characters removed by preparation.", c(&m.chars_saved));
+    line("cerebrum_upstream_requests_total", "counter", "Generations asked of the node.", c(&u.requests_sent));
+    line("cerebrum_upstream_success_total", "counter", "Generations that ended well.", c(&u.successful));
+    line("cerebrum_upstream_failures_total", "counter", "Generations failed by the node or link.", c(&u.failed));
+    line("cerebrum_tokens_relayed_total", "counter", "Tokens relayed to clients.", c(&u.tokens));
+    line(
+        "cerebrum_breaker_open",
+        "gauge",
+        "1 while the circuit breaker is open.",
+        f64::from(u8::from(state.upstream.breaker.state() == BreakerState::Open)),
+    );
+    line("cerebrum_breaker_opens_total", "counter", "Times the breaker opened.", state.upstream.breaker.opens() as f64);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime_text_is_hours_and_minutes() {
+        assert_eq!(super::uptime_text(3 * 3600 + 7 * 60 + 5), "3h 7m");
+        assert_eq!(super::uptime_text(59), "0h 0m");
+    }
+}

@@ -1,0 +1,79 @@
+//! The orchestrator's router and its whole middleware stack, in one place:
+//! reading this file is reading the Pi tier's request path.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response};
+use axum::middleware::{self, from_fn_with_state};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::api::{cerebrum, openai, ops};
+use crate::layers::rate_limit::ClientRateLimit;
+use crate::layers::{client_auth, in_flight, rate_limit};
+use crate::state::{AppState, Metrics};
+
+/// Largest request body (a 16,000-character prompt in JSON fits many times over).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Builds the orchestrator's HTTP application.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(cerebrum_shared::headers::REQUEST_ID);
+
+    let mut inference = Router::new()
+        .route("/v1/complete", post(cerebrum::complete))
+        .route("/v1/complete/stream", post(cerebrum::complete_stream))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        // Load shed: at most N in flight, counted until the stream ends; 503 at once otherwise.
+        .route_layer(from_fn_with_state(state.clone(), in_flight::limit));
+    if let Some(limiter) = ClientRateLimit::new(state.config.rate_limit_per_second, state.config.rate_limit_burst) {
+        // Per-client rate limit (off by default): 429 before a request takes an in-flight slot.
+        inference = inference.route_layer(from_fn_with_state((state.clone(), limiter), rate_limit::limit));
+    }
+
+    let counted = state.metrics.clone();
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/health/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/models", get(ops::models))
+        .route("/v1/stats", get(ops::stats))
+        .route("/v1/vps/health", get(ops::vps_health).post(ops::vps_health))
+        .route("/v1/prepare", post(ops::prepare_dry_run))
+        .merge(inference)
+        .layer(
+            ServiceBuilder::new()
+                // Correlation: keep the client's X-Request-ID or make a UUID v4 (forwarded to the node).
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                // Log context and access log: a span with the id, one line per request with status and time.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let id = crate::api::request_id(req.headers());
+                            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_request(())
+                        .on_response(|res: &Response<_>, latency: Duration, _: &Span| {
+                            tracing::info!(status = res.status().as_u16(), ms = latency.as_millis() as u64, "served");
+                        }),
+                )
+                // Echo the id so clients can quote it.
+                .layer(PropagateRequestIdLayer::new(request_id))
+                // Count requests for /metrics.
+                .layer(middleware::from_fn(move |req, next: middleware::Next| {
+                    Metrics::inc(&counted.requests);
+                    next.run(req)
+                }))
+                // Optional client keys (health checks stay open).
+                .layer(from_fn_with_state(state.clone(), client_auth::require_client_key))
+                // Bodies over 1 MiB are refused with 413 before they are read.
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,5 @@
+//! Cross-cutting concerns, one file each, composed in `app.rs`.
+
+pub mod client_auth;
+pub mod in_flight;
+pub mod rate_limit;

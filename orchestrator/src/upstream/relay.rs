@@ -1,0 +1,238 @@
+//! Reading the node's OpenAI token stream: one [`Piece`] per chunk, with the
+//! idle timeout between chunks, and the breaker told how the stream ended.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+
+use super::{Breaker, UpstreamError, UpstreamStats};
+
+/// One thing the node said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// New text.
+    Text(String),
+    /// The end, with what the node reported.
+    Finished {
+        /// `"stop"` or `"length"`.
+        finish_reason: String,
+        /// Prompt tokens, if the node said.
+        prompt_tokens: Option<u64>,
+        /// Generated tokens, if the node said.
+        completion_tokens: Option<u64>,
+    },
+}
+
+type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
+
+/// A live stream from the node. Dropping it closes the connection, which makes
+/// the node cancel the sequence.
+pub struct TokenStream {
+    events: Events,
+    buffered: Option<Piece>,
+    idle: Duration,
+    breaker: Breaker,
+    stats: Arc<UpstreamStats>,
+    finish_reason: Option<String>,
+    usage: Option<(u64, u64)>,
+    started: Instant,
+    done: bool,
+}
+
+impl TokenStream {
+    /// Wraps a 2xx response and reads up to its first piece before `deadline`.
+    pub(super) async fn start(
+        response: reqwest::Response,
+        deadline: tokio::time::Instant,
+        idle: Duration,
+        breaker: Breaker,
+        stats: Arc<UpstreamStats>,
+    ) -> Result<Self, UpstreamError> {
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .boxed();
+        let mut stream = TokenStream {
+            events,
+            buffered: None,
+            idle,
+            breaker,
+            stats,
+            finish_reason: None,
+            usage: None,
+            started: Instant::now(),
+            done: false,
+        };
+        match tokio::time::timeout_at(deadline, stream.read()).await {
+            Err(_) => Err(UpstreamError::Timeout("no first token".into())),
+            Ok(Some(Ok(piece))) => {
+                stream.buffered = Some(piece);
+                Ok(stream)
+            }
+            Ok(Some(Err(e))) => Err(e),
+            Ok(None) => Err(UpstreamError::Broken("empty stream".into())),
+        }
+    }
+
+    /// The next piece; `None` after `Finished` or an error.
+    pub async fn next(&mut self) -> Option<Result<Piece, UpstreamError>> {
+        if let Some(p) = self.buffered.take() {
+            return Some(Ok(p));
+        }
+        if self.done {
+            return None;
+        }
+        match tokio::time::timeout(self.idle, self.read()).await {
+            Ok(r) => r,
+            Err(_) => {
+                let e = UpstreamError::Timeout(format!("no token for {} s", self.idle.as_secs()));
+                self.fail(&e);
+                Some(Err(e))
+            }
+        }
+    }
+
+    async fn read(&mut self) -> Option<Result<Piece, UpstreamError>> {
+        loop {
+            let event = match self.events.next().await {
+                None => {
+                    let e = UpstreamError::Broken("the node closed the stream before [DONE]".into());
+                    self.fail(&e);
+                    return Some(Err(e));
+                }
+                Some(Err(e)) => {
+                    let e = UpstreamError::Broken(e);
+                    self.fail(&e);
+                    return Some(Err(e));
+                }
+                Some(Ok(ev)) => ev,
+            };
+            match parse_chunk(&event.data) {
+                Ok(Chunk::Done) => {
+                    self.done = true;
+                    self.breaker.success();
+                    self.stats.successful.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .inference_micros
+                        .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    return Some(Ok(Piece::Finished {
+                        finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
+                        prompt_tokens: self.usage.map(|u| u.0),
+                        completion_tokens: self.usage.map(|u| u.1),
+                    }));
+                }
+                Ok(Chunk::Data { text, finish, usage }) => {
+                    if finish.is_some() {
+                        self.finish_reason = finish;
+                    }
+                    if usage.is_some() {
+                        self.usage = usage;
+                    }
+                    if let Some(t) = text.filter(|t| !t.is_empty()) {
+                        self.stats.tokens.fetch_add(1, Ordering::Relaxed);
+                        return Some(Ok(Piece::Text(t)));
+                    }
+                }
+                Err(e) => {
+                    self.fail(&e);
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: &UpstreamError) {
+        if !self.done {
+            self.done = true;
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            if e.counts_as_failure() {
+                self.breaker.failure();
+            }
+            tracing::warn!(error = %e, "node stream failed");
+        }
+    }
+}
+
+enum Chunk {
+    Done,
+    Data {
+        text: Option<String>,
+        finish: Option<String>,
+        usage: Option<(u64, u64)>,
+    },
+}
+
+/// One `data:` payload of an OpenAI stream (chat or text completion).
+fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(Chunk::Done);
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| UpstreamError::Protocol(format!("not JSON ({e}): {:.80}", data)))?;
+    if let Some(err) = v.get("error") {
+        let msg = err["message"].as_str().or(err.as_str()).unwrap_or("error event").to_string();
+        return Err(UpstreamError::Broken(msg));
+    }
+    let choice = &v["choices"][0];
+    let text = choice["delta"]["content"]
+        .as_str()
+        .or(choice["text"].as_str())
+        .map(str::to_string);
+    let finish = choice["finish_reason"].as_str().map(str::to_string);
+    let usage = v["usage"].as_object().map(|u| {
+        (
+            u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+            u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+        )
+    });
+    if text.is_none() && finish.is_none() && usage.is_none() && v.get("choices").is_none() {
+        return Err(UpstreamError::Protocol(format!("not an OpenAI chunk: {:.80}", data)));
+    }
+    Ok(Chunk::Data { text, finish, usage })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_chat_and_text_chunks() {
+        let Chunk::Data { text, .. } =
+            parse_chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(text.as_deref(), Some("Hi"));
+        let Chunk::Data { text, finish, .. } =
+            parse_chunk(r#"{"choices":[{"index":0,"text":" there","finish_reason":"length"}]}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((text.as_deref(), finish.as_deref()), (Some(" there"), Some("length")));
+        let Chunk::Data { usage, .. } =
+            parse_chunk(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#)
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(usage, Some((3, 4)));
+        assert!(matches!(parse_chunk("[DONE]"), Ok(Chunk::Done)));
+    }
+
+    #[test]
+    fn garbage_and_errors_are_failures() {
+        assert!(matches!(parse_chunk("hello"), Err(UpstreamError::Protocol(_))));
+        assert!(matches!(parse_chunk(r#"{"foo":1}"#), Err(UpstreamError::Protocol(_))));
+        assert!(matches!(
+            parse_chunk(r#"{"error":{"message":"decode failed"}}"#),
+            Err(UpstreamError::Broken(m)) if m == "decode failed"
+        ));
+    }
+}
