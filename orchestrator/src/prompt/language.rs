@@ -72,7 +72,9 @@ pub fn line_comment(language: &str) -> Option<&'static str> {
 /// fenced block, a shebang line, then keyword signals. Returns a canonical name
 /// (`python`, `javascript`, `typescript`, `rust`, `go`, `c`, `cpp`, `java`,
 /// `csharp`, `kotlin`, `swift`, `ruby`, `php`, `bash`, `sql`, `lua`, `html`, …)
-/// or `None` when nothing is convincing. Looks at most at the first 400 lines.
+/// or `None` when nothing is convincing. Keyword signals are read from the
+/// first [`KEYWORD_LINES`] non-blank lines only: they are dense, and reading a
+/// whole 16 KB file was a third of the time of a whole preparation.
 pub fn detect_language(text: &str) -> Option<&'static str> {
     if let Some(lang) = fence_language(text) {
         return Some(lang);
@@ -119,6 +121,9 @@ fn shebang_language(text: &str) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// How many non-blank lines keyword detection reads.
+pub const KEYWORD_LINES: usize = 150;
 
 /// Where in a trimmed line a signal must appear.
 #[derive(Clone, Copy)]
@@ -297,11 +302,12 @@ const SIGNALS: &[(&str, &str, At, u32)] = &[
 /// clearly supported.
 fn keyword_language(text: &str) -> Option<&'static str> {
     let mut scores: Vec<(&'static str, u32)> = Vec::new();
-    for line in text.lines().take(400) {
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        }
+    let lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .take(KEYWORD_LINES);
+    for t in lines {
         for &(lang, pattern, at, weight) in SIGNALS {
             let hit = match at {
                 At::Start => t.starts_with(pattern),

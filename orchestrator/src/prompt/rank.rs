@@ -117,7 +117,16 @@ pub fn tokenize(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
         let word = word.trim_matches('_');
-        if word.chars().count() < 2 || word.chars().all(|c| c.is_numeric()) {
+        if word.len() < 2 || word.chars().nth(1).is_none() || word.chars().all(|c| c.is_numeric()) {
+            continue;
+        }
+        if !word.contains('_') && word.bytes().all(|b| b.is_ascii_lowercase()) {
+            // Fast path for the common plain word: no parts, already lowercase.
+            out.push(Token {
+                text: word.to_owned(),
+                whole: true,
+                compound: false,
+            });
             continue;
         }
         let parts = split_identifier(word);
