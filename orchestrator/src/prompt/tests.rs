@@ -266,3 +266,41 @@ fn stats_display_is_one_line() {
     assert!(json["stats"]["kept_ranges"].is_array());
     assert!(json["stats"]["elapsed_us"].is_u64());
 }
+
+#[test]
+fn unnamed_function_cut_by_a_chunk_keeps_its_other_half() {
+    // No instruction: the tail chunk (last ~1,000 chars) starts inside a
+    // 1,400-character function; the function must come back whole.
+    let mut long_fn = String::from("def assemble_monthly_report(ledger, month):\n");
+    for i in 0..34 {
+        long_fn.push_str(&format!("    part_{i:02} = ledger.sum_for(month, {i})\n"));
+    }
+    long_fn.push_str("    return combine(part_00, part_33)\n");
+    let n = long_fn.chars().count();
+    assert!(n > 1300 && n < 1900, "{n}");
+    let text = format!("{}{long_fn}", python_functions(14, "early"));
+    let plan = prepare(&input(&text), &PrepareConfig::default());
+    assert!(plan.applied, "{}", plan.stats);
+    assert!(plan.prompt.contains(long_fn.trim_end()), "{}", plan.prompt);
+}
+
+#[test]
+fn sql_and_dash_dash_marker() {
+    let body: String = (0..60)
+        .map(|i| format!("SELECT id, total_{i} FROM ledger_{i} WHERE month = {i};\n"))
+        .collect();
+    let text = format!("{body}-- REFACTOR: merge the ledger_42 query into a view\n");
+    let plan = prepare(&input(&text), &PrepareConfig::default());
+    assert_eq!(
+        plan.instruction.as_deref(),
+        Some("-- REFACTOR: merge the ledger_42 query into a view")
+    );
+    assert!(plan.applied, "{}", plan.stats);
+    assert!(plan.prompt.starts_with("-- REFACTOR:"));
+    assert!(
+        plan.prompt
+            .contains("SELECT id, total_42 FROM ledger_42 WHERE month = 42;")
+    );
+    assert_eq!(plan.language.as_deref(), Some("sql"));
+    assert!(plan.prompt.contains("-- … "));
+}
