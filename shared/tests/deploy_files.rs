@@ -22,7 +22,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn read(rel: &str) -> String {
@@ -126,8 +129,13 @@ fn policy() -> Value {
 
 /// "tag:cerebrum-vps:22,7000" -> ("tag:cerebrum-vps", [22, 7000]).
 fn split_dst(dst: &str) -> (String, Vec<String>) {
-    let (host, ports) = dst.rsplit_once(':').unwrap_or_else(|| panic!("dst {dst} has no port"));
-    (host.to_string(), ports.split(',').map(str::to_string).collect())
+    let (host, ports) = dst
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("dst {dst} has no port"));
+    (
+        host.to_string(),
+        ports.split(',').map(str::to_string).collect(),
+    )
 }
 
 /// Every (src, dst host, port) the ACLs accept.
@@ -164,13 +172,23 @@ fn tailnet_policy_grants_exactly_the_intended_paths() {
     }
     let g = grants(&p);
     for (src, host, port) in &g {
-        assert!(!src.contains('*') && !host.contains('*') && port != "*", "wildcard in {src} -> {host}:{port}");
+        assert!(
+            !src.contains('*') && !host.contains('*') && port != "*",
+            "wildcard in {src} -> {host}:{port}"
+        );
         assert!(src.starts_with("tag:"), "non-tag source {src}");
     }
-    let pi: BTreeSet<_> = g.iter().filter(|(s, _, _)| s == "tag:cerebrum-pi").collect();
+    let pi: BTreeSet<_> = g
+        .iter()
+        .filter(|(s, _, _)| s == "tag:cerebrum-pi")
+        .collect();
     assert_eq!(
         pi.into_iter().cloned().collect::<Vec<_>>(),
-        vec![("tag:cerebrum-pi".into(), "tag:cerebrum-vps".into(), "9000".into())],
+        vec![(
+            "tag:cerebrum-pi".into(),
+            "tag:cerebrum-vps".into(),
+            "9000".into()
+        )],
         "the Pi may reach the node's port and nothing else"
     );
     // Who reaches the node's API: the Pi and the admins, no one else.
@@ -182,11 +200,17 @@ fn tailnet_policy_grants_exactly_the_intended_paths() {
     assert_eq!(to_node, BTreeSet::from(["tag:admin", "tag:cerebrum-pi"]));
     for host in ["tag:cerebrum-pi", "tag:cerebrum-vps"] {
         for port in ["22", "7000", "9000"] {
-            assert!(allowed(&g, "tag:admin", &format!("{host}:{port}")), "admin cannot reach {host}:{port}");
+            assert!(
+                allowed(&g, "tag:admin", &format!("{host}:{port}")),
+                "admin cannot reach {host}:{port}"
+            );
         }
     }
     // The VPS initiates nothing.
-    assert!(!g.iter().any(|(s, _, _)| s == "tag:cerebrum-vps"), "the VPS must not reach anything");
+    assert!(
+        !g.iter().any(|(s, _, _)| s == "tag:cerebrum-vps"),
+        "the VPS must not reach anything"
+    );
     let sources: BTreeSet<&str> = g.iter().map(|(s, _, _)| s.as_str()).collect();
     assert_eq!(sources, BTreeSet::from(["tag:admin", "tag:cerebrum-pi"]));
 }
@@ -203,7 +227,10 @@ fn tailnet_policy_tests_agree_with_its_acls() {
         srcs.insert(src.to_string());
         for dst in t["accept"].as_array().into_iter().flatten() {
             let dst = dst.as_str().unwrap();
-            assert!(allowed(&g, src, dst), "policy test: {src} -> {dst} should be accepted but the ACLs deny it");
+            assert!(
+                allowed(&g, src, dst),
+                "policy test: {src} -> {dst} should be accepted but the ACLs deny it"
+            );
         }
         for dst in t["deny"].as_array().into_iter().flatten() {
             let dst = dst.as_str().unwrap();
@@ -220,8 +247,17 @@ fn tailnet_policy_tests_agree_with_its_acls() {
         assert!(srcs.contains(tag), "no policy test for {tag}");
     }
     // The tests pin the one path that matters.
-    let pi = tests.iter().find(|t| t["src"] == "tag:cerebrum-pi").unwrap();
-    assert!(pi["accept"].as_array().unwrap().iter().any(|d| d == "tag:cerebrum-vps:9000"));
+    let pi = tests
+        .iter()
+        .find(|t| t["src"] == "tag:cerebrum-pi")
+        .unwrap();
+    assert!(
+        pi["accept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == "tag:cerebrum-vps:9000")
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -240,7 +276,9 @@ fn unit(rel: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
             section = line.trim_matches(|c| c == '[' || c == ']').to_string();
             continue;
         }
-        let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{rel}: bad line {line}"));
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{rel}: bad line {line}"));
         out.entry(section.clone())
             .or_default()
             .entry(k.trim().to_string())
@@ -281,7 +319,9 @@ const HARDENING: &[(&str, &str)] = &[
 
 fn check_unit(rel: &str, user: &str, env_file: &str, exec: &str, memory_max: &str) {
     let u = unit(rel);
-    let s = u.get("Service").unwrap_or_else(|| panic!("{rel}: no [Service]"));
+    let s = u
+        .get("Service")
+        .unwrap_or_else(|| panic!("{rel}: no [Service]"));
     let one = |k: &str| -> &str {
         let v = s.get(k).unwrap_or_else(|| panic!("{rel}: missing {k}="));
         v.last().unwrap()
@@ -289,20 +329,37 @@ fn check_unit(rel: &str, user: &str, env_file: &str, exec: &str, memory_max: &st
     for (k, want) in HARDENING {
         assert_eq!(one(k), *want, "{rel}: {k}=");
     }
-    let filters = s.get("SystemCallFilter").unwrap_or_else(|| panic!("{rel}: no SystemCallFilter"));
-    assert_eq!(filters[0], "@system-service", "{rel}: the allow-list comes first");
+    let filters = s
+        .get("SystemCallFilter")
+        .unwrap_or_else(|| panic!("{rel}: no SystemCallFilter"));
+    assert_eq!(
+        filters[0], "@system-service",
+        "{rel}: the allow-list comes first"
+    );
     assert_eq!(one("User"), user, "{rel}");
     assert_eq!(one("Group"), user, "{rel}");
     assert_eq!(one("EnvironmentFile"), env_file, "{rel}");
-    assert!(one("ExecStart").starts_with(exec), "{rel}: ExecStart={}", one("ExecStart"));
+    assert!(
+        one("ExecStart").starts_with(exec),
+        "{rel}: ExecStart={}",
+        one("ExecStart")
+    );
     assert_eq!(one("MemoryMax"), memory_max, "{rel}");
     assert!(s.contains_key("CPUQuota"), "{rel}: CPUQuota");
     // Allow-list networking: deny everything, then allow loopback and more.
     assert_eq!(one("IPAddressDeny"), "any", "{rel}");
-    assert!(s["IPAddressAllow"].iter().any(|v| v == "localhost"), "{rel}");
-    assert!(s["IPAddressAllow"].iter().any(|v| v == "100.64.0.0/10"), "{rel}: the tailnet");
     assert!(
-        u["Install"]["WantedBy"].iter().any(|v| v == "multi-user.target"),
+        s["IPAddressAllow"].iter().any(|v| v == "localhost"),
+        "{rel}"
+    );
+    assert!(
+        s["IPAddressAllow"].iter().any(|v| v == "100.64.0.0/10"),
+        "{rel}: the tailnet"
+    );
+    assert!(
+        u["Install"]["WantedBy"]
+            .iter()
+            .any(|v| v == "multi-user.target"),
         "{rel}: WantedBy"
     );
 }
@@ -321,9 +378,15 @@ fn node_unit_is_hardened_and_limited() {
     // 2 vCPU: leave headroom for sshd/tailscaled, consistent with the 70% guard.
     assert_eq!(s["CPUQuota"].last().unwrap(), "180%");
     // Models live in the state directory (ProtectHome=yes, ProtectSystem=strict).
-    assert!(s["StateDirectory"][0].split_whitespace().any(|d| d == "cerebrum-node/models"));
     assert!(
-        s["Environment"].iter().any(|e| e == "CEREBRUM_MODELS_DIR=/var/lib/cerebrum-node/models"),
+        s["StateDirectory"][0]
+            .split_whitespace()
+            .any(|d| d == "cerebrum-node/models")
+    );
+    assert!(
+        s["Environment"]
+            .iter()
+            .any(|e| e == "CEREBRUM_MODELS_DIR=/var/lib/cerebrum-node/models"),
         "the unit points the node at its state directory"
     );
 }
@@ -350,7 +413,9 @@ fn documented(rel: &str) -> BTreeSet<String> {
             let l = l.strip_prefix('#').unwrap_or(l);
             let (name, _) = l.split_once('=')?;
             (!name.is_empty()
-                && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
             .then(|| name.to_string())
         })
         .collect()
@@ -364,7 +429,8 @@ fn env_literals(src: &str) -> BTreeSet<String> {
         .filter(|s| {
             s.len() > 2
                 && s.contains('_')
-                && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         })
         .map(str::to_string)
         .collect()
@@ -377,19 +443,39 @@ fn node_env_example_documents_exactly_what_the_node_reads() {
     let main = read("inference-node/src/main.rs");
     for var in &docs {
         if var == "LOG_LEVEL" {
-            assert!(main.contains("\"LOG_LEVEL\""), "LOG_LEVEL is not read by inference-node/src/main.rs");
+            assert!(
+                main.contains("\"LOG_LEVEL\""),
+                "LOG_LEVEL is not read by inference-node/src/main.rs"
+            );
         } else {
-            assert!(config.contains(var), "{var} is documented in deploy/node.env.example but inference-node/src/config.rs does not read it");
+            assert!(
+                config.contains(var),
+                "{var} is documented in deploy/node.env.example but inference-node/src/config.rs does not read it"
+            );
         }
     }
     for var in &config {
-        assert!(docs.contains(var), "inference-node/src/config.rs reads {var}: document it in deploy/node.env.example");
+        assert!(
+            docs.contains(var),
+            "inference-node/src/config.rs reads {var}: document it in deploy/node.env.example"
+        );
     }
     for var in [
-        "CEREBRUM_API_KEY", "VPS_BIND_IP", "CEREBRUM_VPS_PORT", "MAX_CPU_PERCENT", "CEREBRUM_N_THREADS",
-        "ALLOWED_CM4_IP", "CEREBRUM_MODELS_DIR", "CEREBRUM_MODELS", "CEREBRUM_DEFAULT_MODEL",
-        "CEREBRUM_RAM_FLOOR_MB", "CEREBRUM_IDLE_UNLOAD_SECS", "CEREBRUM_MAX_LOADED_MODELS",
-        "CEREBRUM_PARALLEL", "CEREBRUM_CONTEXT_SIZE", "LOG_LEVEL",
+        "CEREBRUM_API_KEY",
+        "VPS_BIND_IP",
+        "CEREBRUM_VPS_PORT",
+        "MAX_CPU_PERCENT",
+        "CEREBRUM_N_THREADS",
+        "ALLOWED_CM4_IP",
+        "CEREBRUM_MODELS_DIR",
+        "CEREBRUM_MODELS",
+        "CEREBRUM_DEFAULT_MODEL",
+        "CEREBRUM_RAM_FLOOR_MB",
+        "CEREBRUM_IDLE_UNLOAD_SECS",
+        "CEREBRUM_MAX_LOADED_MODELS",
+        "CEREBRUM_PARALLEL",
+        "CEREBRUM_CONTEXT_SIZE",
+        "LOG_LEVEL",
     ] {
         assert!(docs.contains(var), "deploy/node.env.example lacks {var}");
     }
@@ -410,7 +496,9 @@ fn rust_sources(dir: &Path, out: &mut String) {
 fn orchestrator_env_example_documents_only_what_the_orchestrator_reads() {
     let docs = documented("deploy/orchestrator.env.example");
     if !repo().join("orchestrator/src/config.rs").exists() {
-        eprintln!("note: orchestrator/src/config.rs does not exist yet; orchestrator.env.example not checked");
+        eprintln!(
+            "note: orchestrator/src/config.rs does not exist yet; orchestrator.env.example not checked"
+        );
         return;
     }
     let config = env_literals(&read("orchestrator/src/config.rs"));
@@ -428,17 +516,33 @@ fn orchestrator_env_example_documents_only_what_the_orchestrator_reads() {
                      EnvFilter without reading it (read it like inference-node/src/main.rs does)"
                 );
             } else {
-                eprintln!("note: the orchestrator does not set up logging yet; LOG_LEVEL not checked");
+                eprintln!(
+                    "note: the orchestrator does not set up logging yet; LOG_LEVEL not checked"
+                );
             }
         } else {
-            assert!(config.contains(var), "{var} is documented in deploy/orchestrator.env.example but orchestrator/src/config.rs does not read it");
+            assert!(
+                config.contains(var),
+                "{var} is documented in deploy/orchestrator.env.example but orchestrator/src/config.rs does not read it"
+            );
         }
     }
     for var in [
-        "VPS_ENDPOINT", "VPS_API_KEY", "CEREBRUM_HOST", "CEREBRUM_PORT", "LOG_LEVEL", "CEREBRUM_MAX_IN_FLIGHT",
-        "CEREBRUM_BREAKER_THRESHOLD", "CEREBRUM_BREAKER_COOLDOWN_SECS", "CEREBRUM_ROUTES", "CEREBRUM_CLIENT_KEYS",
+        "VPS_ENDPOINT",
+        "VPS_API_KEY",
+        "CEREBRUM_HOST",
+        "CEREBRUM_PORT",
+        "LOG_LEVEL",
+        "CEREBRUM_MAX_IN_FLIGHT",
+        "CEREBRUM_BREAKER_THRESHOLD",
+        "CEREBRUM_BREAKER_COOLDOWN_SECS",
+        "CEREBRUM_ROUTES",
+        "CEREBRUM_CLIENT_KEYS",
     ] {
-        assert!(docs.contains(var), "deploy/orchestrator.env.example lacks {var}");
+        assert!(
+            docs.contains(var),
+            "deploy/orchestrator.env.example lacks {var}"
+        );
     }
 }
 
@@ -449,7 +553,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cerebrum-deploy-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("cerebrum-deploy-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -502,7 +607,9 @@ fn stdout(o: &Output) -> String {
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     use std::os::unix::fs::PermissionsExt;
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let meta = std::fs::symlink_metadata(&p).unwrap();
@@ -525,7 +632,7 @@ fn env_value(path: &Path, key: &str) -> String {
         .unwrap()
         .lines()
         .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .next_back()
         .unwrap_or_default()
         .to_string()
 }
@@ -551,16 +658,25 @@ fn install_vps_is_idempotent_in_a_scratch_root() {
         v
     };
     let a1 = args(&[]);
-    let first = run("scripts/install-vps", &a1.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = run(
+        "scripts/install-vps",
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let out1 = stdout(&first);
     assert!(out1.contains("skip (--root): useradd"), "{out1}");
-    assert!(out1.contains("skip (--root): systemctl enable cerebrum-node.service"), "{out1}");
+    assert!(
+        out1.contains("skip (--root): systemctl enable cerebrum-node.service"),
+        "{out1}"
+    );
     let env = root.join("etc/cerebrum/node.env");
     let key = env_value(&env, "CEREBRUM_API_KEY");
     assert!(key.len() >= 40, "generated key: '{key}'");
     assert_eq!(env_value(&env, "ALLOWED_CM4_IP"), "100.88.1.2");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(root.join("usr/local/bin/cerebrum-node").exists());
     assert!(root.join("var/lib/cerebrum-node/models/tiny.gguf").exists());
     assert_eq!(
@@ -569,20 +685,44 @@ fn install_vps_is_idempotent_in_a_scratch_root() {
     );
     // The stub speaks no sd_notify: the Type=exec fallback is installed.
     let dropin = root.join("etc/systemd/system/cerebrum-node.service.d/10-no-sd-notify.conf");
-    assert!(std::fs::read_to_string(&dropin).unwrap().contains("Type=exec"));
+    assert!(
+        std::fs::read_to_string(&dropin)
+            .unwrap()
+            .contains("Type=exec")
+    );
 
     let before = snapshot(&root);
-    let second = run("scripts/install-vps", &a1.iter().map(String::as_str).collect::<Vec<_>>());
+    let second = run(
+        "scripts/install-vps",
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let out2 = stdout(&second);
-    assert!(out2.contains("done: 0 changes"), "second run changed something:\n{out2}");
-    assert!(!out2.contains("systemctl restart"), "nothing changed, so no restart:\n{out2}");
+    assert!(
+        out2.contains("done: 0 changes"),
+        "second run changed something:\n{out2}"
+    );
+    assert!(
+        !out2.contains("systemctl restart"),
+        "nothing changed, so no restart:\n{out2}"
+    );
     assert_eq!(snapshot(&root), before, "second run changed files");
-    assert_eq!(env_value(&env, "CEREBRUM_API_KEY"), key, "the key must never be replaced");
+    assert_eq!(
+        env_value(&env, "CEREBRUM_API_KEY"),
+        key,
+        "the key must never be replaced"
+    );
 
     // A changed setting updates that line only; the key stays.
     let a3 = args(&["--port", "9100"]);
-    let third = run("scripts/install-vps", &a3.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(stdout(&third).contains("systemctl restart"), "{}", stdout(&third));
+    let third = run(
+        "scripts/install-vps",
+        &a3.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        stdout(&third).contains("systemctl restart"),
+        "{}",
+        stdout(&third)
+    );
     assert_eq!(env_value(&env, "CEREBRUM_VPS_PORT"), "9100");
     assert_eq!(env_value(&env, "CEREBRUM_API_KEY"), key);
 
@@ -590,17 +730,37 @@ fn install_vps_is_idempotent_in_a_scratch_root() {
     let notify_bin = stub_binary(&t.0, "cerebrum-node-notify", true);
     let mut a4 = args(&["--port", "9100"]);
     a4[0] = notify_bin.to_str().unwrap().into();
-    run("scripts/install-vps", &a4.iter().map(String::as_str).collect::<Vec<_>>());
+    run(
+        "scripts/install-vps",
+        &a4.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert!(!dropin.exists(), "the fallback drop-in should be gone");
 
     // Uninstall without --purge keeps settings and models; with it, nothing is left.
-    run("scripts/uninstall", &["vps", "--root", root.to_str().unwrap()]);
+    run(
+        "scripts/uninstall",
+        &["vps", "--root", root.to_str().unwrap()],
+    );
     assert!(!root.join("usr/local/bin/cerebrum-node").exists());
-    assert!(!root.join("etc/systemd/system/cerebrum-node.service").exists());
+    assert!(
+        !root
+            .join("etc/systemd/system/cerebrum-node.service")
+            .exists()
+    );
     assert_eq!(env_value(&env, "CEREBRUM_API_KEY"), key);
-    run("scripts/uninstall", &["vps", "--purge", "--root", root.to_str().unwrap()]);
-    let left: Vec<_> = snapshot(&root).into_iter().filter(|(_, (m, _))| m & 0o170000 != 0o040000).collect();
-    assert!(left.is_empty(), "files left after --purge: {:?}", left.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    run(
+        "scripts/uninstall",
+        &["vps", "--purge", "--root", root.to_str().unwrap()],
+    );
+    let left: Vec<_> = snapshot(&root)
+        .into_iter()
+        .filter(|(_, (m, _))| m & 0o170000 != 0o040000)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files left after --purge: {:?}",
+        left.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -610,7 +770,12 @@ fn install_dry_runs_print_actions_and_change_nothing() {
     let root = t.0.join("root");
     let out = stdout(&run(
         "scripts/install-vps",
-        &[bin.to_str().unwrap(), "--dry-run", "--root", root.to_str().unwrap()],
+        &[
+            bin.to_str().unwrap(),
+            "--dry-run",
+            "--root",
+            root.to_str().unwrap(),
+        ],
     ));
     for want in [
         "would: useradd",
@@ -629,14 +794,28 @@ fn install_dry_runs_print_actions_and_change_nothing() {
     let pi_bin = stub_binary(&t.0, "cerebrum", false);
     let out = stdout(&run(
         "scripts/install-pi",
-        &[pi_bin.to_str().unwrap(), "--dry-run", "--vps-endpoint", "http://100.101.102.103:9000"],
+        &[
+            pi_bin.to_str().unwrap(),
+            "--dry-run",
+            "--vps-endpoint",
+            "http://100.101.102.103:9000",
+        ],
     ));
-    assert!(out.contains("would: write /etc/cerebrum/orchestrator.env"), "{out}");
-    assert!(out.contains("would: systemctl enable cerebrum-orchestrator.service"), "{out}");
+    assert!(
+        out.contains("would: write /etc/cerebrum/orchestrator.env"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would: systemctl enable cerebrum-orchestrator.service"),
+        "{out}"
+    );
     assert!(!out.contains("+ "), "a dry run must not act:\n{out}");
 
     let out = stdout(&run("scripts/uninstall", &["pi", "--purge", "--dry-run"]));
-    assert!(out.contains("would: systemctl disable --now cerebrum-orchestrator.service"), "{out}");
+    assert!(
+        out.contains("would: systemctl disable --now cerebrum-orchestrator.service"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -658,11 +837,21 @@ fn install_pi_is_idempotent_in_a_scratch_root() {
     ];
     run("scripts/install-pi", &args);
     let env = root.join("etc/cerebrum/orchestrator.env");
-    assert_eq!(env_value(&env, "VPS_ENDPOINT"), "http://100.101.102.103:9000");
-    assert_eq!(env_value(&env, "VPS_API_KEY"), "0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        env_value(&env, "VPS_ENDPOINT"),
+        "http://100.101.102.103:9000"
+    );
+    assert_eq!(
+        env_value(&env, "VPS_API_KEY"),
+        "0123456789abcdef0123456789abcdef"
+    );
     let client_key = env_value(&env, "CEREBRUM_CLIENT_KEYS");
     assert!(client_key.len() >= 40, "client key '{client_key}'");
-    assert!(!root.join("etc/systemd/system/cerebrum-orchestrator.service.d").exists());
+    assert!(
+        !root
+            .join("etc/systemd/system/cerebrum-orchestrator.service.d")
+            .exists()
+    );
     let before = snapshot(&root);
     let out = stdout(&run("scripts/install-pi", &args));
     assert!(out.contains("done: 0 changes"), "{out}");
