@@ -303,6 +303,14 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
             &rank::tail_query(table.slice(tail_start, code_chars)),
         );
     }
+    if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
+        // Not even the tail has a usable word (`x = 1` repeated): the end of
+        // the code is what matters, so prefer the last chunks.
+        let n = unique_scores.len() as f64;
+        for (rank, score) in unique_scores.iter_mut().enumerate() {
+            *score = (rank as f64 + 1.0) / n;
+        }
+    }
     let mut scores = vec![0.0; chunks.len()];
     for (&i, s) in unique_idx.iter().zip(unique_scores) {
         scores[i] = s;
@@ -330,13 +338,18 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         &assemble::fence(&body, language.as_deref()),
     );
     let final_chars = prompt.chars().count();
-    if final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain) {
+    let too_long = final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain);
+    if too_long || selection.kept.is_empty() {
         let prompt = skip_prompt(&ex, &original, language.as_deref());
         let gain = percent_less(original_chars, final_chars);
-        stats.skipped_reason = Some(format!(
-            "preparing saves {gain:.1}%, less than the {:.0}% minimum",
-            cfg.min_gain * 100.0
-        ));
+        stats.skipped_reason = Some(if too_long {
+            format!(
+                "preparing saves {gain:.1}%, less than the {:.0}% minimum",
+                cfg.min_gain * 100.0
+            )
+        } else {
+            "no chunk worth keeping (the code is blank or all repeats)".to_owned()
+        });
         stats.final_chars = prompt.chars().count();
         stats.reduction_percent = percent_less(original_chars, stats.final_chars);
         stats.elapsed_us = micros(started);

@@ -304,3 +304,28 @@ fn sql_and_dash_dash_marker() {
     assert_eq!(plan.language.as_deref(), Some("sql"));
     assert!(plan.prompt.contains("-- … "));
 }
+
+#[test]
+fn query_without_usable_words_keeps_the_end() {
+    // `x` and `1` are too short to be tokens: the tail query is empty.
+    let mut text = "x = 1\n".repeat(2000);
+    text.push_str("y = 2\n");
+    let plan = prepare(&input(&text), &PrepareConfig::default());
+    assert!(plan.applied, "{}", plan.stats);
+    assert!(plan.stats.chunks_kept >= 1);
+    assert!(plan.prompt.contains("x = 1\ny = 2\n"), "{}", plan.prompt);
+}
+
+#[test]
+fn blank_code_is_sent_unchanged() {
+    let text = format!("{}# TODO: fill this in\n", " \n".repeat(2000));
+    let plan = prepare(&input(&text), &PrepareConfig::default());
+    assert!(!plan.applied);
+    assert!(
+        plan.stats
+            .skipped_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no chunk"))
+    );
+    assert!(plan.prompt.starts_with("# TODO: fill this in"));
+}
