@@ -134,10 +134,28 @@ pub fn definition_name(line: &str) -> Option<&str> {
 
 /// `int *name(`, `static void name (`, `std::string Foo::bar(`, or a method
 /// shorthand `name(args) {`: the identifier right before the first `(`.
+///
+/// Prose mentions such as "override `_wrap_chunks()` in a subclass" are
+/// rejected: the line must not be a comment, only type-like words may precede
+/// the name, and after the parameter list only a body, a return type or a
+/// qualifier may follow (or the list continues on the next line).
 fn c_style_name(t: &str) -> Option<&str> {
+    if t.starts_with(['#', '/', '*', '-', '@', '"', '\'', '`', '<']) {
+        return None;
+    }
     let paren = t.find('(')?;
     let head = t[..paren].trim_end();
-    if head.contains('=') || head.contains('"') || head.contains('.') {
+    let type_like = |c: char| {
+        c.is_alphanumeric()
+            || matches!(
+                c,
+                '_' | ':' | '~' | '*' | '&' | '<' | '>' | ',' | ' ' | '\t' | '[' | ']'
+            )
+    };
+    if !head.chars().all(type_like) || head.split_whitespace().count() > 6 {
+        return None;
+    }
+    if !after_parameters_ok(&t[paren..]) {
         return None;
     }
     let name_start = head
@@ -158,6 +176,37 @@ fn c_style_name(t: &str) -> Option<&str> {
     // Either a return type precedes the name, or the line opens a body.
     let opens = t.trim_end().ends_with('{');
     (!before.is_empty() || opens).then_some(name)
+}
+
+/// Given the text from a signature's `(`, is what follows the parameter list
+/// what a definition has there (nothing, `{`, `->`, `:`, `const`, `throws`,
+/// …), or does the list continue on the next line?
+fn after_parameters_ok(from_paren: &str) -> bool {
+    let mut depth = 0usize;
+    for (i, c) in from_paren.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let rest = from_paren[i + 1..].trim();
+                    return rest.is_empty()
+                        || rest.starts_with(['{', ':', '&'])
+                        || rest.starts_with("->")
+                        || rest.starts_with("=>")
+                        || [
+                            "const", "override", "noexcept", "throws", "where", "final",
+                            "volatile", "mutable", "async",
+                        ]
+                        .iter()
+                        .any(|q| rest.starts_with(q));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Unclosed: a parameter list that goes on over several lines.
+    from_paren.trim_end().ends_with(['(', ','])
 }
 
 /// The leading run of identifier characters (plus `!` for macros).
@@ -465,6 +514,20 @@ mod tests {
             ("const LIMIT = 10;", None),
             ("𞹉ਛ:v𐆐(x) {", None), // 𐆐 is a symbol, not a letter
             ("int größe(void)", Some("größe")),
+            ("you'll probably have to override _wrap_chunks().", None),
+            ("# main loop of _wrap_chunks(), we'll wind up here", None),
+            (
+                "not quite the same as words; see _wrap_chunks() for full",
+                None,
+            ),
+            ("Call parse_config(path) before use", None),
+            ("Foo::Foo(int x) : a(x) {", Some("Foo")),
+            (
+                "public static void main(String[] args) throws IOException {",
+                Some("main"),
+            ),
+            ("static int count(", Some("count")),
+            ("void draw(int x,", Some("draw")),
             ("", None),
         ];
         for (line, want) in cases {

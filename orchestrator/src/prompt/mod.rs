@@ -422,16 +422,19 @@ fn code_identifiers(code: &str) -> HashMap<String, String> {
     out
 }
 
-/// Lines of the code that define one of `names` (case-insensitive).
+/// Lines of the code that define one of `names` (case-insensitive, and with
+/// leading/trailing `_` ignored as the tokenizer ignores them: `_wrap_chunks`,
+/// `__init__`).
 fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     if names.is_empty() {
         return Vec::new();
     }
-    let wanted: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    let key = |n: &str| n.trim_matches('_').to_lowercase();
+    let wanted: Vec<String> = names.iter().map(|n| key(n)).collect();
     (0..table.len())
         .filter(|&i| {
             blocks::definition_name(table.line_text(i))
-                .is_some_and(|name| wanted.contains(&name.to_lowercase()))
+                .is_some_and(|name| wanted.contains(&key(name)))
         })
         .collect()
 }

@@ -329,3 +329,24 @@ fn blank_code_is_sent_unchanged() {
     );
     assert!(plan.prompt.starts_with("# TODO: fill this in"));
 }
+
+#[test]
+fn private_and_dunder_names_are_recognised() {
+    // A long method with a leading underscore, longer than the growth limit:
+    // only recognising its definition keeps it whole.
+    let mut method = String::from("    def _wrap_chunks(self, chunks):\n        lines = []\n");
+    for i in 0..60 {
+        method.push_str(&format!(
+            "        width_{i} = self.width - len(chunks[{i}])\n"
+        ));
+    }
+    method.push_str("        return lines\n");
+    assert!(method.chars().count() > 2500);
+    let text = format!(
+        "class TextWrapper:\n    def __init__(self, width):\n        self.width = width\n\n{method}\n{}# INSTRUCTION: make _wrap_chunks handle a tiny width\n",
+        python_functions(10, "util")
+    );
+    let plan = prepare(&input(&text), &PrepareConfig::default());
+    assert!(plan.applied, "{}", plan.stats);
+    assert!(plan.prompt.contains(method.trim_end()), "{}", plan.prompt);
+}
