@@ -1,12 +1,19 @@
 //! The `cerebrum` command line: one module per subcommand.
 //!
 //! Subcommands are variants of [`Command`], each with its arguments and `run`
-//! in a sibling module (`prepare.rs` today; `serve`, `chat`, `ask`, `health`,
-//! `models` are to come the same way). Errors carry their exit code so `main`
-//! stays a dispatcher.
+//! in a sibling module (`prepare`, `serve`, `chat`, `ask`, `health`, `models`;
+//! the client commands share `client`, `answer` and `style`). Errors carry
+//! their exit code so `main` stays a dispatcher.
 
+mod answer;
+mod ask;
+mod chat;
+mod client;
+mod health;
+mod models;
 mod prepare;
 mod serve;
+mod style;
 
 use std::io;
 
@@ -29,6 +36,14 @@ pub enum Command {
     Prepare(prepare::PrepareArgs),
     /// Run the orchestrator server (the Pi tier) in front of the inference node.
     Serve(serve::ServeArgs),
+    /// Talk to the orchestrator: a REPL whose answers stream as they arrive.
+    Chat(chat::ChatArgs),
+    /// Ask one question; the answer streams to standard output.
+    Ask(ask::AskArgs),
+    /// Show whether the stack can serve now (exits non-zero when it cannot).
+    Health(health::HealthArgs),
+    /// List the models the inference node serves.
+    Models(models::ModelsArgs),
 }
 
 /// Why a subcommand failed.
@@ -43,15 +58,25 @@ pub enum CliError {
     /// The server or a client call failed at run time (exit 1).
     #[error("{0}")]
     Runtime(String),
+    /// A call to the orchestrator failed; the exit code depends on how
+    /// (see [`client::EXIT_CODES_HELP`]).
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    /// The orchestrator answered but the stack cannot serve now (exit 4).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl CliError {
     /// Process exit code: 2 for input problems (as clap uses for usage
-    /// errors), 1 otherwise.
+    /// errors), the client's codes for failed calls (3 unreachable, 4
+    /// unavailable, 5 refused), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Input(_) => 2,
-            CliError::Output(_) | CliError::Runtime(_) => 1,
+            CliError::Input(_) => client::EXIT_USAGE,
+            CliError::Output(_) | CliError::Runtime(_) => client::EXIT_FAILED,
+            CliError::Client(e) => e.exit_code(),
+            CliError::Unavailable(_) => client::EXIT_UNAVAILABLE,
         }
     }
 
@@ -67,6 +92,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Prepare(args) => prepare::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Chat(args) => chat::run(&args),
+        Command::Ask(args) => ask::run(&args),
+        Command::Health(args) => health::run(&args),
+        Command::Models(args) => models::run(&args),
     }
 }
 
