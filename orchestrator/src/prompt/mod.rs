@@ -72,7 +72,8 @@ pub struct PrepareConfig {
     /// a chunk boundary).
     pub repeat_min_chars: usize,
     /// Most characters a kept range may grow on each side to reach the bounds
-    /// of the function it cuts.
+    /// of the function it cuts. The default, 1,850, is two chunks less the
+    /// overlap: any function that fits in two chunks is always completed.
     pub max_growth_chars: usize,
     /// Most characters kept for one definition the instruction names.
     pub max_named_chars: usize,
@@ -91,7 +92,7 @@ impl Default for PrepareConfig {
             line_break_window: 250,
             repeat_min_lines: 3,
             repeat_min_chars: 150,
-            max_growth_chars: 1000,
+            max_growth_chars: 1850,
             max_named_chars: 8000,
         }
     }

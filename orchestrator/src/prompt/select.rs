@@ -333,6 +333,31 @@ mod tests {
     }
 
     #[test]
+    fn function_spanning_two_chunks_is_completed_from_a_grazing_chunk() {
+        // A 1,800-character function (fits in two 1,000/150 chunks) and a
+        // chunk that only holds its last lines and what follows.
+        let mut text = String::from("int before;\n\nstatic long checksum(const char *s)\n{\n");
+        while text.chars().count() < 1780 {
+            text.push_str("    total = total * 31 + next_value(s, total);\n");
+        }
+        text.push_str("    return total;\n}\n\nint after = 1;\nint more = 2;\n");
+        let t = LineTable::new(&text);
+        let fn_start = text.find("static long").unwrap_or(0);
+        let fn_end = text.find("}\n").map_or(0, |i| i + 2);
+        assert!((1750..1850).contains(&(fn_end - fn_start)));
+        let chunk = fn_end - 60..text.chars().count();
+        let limits = Limits {
+            top_k: 1,
+            max_growth: 1850,
+            max_named: 8000,
+        };
+        let sel = select(&t, &[chunk], &[true], &[1.0], &[], limits);
+        let kept = t.slice(sel.kept[0].start, sel.kept[0].end);
+        assert!(kept.starts_with("static long checksum"), "{kept}");
+        assert!(kept.ends_with("int more = 2;\n"));
+    }
+
+    #[test]
     fn covered_logic() {
         assert!(covered(&[0..5, 5..10], &(2..9)));
         assert!(!covered(&[0..5, 6..10], &(2..9)));
