@@ -7,12 +7,9 @@
 //! processing tok/s, single-stream decode tok/s, and aggregate decode tok/s with
 //! 1, 2 and 4 concurrent streams (continuous batching, 4 slots).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use cerebrum_testkit::*;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::json;

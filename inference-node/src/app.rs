@@ -56,6 +56,11 @@ pub fn router(state: AppState) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
                     tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                // Access log: one line per request with status and time (streams: time to headers).
+                .on_response(|res: &axum::http::Response<_>, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), ms = latency.as_millis() as u64, "served");
                 }))
                 // Echo the id so clients can quote it.
                 .layer(PropagateRequestIdLayer::new(request_id))

@@ -62,6 +62,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Logs go to stderr (the journal under systemd); stdout stays for output.
+        .with_writer(std::io::stderr)
         .init();
 }
 

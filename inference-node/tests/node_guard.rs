@@ -1,11 +1,9 @@
 //! The CPU guard, in its own test binary so no other test's node loads the CPU meanwhile.
 
-mod common;
-
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
+use cerebrum_testkit::*;
 use serde_json::json;
 
 struct Burners(Vec<Child>);
@@ -36,7 +34,10 @@ async fn wait_health(node: &Node, want_available: bool, within: Duration) -> ser
 
 #[tokio::test]
 async fn own_inference_never_trips_the_cpu_guard_but_other_load_does() {
-    let node = Node::start("cpuguard", &[("MAX_CPU_PERCENT", "50")]);
+    let node = Node::start(
+        "cpuguard",
+        &[("MAX_CPU_PERCENT", "50"), ("CEREBRUM_N_THREADS", "2")],
+    );
 
     // 1. The node's own generation keeps both cores busy; it must still admit work.
     let long = client()

@@ -1,10 +1,8 @@
 //! The node over real HTTP on loopback, with the real SmolLM2 model.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use cerebrum_testkit::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -32,9 +32,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/completions", post(openai::completions))
         // Load shed: at most N in flight, counted until the stream ends; 503 at once otherwise.
         .route_layer(from_fn_with_state(state.clone(), in_flight::limit));
-    if let Some(limiter) = ClientRateLimit::new(state.config.rate_limit_per_second, state.config.rate_limit_burst) {
+    if let Some(limiter) = ClientRateLimit::new(
+        state.config.rate_limit_per_second,
+        state.config.rate_limit_burst,
+    ) {
         // Per-client rate limit (off by default): 429 before a request takes an in-flight slot.
-        inference = inference.route_layer(from_fn_with_state((state.clone(), limiter), rate_limit::limit));
+        inference = inference.route_layer(from_fn_with_state(
+            (state.clone(), limiter),
+            rate_limit::limit,
+        ));
     }
 
     let counted = state.metrics.clone();

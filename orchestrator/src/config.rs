@@ -191,7 +191,10 @@ impl OrchestratorConfig {
         env_over!(breaker_threshold, "CEREBRUM_BREAKER_THRESHOLD");
         env_over!(breaker_cooldown_secs, "CEREBRUM_BREAKER_COOLDOWN_SECS");
         env_over!(connect_timeout_secs, "CEREBRUM_CONNECT_TIMEOUT_SECS");
-        env_over!(first_token_timeout_secs, "CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS");
+        env_over!(
+            first_token_timeout_secs,
+            "CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS"
+        );
         env_over!(idle_timeout_secs, "CEREBRUM_IDLE_TIMEOUT_SECS");
         env_over!(default_model, "CEREBRUM_DEFAULT_MODEL");
         env_over!(rate_limit_per_second, "CEREBRUM_RATE_LIMIT_PER_SECOND");
@@ -207,7 +210,10 @@ impl OrchestratorConfig {
                 table.insert(lang.trim().to_lowercase(), model.trim().to_string());
             }
         }
-        if let Some(v) = env.get("CEREBRUM_CLIENT_KEYS").filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = env
+            .get("CEREBRUM_CLIENT_KEYS")
+            .filter(|v| !v.trim().is_empty())
+        {
             f.client_keys = Some(
                 v.split(',')
                     .map(str::trim)
@@ -267,7 +273,11 @@ impl OrchestratorConfig {
             port: f.port.unwrap_or(7000),
             max_in_flight,
             breaker_threshold,
-            breaker_cooldown: secs(f.breaker_cooldown_secs, 10, "CEREBRUM_BREAKER_COOLDOWN_SECS")?,
+            breaker_cooldown: secs(
+                f.breaker_cooldown_secs,
+                10,
+                "CEREBRUM_BREAKER_COOLDOWN_SECS",
+            )?,
             connect_timeout: secs(f.connect_timeout_secs, 3, "CEREBRUM_CONNECT_TIMEOUT_SECS")?,
             first_token_timeout: secs(
                 f.first_token_timeout_secs,
@@ -290,13 +300,20 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_are_the_originals() {
-        let c = OrchestratorConfig::resolve(FileConfig::default(), &env(&[]), &FlagOverrides::default())
-            .unwrap();
+        let c = OrchestratorConfig::resolve(
+            FileConfig::default(),
+            &env(&[]),
+            &FlagOverrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.vps_endpoint, "http://127.0.0.1:9000");
         assert_eq!(c.port, 7000);
         assert_eq!(c.max_in_flight, 2);
@@ -311,7 +328,10 @@ mod tests {
         let file: FileConfig = toml::from_str("port = 1\nvps_endpoint = \"http://a:1/\"").unwrap();
         let c = OrchestratorConfig::resolve(
             file,
-            &env(&[("CEREBRUM_PORT", "2"), ("CEREBRUM_ROUTES", "python=small, rust=tiny")]),
+            &env(&[
+                ("CEREBRUM_PORT", "2"),
+                ("CEREBRUM_ROUTES", "python=small, rust=tiny"),
+            ]),
             &FlagOverrides {
                 port: Some(3),
                 ..Default::default()
@@ -332,8 +352,12 @@ mod tests {
             ("CEREBRUM_MAX_IN_FLIGHT", "0"),
             ("CEREBRUM_ROUTES", "python"),
         ] {
-            let e = OrchestratorConfig::resolve(FileConfig::default(), &env(&[(k, v)]), &FlagOverrides::default())
-                .unwrap_err();
+            let e = OrchestratorConfig::resolve(
+                FileConfig::default(),
+                &env(&[(k, v)]),
+                &FlagOverrides::default(),
+            )
+            .unwrap_err();
             assert!(e.to_string().contains(k), "{k}={v}: {e}");
         }
         assert!(toml::from_str::<FileConfig>("prot = 1").is_err());

@@ -18,13 +18,15 @@ impl CpuGauge {
             tracing::warn!("cannot read CPU figures; /health reports 0");
             return gauge;
         };
-        let _ = std::thread::Builder::new().name("cpu-sampler".into()).spawn(move || {
-            loop {
-                sys.refresh_cpu_usage();
-                g.0.store(sys.global_cpu_usage().to_bits(), Ordering::Relaxed);
-                std::thread::sleep(interval);
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("cpu-sampler".into())
+            .spawn(move || {
+                loop {
+                    sys.refresh_cpu_usage();
+                    g.0.store(sys.global_cpu_usage().to_bits(), Ordering::Relaxed);
+                    std::thread::sleep(interval);
+                }
+            });
         gauge
     }
 

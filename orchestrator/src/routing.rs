@@ -71,7 +71,9 @@ impl RoutingTable {
         let routes = routes
             .into_iter()
             .map(|(l, m)| {
-                let key = normalize_language(&l).map(str::to_string).unwrap_or_else(|| l.to_lowercase());
+                let key = normalize_language(&l)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| l.to_lowercase());
                 (key, m)
             })
             .collect();
@@ -84,7 +86,11 @@ impl RoutingTable {
     /// The model for a language (the default for unknown or absent ones).
     pub fn route(&self, language: Option<&str>) -> &str {
         language
-            .map(|l| normalize_language(l).map(str::to_string).unwrap_or_else(|| l.to_lowercase()))
+            .map(|l| {
+                normalize_language(l)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| l.to_lowercase())
+            })
             .and_then(|l| self.routes.get(&l))
             .unwrap_or(&self.default_model)
     }
@@ -101,7 +107,11 @@ impl RoutingTable {
     ) -> Result<RouteDecision, UnknownModel> {
         let language = language
             .filter(|l| !l.trim().is_empty())
-            .map(|l| normalize_language(l).map(str::to_string).unwrap_or_else(|| l.trim().to_lowercase()))
+            .map(|l| {
+                normalize_language(l)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| l.trim().to_lowercase())
+            })
             .or_else(|| detect_language(text).map(str::to_string));
         if let Some(model) = explicit.map(str::trim).filter(|m| !m.is_empty()) {
             if served.is_empty() || served.iter().any(|s| s == model) {
@@ -170,19 +180,31 @@ mod tests {
     #[test]
     fn an_explicit_served_model_wins() {
         let all = served(&["qwen_7b", "codellama_7b", "tiny"]);
-        let d = table().decide(Some("tiny"), Some("rust"), "", &all).unwrap();
-        assert_eq!((d.model.as_str(), d.reason), ("tiny", RouteReason::Explicit));
+        let d = table()
+            .decide(Some("tiny"), Some("rust"), "", &all)
+            .unwrap();
+        assert_eq!(
+            (d.model.as_str(), d.reason),
+            ("tiny", RouteReason::Explicit)
+        );
     }
 
     #[test]
     fn an_unknown_explicit_model_is_an_error() {
-        let e = table().decide(Some("gpt-9"), None, "", &served(&["tiny"])).unwrap_err();
+        let e = table()
+            .decide(Some("gpt-9"), None, "", &served(&["tiny"]))
+            .unwrap_err();
         assert_eq!(e.available, vec!["tiny".to_string()]);
     }
 
     #[test]
     fn falls_back_to_a_served_model() {
-        let d = table().decide(None, Some("rust"), "", &served(&["smollm2"])).unwrap();
-        assert_eq!((d.model.as_str(), d.reason), ("smollm2", RouteReason::Fallback));
+        let d = table()
+            .decide(None, Some("rust"), "", &served(&["smollm2"]))
+            .unwrap();
+        assert_eq!(
+            (d.model.as_str(), d.reason),
+            ("smollm2", RouteReason::Fallback)
+        );
     }
 }

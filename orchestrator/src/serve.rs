@@ -41,16 +41,22 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
     tracing::info!(%addr, "listening");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let app = crate::app::router(state);
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         r = &mut server => return r.map_err(|e| e.to_string()),
         () = shutdown_signal() => {}
     }
-    tracing::info!(grace_s = grace.as_secs(), "shutting down: no new connections; open streams may finish");
+    tracing::info!(
+        grace_s = grace.as_secs(),
+        "shutting down: no new connections; open streams may finish"
+    );
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(r) => r.map_err(|e| e.to_string()),

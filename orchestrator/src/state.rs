@@ -97,10 +97,17 @@ impl NodeCache {
         {
             return v.clone();
         }
-        let names: Vec<String> = match upstream.get_json("/v1/models", request_id, Duration::from_secs(2)).await {
+        let names: Vec<String> = match upstream
+            .get_json("/v1/models", request_id, Duration::from_secs(2))
+            .await
+        {
             Ok(body) => body["data"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["id"].as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
             Err(e) => {
                 tracing::debug!(error = %e, "model list unavailable; routing by name only");

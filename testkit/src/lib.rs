@@ -1,5 +1,6 @@
-//! Test harness: real `cerebrum-node` processes on loopback with the real SmolLM2 model.
-#![allow(dead_code)]
+//! Test harness shared by the workspace's tests and benches: real `cerebrum-node`
+//! and `cerebrum serve` processes on loopback ports, with the real SmolLM2 model
+//! fetched (once, cached) by the project's own `scripts/fetch-model`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,14 +8,77 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The node API key every harness process uses.
 pub const KEY: &str = "test-key-0123456789abcdef";
+/// The name SmolLM2 is served as.
 pub const SMOLLM: &str = "smollm2";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of this workspace, next to the running test in the target directory.
+/// Built (`cargo build --release -p PACKAGE`) when missing or older than the
+/// sources, so no test skips for want of it and none runs a stale one.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    let own = if package == "cerebrum-node" {
+        "inference-node/src"
+    } else {
+        "orchestrator/src"
+    };
+    let dirs = ["shared/src", own];
+    let newest_source = dirs
+        .iter()
+        .map(|d| newest_mtime(&workspace_root().join(d)))
+        .max()
+        .flatten();
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let stale = match (built, newest_source) {
+        (Some(b), Some(src)) => b < src,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if stale {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-q", "--release", "-p", package, "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
+    }
+    assert!(
+        path.is_file(),
+        "{} not found after building",
+        path.display()
+    );
+    path
+}
+
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = entry.path();
+        let t = if p.is_dir() {
+            newest_mtime(&p)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
 
 /// The SmolLM2 GGUF, fetched (once, cached) by the project's own script.
 pub fn smollm2_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-model");
+        let script = workspace_root().join("scripts/fetch-model");
         let out = Command::new(script)
             .arg("smollm2")
             .stderr(Stdio::inherit())
@@ -64,6 +128,7 @@ impl Drop for ModelDir {
     }
 }
 
+/// A port free on loopback now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -74,10 +139,14 @@ pub fn free_port() -> u16 {
 
 /// A running node; killed on drop.
 pub struct Node {
+    /// The process.
     pub child: Child,
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Its port.
     pub port: u16,
-    _models: ModelDir,
+    models: ModelDir,
+    env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -86,9 +155,25 @@ impl Node {
         Self::start_with(ModelDir::new(tag), env)
     }
 
+    /// Starts a node over a prepared model directory.
     pub fn start_with(models: ModelDir, env: &[(&str, &str)]) -> Node {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cerebrum-node"));
+        let child = Self::spawn(&models, port, &env);
+        Node {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            models,
+            env,
+        }
+    }
+
+    fn spawn(models: &ModelDir, port: u16, env: &[(String, String)]) -> Child {
+        let mut cmd = Command::new(workspace_binary("cerebrum-node", "cerebrum-node"));
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -96,49 +181,148 @@ impl Node {
             .env("CEREBRUM_VPS_PORT", port.to_string())
             .env("CEREBRUM_MODELS_DIR", &models.dir)
             .env("CEREBRUM_DEFAULT_MODEL", SMOLLM)
-            .env("CEREBRUM_N_THREADS", "2")
+            // One llama.cpp thread per node: tests run two at a time on two cores, and
+            // oversubscribed llama.cpp threads spin at their barriers and crawl.
+            .env("CEREBRUM_N_THREADS", "1")
             .env("CEREBRUM_RAM_FLOOR_MB", "256")
             .env("MAX_CPU_PERCENT", "100")
             .env("LOG_LEVEL", "info,llama-cpp-2=warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Self::log_file(models));
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn cerebrum-node");
-        let node = Node {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            _models: models,
-        };
-        node.wait_ready();
-        node
+        wait_listening(port, "node");
+        child
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("node did not start listening on {}", self.port);
+    fn log_file(models: &ModelDir) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(models.dir.join("node.log"))
+            .expect("open node.log")
     }
 
+    /// What the node has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.models.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// Kills the node (as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, after [`Node::kill`].
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.models, self.port, &self.env);
+    }
+
+    /// The node's models directory.
     pub fn models_dir(&self) -> &Path {
-        &self._models.dir
+        &self.models.dir
     }
 }
 
 impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- node log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on {port}");
+}
+
+/// A running `cerebrum serve`; killed on drop.
+pub struct Orchestrator {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Orchestrator {
+    /// Starts an orchestrator in front of `node_url` with extra environment.
+    pub fn start(node_url: &str, env: &[(&str, &str)]) -> Orchestrator {
+        let port = free_port();
+        let mut cmd = Command::new(workspace_binary("cerebrum", "cerebrum"));
+        cmd.args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--vps-endpoint",
+            node_url,
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VPS_API_KEY", KEY)
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn cerebrum serve");
+        wait_listening(port, "orchestrator");
+        Orchestrator {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+}
+
+impl Drop for Orchestrator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// Anything with a base URL.
+pub trait Server {
+    /// `http://127.0.0.1:PORT`.
+    fn url(&self) -> &str;
+}
+
+impl Server for Node {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Server for Orchestrator {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A client with a generous timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -148,12 +332,12 @@ pub fn client() -> reqwest::Client {
 
 /// POST JSON with the key; returns status, headers and the parsed body.
 pub async fn post(
-    node: &Node,
+    node: &impl Server,
     path: &str,
     body: serde_json::Value,
 ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let r = client()
-        .post(format!("{}{path}", node.url))
+        .post(format!("{}{path}", node.url()))
         .header("x-api-key", KEY)
         .json(&body)
         .send()
@@ -166,9 +350,10 @@ pub async fn post(
     (status, headers, json)
 }
 
-pub async fn get(node: &Node, path: &str) -> (u16, serde_json::Value) {
+/// GET with the key; status and parsed body.
+pub async fn get(node: &impl Server, path: &str) -> (u16, serde_json::Value) {
     let r = client()
-        .get(format!("{}{path}", node.url))
+        .get(format!("{}{path}", node.url()))
         .header("x-api-key", KEY)
         .send()
         .await
@@ -181,9 +366,10 @@ pub async fn get(node: &Node, path: &str) -> (u16, serde_json::Value) {
     )
 }
 
-pub async fn metrics(node: &Node) -> String {
+/// The Prometheus text of `/metrics`.
+pub async fn metrics(node: &impl Server) -> String {
     client()
-        .get(format!("{}/metrics", node.url))
+        .get(format!("{}/metrics", node.url()))
         .header("x-api-key", KEY)
         .send()
         .await
@@ -203,11 +389,11 @@ pub fn metric(text: &str, name: &str) -> f64 {
 }
 
 /// Streams an SSE endpoint and returns every `data:` payload.
-pub async fn stream_events(node: &Node, path: &str, body: serde_json::Value) -> Vec<String> {
+pub async fn stream_events(node: &impl Server, path: &str, body: serde_json::Value) -> Vec<String> {
     use eventsource_stream::Eventsource;
     use futures::StreamExt;
     let r = client()
-        .post(format!("{}{path}", node.url))
+        .post(format!("{}{path}", node.url()))
         .header("x-api-key", KEY)
         .json(&body)
         .send()

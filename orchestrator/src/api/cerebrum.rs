@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::cerebrum::{CompleteRequest, CompleteResponse, StreamDone, StreamError, StreamToken};
+use cerebrum_shared::cerebrum::{
+    CompleteRequest, CompleteResponse, StreamDone, StreamError, StreamToken,
+};
 use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
 use cerebrum_shared::validate;
 use serde_json::json;
@@ -34,7 +36,11 @@ struct Prepared {
     request_id: String,
 }
 
-async fn prepare_request(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Prepared, ApiError> {
+async fn prepare_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Prepared, ApiError> {
     let req: CompleteRequest = parse_json(body)?;
     validate::non_empty("prompt", &req.prompt)?;
     check_prompt_size(state, "prompt", req.prompt.chars().count())?;
@@ -50,7 +56,14 @@ async fn prepare_request(state: &AppState, headers: &HeaderMap, body: &Bytes) ->
         },
         &request_id,
     );
-    let decision = route(state, req.model.as_deref(), Some(&req.language), &req.prompt, &request_id).await?;
+    let decision = route(
+        state,
+        req.model.as_deref(),
+        Some(&req.language),
+        &req.prompt,
+        &request_id,
+    )
+    .await?;
     Ok(Prepared {
         req,
         plan,
@@ -81,13 +94,26 @@ fn upstream_body(p: &Prepared) -> serde_json::Value {
 }
 
 /// `POST /v1/complete`.
-pub async fn complete(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+pub async fn complete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let p = prepare_request(&state, &headers, &body).await.map_err(err)?;
-    let stream = open(&state, "/v1/chat/completions", upstream_body(&p), &p.request_id)
+    let p = prepare_request(&state, &headers, &body)
         .await
         .map_err(err)?;
-    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    let stream = open(
+        &state,
+        "/v1/chat/completions",
+        upstream_body(&p),
+        &p.request_id,
+    )
+    .await
+    .map_err(err)?;
+    let done = collect(stream, started)
+        .await
+        .map_err(|e| err(e.to_api_error()))?;
     tracing::info!(request_id = %p.request_id, model = %p.decision.model, tokens = done.tokens,
         seconds = done.seconds, "completion done");
     Ok(Json(CompleteResponse {
@@ -113,10 +139,17 @@ pub async fn complete_stream(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let p = prepare_request(&state, &headers, &body).await.map_err(err)?;
-    let stream = open(&state, "/v1/chat/completions", upstream_body(&p), &p.request_id)
+    let p = prepare_request(&state, &headers, &body)
         .await
         .map_err(err)?;
+    let stream = open(
+        &state,
+        "/v1/chat/completions",
+        upstream_body(&p),
+        &p.request_id,
+    )
+    .await
+    .map_err(err)?;
     let relay = Relay {
         stream,
         count: 0,
@@ -157,7 +190,9 @@ impl Relay {
                     total_tokens: self.count,
                 }))
             }
-            Some(Ok(Piece::Finished { completion_tokens, .. })) => {
+            Some(Ok(Piece::Finished {
+                completion_tokens, ..
+            })) => {
                 self.finished = true;
                 let total = completion_tokens.unwrap_or(self.count);
                 let secs = self.started.elapsed().as_secs_f64();

@@ -28,7 +28,9 @@ impl IntoResponse for HttpError {
         // Every 503 says when to come back (design §4).
         let retry = err.retry_after.or((err.status == 503).then_some(5));
         if let Some(secs) = retry {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -58,7 +60,10 @@ pub fn check_prompt_size(state: &AppState, field: &str, chars: usize) -> Result<
         return Err(ApiError::new(
             413,
             "Prompt too large",
-            format!("{field} is {chars} characters; at most {} are accepted", state.config.max_prompt_chars),
+            format!(
+                "{field} is {chars} characters; at most {} are accepted",
+                state.config.max_prompt_chars
+            ),
         ));
     }
     Ok(())
@@ -69,8 +74,14 @@ pub fn prepare_logged(state: &AppState, input: &PromptInput<'_>, request_id: &st
     let plan = prepare(input, &state.prepare);
     if plan.applied {
         Metrics::inc(&state.metrics.prepared);
-        let saved = plan.stats.original_chars.saturating_sub(plan.stats.final_chars);
-        state.metrics.chars_saved.fetch_add(saved as u64, Ordering::Relaxed);
+        let saved = plan
+            .stats
+            .original_chars
+            .saturating_sub(plan.stats.final_chars);
+        state
+            .metrics
+            .chars_saved
+            .fetch_add(saved as u64, Ordering::Relaxed);
     }
     tracing::info!(request_id, applied = plan.applied, stats = %plan.stats, "prompt prepared");
     plan
@@ -123,7 +134,10 @@ pub struct Collected {
 }
 
 /// Reads a stream to its end.
-pub async fn collect(mut stream: TokenStream, started: Instant) -> Result<Collected, UpstreamError> {
+pub async fn collect(
+    mut stream: TokenStream,
+    started: Instant,
+) -> Result<Collected, UpstreamError> {
     let mut text = String::new();
     let mut pieces = 0;
     while let Some(piece) = stream.next().await {

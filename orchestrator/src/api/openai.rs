@@ -13,8 +13,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, CompletionRequest,
-    Delta, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
+    ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice,
+    CompletionRequest, Delta, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
+    created_now,
 };
 use cerebrum_shared::validate;
 use serde_json::{Value, json};
@@ -52,12 +53,19 @@ fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+pub async fn chat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
     let mut req: ChatCompletionRequest = parse_json(&body).map_err(err)?;
     if req.messages.is_empty() {
-        return Err(err(ApiError::invalid_field("messages", "must hold at least one message")));
+        return Err(err(ApiError::invalid_field(
+            "messages",
+            "must hold at least one message",
+        )));
     }
     let chars: usize = req.messages.iter().map(|m| m.text().chars().count()).sum();
     check_prompt_size(&state, "messages", chars).map_err(err)?;
@@ -68,7 +76,9 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         .map(|m| m.text())
         .collect();
     let last_user = req.messages.iter().rposition(|m| m.role == "user");
-    let user_text = last_user.map(|i| req.messages[i].text()).unwrap_or_default();
+    let user_text = last_user
+        .map(|i| req.messages[i].text())
+        .unwrap_or_default();
     let instruction = (!system.is_empty()).then(|| system.join("\n"));
     let plan = prepare_logged(
         &state,
@@ -79,18 +89,28 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         },
         &rid,
     );
-    let decision = route(&state, req.model.as_deref(), plan.language.as_deref(), &user_text, &rid)
-        .await
-        .map_err(err)?;
+    let decision = route(
+        &state,
+        req.model.as_deref(),
+        plan.language.as_deref(),
+        &user_text,
+        &rid,
+    )
+    .await
+    .map_err(err)?;
     if plan.applied
         && let Some(i) = last_user
     {
-        // The plan puts the instruction first; the system turns stay as they were.
         req.messages[i] = cerebrum_shared::openai::ChatMessage::new("user", &plan.prompt);
+        // The plan already starts with the system text (the instruction): don't send it twice.
+        req.messages
+            .retain(|m| m.role != "system" && m.role != "developer");
     }
     let mut body = json!({"model": decision.model, "messages": req.messages});
     sampling_into(&req.sampling, &mut body).map_err(err)?;
-    let stream = open(&state, "/v1/chat/completions", body, &rid).await.map_err(err)?;
+    let stream = open(&state, "/v1/chat/completions", body, &rid)
+        .await
+        .map_err(err)?;
     let shape = Shape {
         kind: Kind::Chat,
         id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
@@ -100,7 +120,9 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if req.sampling.stream {
         return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
     }
-    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    let done = collect(stream, started)
+        .await
+        .map_err(|e| err(e.to_api_error()))?;
     Ok(Json(ChatCompletion {
         id: shape.id,
         object: "chat.completion".into(),
@@ -120,13 +142,20 @@ pub async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 /// `POST /v1/completions`.
-pub async fn completions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
+pub async fn completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
     let req: CompletionRequest = parse_json(&body).map_err(err)?;
     let prompts = req.prompt.clone().into_vec();
     let [prompt] = prompts.as_slice() else {
-        return Err(err(ApiError::invalid_field("prompt", "send exactly one prompt per request")));
+        return Err(err(ApiError::invalid_field(
+            "prompt",
+            "send exactly one prompt per request",
+        )));
     };
     validate::non_empty("prompt", prompt).map_err(err)?;
     check_prompt_size(&state, "prompt", prompt.chars().count()).map_err(err)?;
@@ -139,12 +168,20 @@ pub async fn completions(State(state): State<AppState>, headers: HeaderMap, body
         },
         &rid,
     );
-    let decision = route(&state, req.model.as_deref(), plan.language.as_deref(), prompt, &rid)
-        .await
-        .map_err(err)?;
+    let decision = route(
+        &state,
+        req.model.as_deref(),
+        plan.language.as_deref(),
+        prompt,
+        &rid,
+    )
+    .await
+    .map_err(err)?;
     let mut body = json!({"model": decision.model, "prompt": plan.prompt});
     sampling_into(&req.sampling, &mut body).map_err(err)?;
-    let stream = open(&state, "/v1/completions", body, &rid).await.map_err(err)?;
+    let stream = open(&state, "/v1/completions", body, &rid)
+        .await
+        .map_err(err)?;
     let shape = Shape {
         kind: Kind::Text,
         id: format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
@@ -154,7 +191,9 @@ pub async fn completions(State(state): State<AppState>, headers: HeaderMap, body
     if req.sampling.stream {
         return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
     }
-    let done = collect(stream, started).await.map_err(|e| err(e.to_api_error()))?;
+    let done = collect(stream, started)
+        .await
+        .map_err(|e| err(e.to_api_error()))?;
     Ok(Json(TextCompletion {
         id: shape.id,
         object: "text_completion".into(),
@@ -186,7 +225,13 @@ struct Shape {
 }
 
 impl Shape {
-    fn chunk(&self, text: Option<String>, role: bool, finish: Option<String>, usage: Option<Usage>) -> String {
+    fn chunk(
+        &self,
+        text: Option<String>,
+        role: bool,
+        finish: Option<String>,
+        usage: Option<Usage>,
+    ) -> String {
         let has_choice = text.is_some() || finish.is_some() || role;
         match self.kind {
             Kind::Chat => to_json(&ChatCompletionChunk {
@@ -263,15 +308,18 @@ impl OpenAiRelay {
                 tracing::info!(request_id = %self.request_id, model = %self.shape.model, tokens, "stream complete");
                 if self.include_usage {
                     let usage = Usage::new(prompt_tokens.unwrap_or(0), tokens);
-                    self.pending.push_back(self.shape.chunk(None, false, None, Some(usage)));
+                    self.pending
+                        .push_back(self.shape.chunk(None, false, None, Some(usage)));
                 }
-                self.pending.push_back(cerebrum_shared::sse::OPENAI_DONE.into());
+                self.pending
+                    .push_back(cerebrum_shared::sse::OPENAI_DONE.into());
                 Some(self.shape.chunk(None, role, Some(finish_reason), None))
             }
             Some(Err(e)) => {
                 self.finished = true;
                 tracing::warn!(request_id = %self.request_id, error = %e, "stream failed");
-                self.pending.push_back(cerebrum_shared::sse::OPENAI_DONE.into());
+                self.pending
+                    .push_back(cerebrum_shared::sse::OPENAI_DONE.into());
                 Some(e.to_api_error().body(Dialect::OpenAi).to_string())
             }
             None => None,

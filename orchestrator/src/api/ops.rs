@@ -72,20 +72,30 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let (status, connected, available) = node_view(&state).await;
     if !connected {
         return HttpError(
-            ApiError::unavailable("VPS unavailable", format!("cannot reach {}", state.upstream.endpoint()), 5),
+            ApiError::unavailable(
+                "VPS unavailable",
+                format!("cannot reach {}", state.upstream.endpoint()),
+                5,
+            ),
             Dialect::Cerebrum,
         )
         .into_response();
     }
     if !available {
-        return HttpError(ApiError::unavailable("VPS overloaded", format!("node is {status}"), 5), Dialect::Cerebrum)
-            .into_response();
+        return HttpError(
+            ApiError::unavailable("VPS overloaded", format!("node is {status}"), 5),
+            Dialect::Cerebrum,
+        )
+        .into_response();
     }
     Json(json!({"ready": true})).into_response()
 }
 
 /// `GET /v1/models`: the node's list (OpenAI and Cerebrum keys), passed through.
-pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
+pub async fn models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, HttpError> {
     state
         .upstream
         .get_json("/v1/models", &request_id(&headers), Duration::from_secs(5))
@@ -95,7 +105,10 @@ pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Result
 }
 
 /// `GET|POST /v1/vps/health`: the node's own `/health`.
-pub async fn vps_health(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
+pub async fn vps_health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, HttpError> {
     state
         .upstream
         .get_json("/health", &request_id(&headers), Duration::from_secs(5))
@@ -138,7 +151,10 @@ pub struct PrepareRequest {
 }
 
 /// `POST /v1/prepare`: what would be sent, and the figures; no inference.
-pub async fn prepare_dry_run(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, HttpError> {
+pub async fn prepare_dry_run(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, HttpError> {
     let err = |e| HttpError(e, Dialect::Cerebrum);
     let req: PrepareRequest = parse_json(&body).map_err(err)?;
     check_prompt_size(&state, "prompt", req.prompt.chars().count()).map_err(err)?;
@@ -162,24 +178,86 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     };
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    line("cerebrum_http_requests_total", "counter", "HTTP requests received.", c(&m.requests));
-    line("cerebrum_load_shed_total", "counter", "Requests refused by the in-flight limit.", c(&m.shed));
-    line("cerebrum_rate_limited_total", "counter", "Requests refused by the rate limit.", c(&m.rate_limited));
-    line("cerebrum_in_flight", "gauge", "Inference requests in flight.", state.active() as f64);
-    line("cerebrum_prompts_prepared_total", "counter", "Prompts cut down by preparation.", c(&m.prepared));
-    line("cerebrum_prompt_chars_saved_total", "counter", "Characters removed by preparation.", c(&m.chars_saved));
-    line("cerebrum_upstream_requests_total", "counter", "Generations asked of the node.", c(&u.requests_sent));
-    line("cerebrum_upstream_success_total", "counter", "Generations that ended well.", c(&u.successful));
-    line("cerebrum_upstream_failures_total", "counter", "Generations failed by the node or link.", c(&u.failed));
-    line("cerebrum_tokens_relayed_total", "counter", "Tokens relayed to clients.", c(&u.tokens));
+    line(
+        "cerebrum_http_requests_total",
+        "counter",
+        "HTTP requests received.",
+        c(&m.requests),
+    );
+    line(
+        "cerebrum_load_shed_total",
+        "counter",
+        "Requests refused by the in-flight limit.",
+        c(&m.shed),
+    );
+    line(
+        "cerebrum_rate_limited_total",
+        "counter",
+        "Requests refused by the rate limit.",
+        c(&m.rate_limited),
+    );
+    line(
+        "cerebrum_in_flight",
+        "gauge",
+        "Inference requests in flight.",
+        state.active() as f64,
+    );
+    line(
+        "cerebrum_prompts_prepared_total",
+        "counter",
+        "Prompts cut down by preparation.",
+        c(&m.prepared),
+    );
+    line(
+        "cerebrum_prompt_chars_saved_total",
+        "counter",
+        "Characters removed by preparation.",
+        c(&m.chars_saved),
+    );
+    line(
+        "cerebrum_upstream_requests_total",
+        "counter",
+        "Generations asked of the node.",
+        c(&u.requests_sent),
+    );
+    line(
+        "cerebrum_upstream_success_total",
+        "counter",
+        "Generations that ended well.",
+        c(&u.successful),
+    );
+    line(
+        "cerebrum_upstream_failures_total",
+        "counter",
+        "Generations failed by the node or link.",
+        c(&u.failed),
+    );
+    line(
+        "cerebrum_tokens_relayed_total",
+        "counter",
+        "Tokens relayed to clients.",
+        c(&u.tokens),
+    );
     line(
         "cerebrum_breaker_open",
         "gauge",
         "1 while the circuit breaker is open.",
-        f64::from(u8::from(state.upstream.breaker.state() == BreakerState::Open)),
+        f64::from(u8::from(
+            state.upstream.breaker.state() == BreakerState::Open,
+        )),
     );
-    line("cerebrum_breaker_opens_total", "counter", "Times the breaker opened.", state.upstream.breaker.opens() as f64);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+    line(
+        "cerebrum_breaker_opens_total",
+        "counter",
+        "Times the breaker opened.",
+        state.upstream.breaker.opens() as f64,
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

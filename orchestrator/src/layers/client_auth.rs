@@ -27,12 +27,17 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Whether `key` is one of `keys`, compared in constant time.
 pub fn key_matches(keys: &[String], key: &str) -> bool {
-    keys.iter()
-        .fold(false, |found, k| found | bool::from(k.as_bytes().ct_eq(key.as_bytes())))
+    keys.iter().fold(false, |found, k| {
+        found | bool::from(k.as_bytes().ct_eq(key.as_bytes()))
+    })
 }
 
 /// The middleware.
-pub async fn require_client_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_client_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let keys = &state.config.client_keys;
     let path = request.uri().path();
     if keys.is_empty() || path == "/health" || path == "/health/ready" {
@@ -41,13 +46,20 @@ pub async fn require_client_key(State(state): State<AppState>, request: Request,
     let dialect = crate::api::dialect_of(path);
     match presented_key(request.headers()) {
         None => HttpError(
-            ApiError::new(401, "Missing API key", "send your key as X-API-Key or Authorization: Bearer"),
+            ApiError::new(
+                401,
+                "Missing API key",
+                "send your key as X-API-Key or Authorization: Bearer",
+            ),
             dialect,
         )
         .into_response(),
         Some(k) if key_matches(keys, k) => next.run(request).await,
-        Some(_) => HttpError(ApiError::new(403, "Invalid API key", "the API key does not match"), dialect)
-            .into_response(),
+        Some(_) => HttpError(
+            ApiError::new(403, "Invalid API key", "the API key does not match"),
+            dialect,
+        )
+        .into_response(),
     }
 }
 

@@ -24,7 +24,10 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     let sem: Arc<Semaphore> = state.in_flight.clone();
     let Ok(permit) = sem.try_acquire_owned() else {
         Metrics::inc(&state.metrics.shed);
-        tracing::warn!(max = state.config.max_in_flight, "load shed: too many requests in flight");
+        tracing::warn!(
+            max = state.config.max_in_flight,
+            "load shed: too many requests in flight"
+        );
         let dialect = crate::api::dialect_of(request.uri().path());
         return HttpError(
             ApiError::unavailable("CM4 busy", "Too many concurrent requests, retry shortly", 2),
@@ -41,4 +44,3 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     });
     Response::from_parts(parts, Body::from_stream(body))
 }
-

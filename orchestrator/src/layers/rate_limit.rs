@@ -28,17 +28,21 @@ impl ClientRateLimit {
         let rate = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Some(Self {
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
             clock: DefaultClock::default(),
         })
     }
 
     /// `Ok` or the seconds to wait.
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        self.limiter.check_key(&key.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
     }
 }
 
@@ -54,7 +58,11 @@ pub async fn limit(
         .unwrap_or_else(|| format!("ip:{}", peer.ip()));
     if let Err(wait) = limiter.check(&key) {
         Metrics::inc(&state.metrics.rate_limited);
-        let mut e = ApiError::new(429, "Rate limited", format!("too many requests; retry in {wait} s"));
+        let mut e = ApiError::new(
+            429,
+            "Rate limited",
+            format!("too many requests; retry in {wait} s"),
+        );
         e.retry_after = Some(wait.max(1));
         return HttpError(e, crate::api::dialect_of(request.uri().path())).into_response();
     }

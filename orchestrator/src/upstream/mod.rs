@@ -74,7 +74,9 @@ impl UpstreamError {
             UpstreamError::BreakerOpen { retry_after } => {
                 ApiError::unavailable("VPS unavailable", self.to_string(), (*retry_after).max(1))
             }
-            UpstreamError::Unreachable { .. } => ApiError::unavailable("VPS unavailable", self.to_string(), 5),
+            UpstreamError::Unreachable { .. } => {
+                ApiError::unavailable("VPS unavailable", self.to_string(), 5)
+            }
             UpstreamError::Timeout(_) => ApiError::new(504, "VPS timeout", self.to_string()),
             UpstreamError::Protocol(_) | UpstreamError::Broken(_) => {
                 ApiError::new(502, "Streaming failed", self.to_string())
@@ -88,18 +90,27 @@ impl UpstreamError {
                 let (title, message) = match &body["error"] {
                     Value::String(t) => (
                         t.clone(),
-                        body["message"].as_str().or(body["reason"].as_str()).unwrap_or("").to_string(),
+                        body["message"]
+                            .as_str()
+                            .or(body["reason"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
                     ),
                     Value::Object(o) => (
                         "Upstream error".to_string(),
-                        o.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                        o.get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                     ),
                     _ => ("Upstream error".to_string(), body.to_string()),
                 };
                 let mut e = ApiError::new(*status, title, message);
                 e.retry_after = *retry_after;
                 e.field = body["field"].as_str().map(str::to_string);
-                if let (Some(reason), Some(suggestion)) = (body["reason"].as_str(), body["suggestion"].as_str()) {
+                if let (Some(reason), Some(suggestion)) =
+                    (body["reason"].as_str(), body["suggestion"].as_str())
+                {
                     e = e.with_extra(json!({"reason": reason, "suggestion": suggestion}));
                 }
                 e
@@ -183,7 +194,12 @@ impl Upstream {
         &self.endpoint
     }
 
-    fn request(&self, method: reqwest::Method, path: &str, request_id: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: &str,
+    ) -> reqwest::RequestBuilder {
         let mut r = self
             .http
             .request(method, format!("{}{path}", self.endpoint))
@@ -197,7 +213,12 @@ impl Upstream {
     /// Starts a streamed generation (`path` is `/v1/chat/completions` or
     /// `/v1/completions`, `body` an OpenAI request) and waits for its first piece,
     /// so that a failure before any token is still a status code.
-    pub async fn open_stream(&self, path: &str, mut body: Value, request_id: &str) -> Result<TokenStream, UpstreamError> {
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        mut body: Value,
+        request_id: &str,
+    ) -> Result<TokenStream, UpstreamError> {
         if !self.breaker.permit() {
             return Err(UpstreamError::BreakerOpen {
                 retry_after: self.breaker.retry_after_secs(),
@@ -213,11 +234,19 @@ impl Upstream {
         result
     }
 
-    async fn open_stream_inner(&self, path: &str, body: &Value, request_id: &str) -> Result<TokenStream, UpstreamError> {
+    async fn open_stream_inner(
+        &self,
+        path: &str,
+        body: &Value,
+        request_id: &str,
+    ) -> Result<TokenStream, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.first_token_timeout;
         let mut attempt = 0;
         let response = loop {
-            let send = self.request(reqwest::Method::POST, path, request_id).json(body).send();
+            let send = self
+                .request(reqwest::Method::POST, path, request_id)
+                .json(body)
+                .send();
             match tokio::time::timeout_at(deadline, send).await {
                 Err(_) => return Err(UpstreamError::Timeout("no response headers".into())),
                 Ok(Ok(r)) => break r,
@@ -247,14 +276,22 @@ impl Upstream {
                 .await
                 .map_err(|_| UpstreamError::Timeout("error body".into()))?
                 .unwrap_or_default();
-            let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": "Upstream error", "message": text}));
+            let body = serde_json::from_str(&text)
+                .unwrap_or_else(|_| json!({"error": "Upstream error", "message": text}));
             return Err(UpstreamError::Status {
                 status,
                 body,
                 retry_after,
             });
         }
-        TokenStream::start(response, deadline, self.idle_timeout, self.breaker.clone(), self.stats.clone()).await
+        TokenStream::start(
+            response,
+            deadline,
+            self.idle_timeout,
+            self.breaker.clone(),
+            self.stats.clone(),
+        )
+        .await
     }
 
     fn record_failure(&self, e: &UpstreamError) {
@@ -268,7 +305,12 @@ impl Upstream {
     }
 
     /// `GET path` on the node, JSON, with a short timeout; never touches the breaker.
-    pub async fn get_json(&self, path: &str, request_id: &str, timeout: Duration) -> Result<Value, UpstreamError> {
+    pub async fn get_json(
+        &self,
+        path: &str,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
         let r = self
             .request(reqwest::Method::GET, path, request_id)
             .timeout(timeout)

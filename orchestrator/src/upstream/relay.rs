@@ -102,7 +102,8 @@ impl TokenStream {
         loop {
             let event = match self.events.next().await {
                 None => {
-                    let e = UpstreamError::Broken("the node closed the stream before [DONE]".into());
+                    let e =
+                        UpstreamError::Broken("the node closed the stream before [DONE]".into());
                     self.fail(&e);
                     return Some(Err(e));
                 }
@@ -127,7 +128,11 @@ impl TokenStream {
                         completion_tokens: self.usage.map(|u| u.1),
                     }));
                 }
-                Ok(Chunk::Data { text, finish, usage }) => {
+                Ok(Chunk::Data {
+                    text,
+                    finish,
+                    usage,
+                }) => {
                     if finish.is_some() {
                         self.finish_reason = finish;
                     }
@@ -177,7 +182,11 @@ fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
     let v: Value = serde_json::from_str(data)
         .map_err(|e| UpstreamError::Protocol(format!("not JSON ({e}): {:.80}", data)))?;
     if let Some(err) = v.get("error") {
-        let msg = err["message"].as_str().or(err.as_str()).unwrap_or("error event").to_string();
+        let msg = err["message"]
+            .as_str()
+            .or(err.as_str())
+            .unwrap_or("error event")
+            .to_string();
         return Err(UpstreamError::Broken(msg));
     }
     let choice = &v["choices"][0];
@@ -189,13 +198,22 @@ fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
     let usage = v["usage"].as_object().map(|u| {
         (
             u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-            u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+            u.get("completion_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
         )
     });
     if text.is_none() && finish.is_none() && usage.is_none() && v.get("choices").is_none() {
-        return Err(UpstreamError::Protocol(format!("not an OpenAI chunk: {:.80}", data)));
+        return Err(UpstreamError::Protocol(format!(
+            "not an OpenAI chunk: {:.80}",
+            data
+        )));
     }
-    Ok(Chunk::Data { text, finish, usage })
+    Ok(Chunk::Data {
+        text,
+        finish,
+        usage,
+    })
 }
 
 #[cfg(test)]
@@ -204,22 +222,27 @@ mod tests {
 
     #[test]
     fn parses_chat_and_text_chunks() {
-        let Chunk::Data { text, .. } =
-            parse_chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap()
-        else {
+        let Chunk::Data { text, .. } = parse_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(text.as_deref(), Some("Hi"));
         let Chunk::Data { text, finish, .. } =
-            parse_chunk(r#"{"choices":[{"index":0,"text":" there","finish_reason":"length"}]}"#).unwrap()
+            parse_chunk(r#"{"choices":[{"index":0,"text":" there","finish_reason":"length"}]}"#)
+                .unwrap()
         else {
             panic!()
         };
-        assert_eq!((text.as_deref(), finish.as_deref()), (Some(" there"), Some("length")));
-        let Chunk::Data { usage, .. } =
-            parse_chunk(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#)
-                .unwrap()
-        else {
+        assert_eq!(
+            (text.as_deref(), finish.as_deref()),
+            (Some(" there"), Some("length"))
+        );
+        let Chunk::Data { usage, .. } = parse_chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(usage, Some((3, 4)));
@@ -228,8 +251,14 @@ mod tests {
 
     #[test]
     fn garbage_and_errors_are_failures() {
-        assert!(matches!(parse_chunk("hello"), Err(UpstreamError::Protocol(_))));
-        assert!(matches!(parse_chunk(r#"{"foo":1}"#), Err(UpstreamError::Protocol(_))));
+        assert!(matches!(
+            parse_chunk("hello"),
+            Err(UpstreamError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_chunk(r#"{"foo":1}"#),
+            Err(UpstreamError::Protocol(_))
+        ));
         assert!(matches!(
             parse_chunk(r#"{"error":{"message":"decode failed"}}"#),
             Err(UpstreamError::Broken(m)) if m == "decode failed"
