@@ -62,6 +62,8 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     tracing::info!(%addr, "listening");
+    cerebrum_shared::service::ready(&format!("serving on {addr}"));
+    tokio::spawn(cerebrum_shared::service::run_watchdog());
     let app = crate::app::router(state);
     axum::serve(
         listener,
@@ -92,4 +94,5 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: no new connections, letting open streams finish");
+    cerebrum_shared::service::stopping();
 }

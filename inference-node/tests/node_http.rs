@@ -494,3 +494,23 @@ async fn the_request_id_is_kept_and_echoed() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn tells_systemd_it_is_ready_pings_the_watchdog_and_says_when_it_stops() {
+    let notify = NotifySocket::bind("node");
+    let path = notify.path.to_string_lossy().into_owned();
+    let node = Node::start(
+        "notify",
+        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "300000")],
+    );
+    let first = notify.wait_for("READY=1", Duration::from_secs(10));
+    assert!(
+        first.iter().any(|m| m.contains("STATUS=serving on")),
+        "{first:?}"
+    );
+    // WatchdogSec=0.3 s → a ping every 0.15 s.
+    notify.wait_for("WATCHDOG=1", Duration::from_secs(2));
+    notify.wait_for("WATCHDOG=1", Duration::from_secs(2));
+    terminate(&node.child);
+    notify.wait_for("STOPPING=1", Duration::from_secs(5));
+}

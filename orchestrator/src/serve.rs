@@ -39,6 +39,8 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     tracing::info!(%addr, "listening");
+    cerebrum_shared::service::ready(&format!("serving on {addr}"));
+    tokio::spawn(cerebrum_shared::service::run_watchdog());
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let app = crate::app::router(state);
     let server = axum::serve(
@@ -57,6 +59,7 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
         grace_s = grace.as_secs(),
         "shutting down: no new connections; open streams may finish"
     );
+    cerebrum_shared::service::stopping();
     let _ = stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(r) => r.map_err(|e| e.to_string()),

@@ -424,3 +424,18 @@ async fn a_client_written_by_others_streams_through_the_orchestrator() {
     assert!(chunks > 2, "streamed in pieces");
     assert!(text.contains("Tokyo"), "{text}");
 }
+
+#[tokio::test]
+async fn tells_systemd_it_is_ready_pings_the_watchdog_and_says_when_it_stops() {
+    let node = Node::start("orchnotify", &[]);
+    let notify = NotifySocket::bind("orchestrator");
+    let path = notify.path.to_string_lossy().into_owned();
+    let orch = Orchestrator::start(
+        &node.url,
+        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "300000")],
+    );
+    notify.wait_for("READY=1", Duration::from_secs(10));
+    notify.wait_for("WATCHDOG=1", Duration::from_secs(2));
+    terminate(&orch.child);
+    notify.wait_for("STOPPING=1", Duration::from_secs(5));
+}

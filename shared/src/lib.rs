@@ -10,11 +10,13 @@
 //! - [`headers`]: header names.
 //! - [`sse`]: helpers to frame Server-Sent Events.
 //! - [`validate`]: range checks that name the offending field.
+//! - [`service`]: systemd readiness and watchdog notifications (both binaries run as `Type=notify`).
 
 pub mod cerebrum;
 pub mod error;
 pub mod headers;
 pub mod openai;
+pub mod service;
 pub mod sse;
 pub mod validate;
 

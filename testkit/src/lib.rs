@@ -422,3 +422,58 @@ pub fn cerebrum_text(events: &[String]) -> (String, serde_json::Value) {
     }
     (text, last)
 }
+
+/// A fake systemd notification socket (`NOTIFY_SOCKET`), to test the readiness
+/// and watchdog protocol of the binaries.
+pub struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    /// Its path, to pass as `NOTIFY_SOCKET`.
+    pub path: PathBuf,
+}
+
+impl NotifySocket {
+    /// Binds a new socket in the temp directory.
+    pub fn bind(tag: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("cerebrum-notify-{tag}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        Self { socket, path }
+    }
+
+    /// Messages received until `wanted` appears as a line, or the time runs out.
+    pub fn wait_for(&self, wanted: &str, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = msg.lines().any(|l| l == wanted);
+                seen.push(msg);
+                if hit {
+                    return seen;
+                }
+            }
+        }
+        panic!("no {wanted} within {within:?}; got {seen:?}");
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Sends SIGTERM to a child process.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
