@@ -70,6 +70,7 @@ pub struct NodeCache {
 
 const HEALTH_TTL: Duration = Duration::from_secs(2);
 const MODELS_TTL: Duration = Duration::from_secs(30);
+const MODELS_RETRY: Duration = Duration::from_secs(5);
 
 impl NodeCache {
     /// The node's `/health` body, or why it could not be had (cached 2 s).
@@ -88,14 +89,20 @@ impl NodeCache {
         v
     }
 
-    /// Model names the node serves (cached 30 s; empty when unknown).
+    /// Model names the node serves (cached 30 s; empty when never known). When the
+    /// node cannot be asked, the last known list is kept and the next try waits
+    /// 5 s, so a dead node costs no lookup per request.
     pub async fn models(&self, upstream: &Upstream, request_id: &str) -> Vec<String> {
         let mut slot = self.models.lock().await;
-        if let Some((at, v)) = slot.as_ref()
-            && at.elapsed() < MODELS_TTL
-            && !v.is_empty()
-        {
-            return v.clone();
+        if let Some((at, v)) = slot.as_ref() {
+            let ttl = if v.is_empty() {
+                MODELS_RETRY
+            } else {
+                MODELS_TTL
+            };
+            if at.elapsed() < ttl {
+                return v.clone();
+            }
         }
         let names: Vec<String> = match upstream
             .get_json("/v1/models", request_id, Duration::from_secs(2))
@@ -110,8 +117,12 @@ impl NodeCache {
                 })
                 .unwrap_or_default(),
             Err(e) => {
-                tracing::debug!(error = %e, "model list unavailable; routing by name only");
-                Vec::new()
+                tracing::debug!(error = %e, "model list unavailable; keeping the last known one");
+                let stale = slot.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+                // Try again in MODELS_RETRY, not on every request.
+                let at = Instant::now() - MODELS_TTL.saturating_sub(MODELS_RETRY);
+                *slot = Some((at, stale.clone()));
+                return stale;
             }
         };
         *slot = Some((Instant::now(), names.clone()));

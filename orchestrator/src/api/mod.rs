@@ -95,6 +95,11 @@ pub async fn route(
     text: &str,
     request_id: &str,
 ) -> Result<RouteDecision, ApiError> {
+    // An open breaker answers at once: no model-list lookup against a dead node.
+    if state.upstream.breaker.state() == crate::upstream::BreakerState::Open {
+        let retry_after = state.upstream.breaker.retry_after_secs();
+        return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
+    }
     let served = state.node.models(&state.upstream, request_id).await;
     let decision = state
         .config

@@ -164,7 +164,8 @@ pub struct Upstream {
     pub stats: std::sync::Arc<UpstreamStats>,
 }
 
-/// Retries for connection failures only, before anything reached the client.
+/// Retries for refused or reset connections only, before anything reached the
+/// client. A connect *timeout* is not retried: a black-holed node would triple the wait.
 const CONNECT_RETRIES: u32 = 2;
 
 impl Upstream {
@@ -250,7 +251,7 @@ impl Upstream {
             match tokio::time::timeout_at(deadline, send).await {
                 Err(_) => return Err(UpstreamError::Timeout("no response headers".into())),
                 Ok(Ok(r)) => break r,
-                Ok(Err(e)) if e.is_connect() && attempt < CONNECT_RETRIES => {
+                Ok(Err(e)) if e.is_connect() && !e.is_timeout() && attempt < CONNECT_RETRIES => {
                     attempt += 1;
                     let backoff = Duration::from_millis(100 * 3u64.pow(attempt - 1));
                     tracing::debug!(attempt, error = %e, "connect failed; retrying");
