@@ -49,18 +49,9 @@ impl AuthPolicy {
 
     /// Checks the key in `X-API-Key` or `Authorization: Bearer`.
     pub fn check_key(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let presented = headers
-            .get(headers::API_KEY)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| {
-                headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-            })
-            .map(str::trim);
+        let presented = headers::presented_key(headers);
         match presented {
-            None | Some("") => Err(ApiError::new(
+            None => Err(ApiError::new(
                 401,
                 "Missing API key",
                 "send the node's key as X-API-Key or Authorization: Bearer",

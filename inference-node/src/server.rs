@@ -73,26 +73,9 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     .await
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+/// Resolves on SIGTERM or Ctrl-C, and says so.
+async fn shutdown_signal() {
+    cerebrum_shared::service::shutdown_signal().await;
     tracing::info!("shutting down: no new connections, letting open streams finish");
     cerebrum_shared::service::stopping();
 }

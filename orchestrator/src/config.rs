@@ -4,48 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::routing::RoutingTable;
 
-/// A setting that stops start-up, naming the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has an unknown key or wrong type.
-    #[error("config file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What toml said (names the key and line).
-        message: String,
-    },
-    /// A value is out of range or unparsable.
-    #[error("invalid setting {key}: {message}")]
-    Invalid {
-        /// The key (TOML name or environment variable).
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
+pub use cerebrum_shared::config::ConfigError;
+use cerebrum_shared::config::{env_parse as parse, invalid, read_toml};
 
 /// The settings as they appear in the TOML file; every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -138,19 +105,7 @@ pub struct FlagOverrides {
 impl OrchestratorConfig {
     /// Reads the file (if any), then the process environment, then flags.
     pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
-        let file_cfg = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
-        };
+        let file_cfg: FileConfig = read_toml(file)?;
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Self::resolve(file_cfg, &env, flags)
     }
@@ -161,21 +116,6 @@ impl OrchestratorConfig {
         env: &BTreeMap<String, String>,
         flags: &FlagOverrides,
     ) -> Result<Self, ConfigError> {
-        fn parse<T: std::str::FromStr>(
-            env: &BTreeMap<String, String>,
-            key: &str,
-        ) -> Result<Option<T>, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            match env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse::<T>()
-                    .map(Some)
-                    .map_err(|e| invalid(key, format!("'{v}': {e}"))),
-            }
-        }
         macro_rules! env_over {
             ($field:ident, $key:literal) => {
                 if let Some(v) = parse(env, $key)? {

@@ -53,7 +53,7 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         r = &mut server => return r.map_err(|e| e.to_string()),
-        () = shutdown_signal() => {}
+        () = cerebrum_shared::service::shutdown_signal() => {}
     }
     tracing::info!(
         grace_s = grace.as_secs(),
@@ -67,27 +67,5 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
             tracing::warn!("grace period over; closing the remaining streams");
             Ok(())
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

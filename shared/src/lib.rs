@@ -6,6 +6,7 @@
 //!
 //! - [`cerebrum`]: the original Cerebrum API (orchestrator and node shapes).
 //! - [`openai`]: the OpenAI chat/completions API subset both tiers serve.
+//! - [`config`]: the config error and TOML/environment reading both binaries use.
 //! - [`error`]: the error envelope and the typed body-parsing errors.
 //! - [`headers`]: header names.
 //! - [`sse`]: helpers to frame Server-Sent Events.
@@ -13,6 +14,7 @@
 //! - [`service`]: systemd readiness and watchdog notifications (both binaries run as `Type=notify`).
 
 pub mod cerebrum;
+pub mod config;
 pub mod error;
 pub mod headers;
 pub mod openai;

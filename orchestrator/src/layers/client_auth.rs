@@ -10,20 +10,7 @@ use subtle::ConstantTimeEq;
 use crate::api::HttpError;
 use crate::state::AppState;
 
-/// The key a request presents, if any.
-pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(cerebrum_shared::headers::API_KEY)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
+pub use cerebrum_shared::headers::presented_key;
 
 /// Whether `key` is one of `keys`, compared in constant time.
 pub fn key_matches(keys: &[String], key: &str) -> bool {
