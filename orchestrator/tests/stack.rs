@@ -439,3 +439,103 @@ async fn tells_systemd_it_is_ready_pings_the_watchdog_and_says_when_it_stops() {
     terminate(&orch.child);
     notify.wait_for("STOPPING=1", Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn sigterm_lets_open_streams_finish_and_refuses_new_connections() {
+    let (_node, orch) = stack("graceful", &[], &[]);
+    let (s, mut events) = open_stream(
+        &orch.url,
+        "/v1/complete/stream",
+        json!({"prompt": "List the numbers from 1 to 1000, separated by commas.", "temperature": 0, "max_tokens": 120}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(events.next().await.unwrap().contains("token"));
+    terminate(&orch.child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the open stream goes on to its end.
+    let refused = client().get(format!("{}/health", orch.url)).send().await;
+    assert!(refused.is_err(), "accepted a new connection after SIGTERM");
+    let mut last = String::new();
+    while let Some(e) = events.next().await {
+        last = e;
+    }
+    let done: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(done["total_tokens"], 120);
+}
+
+#[tokio::test]
+async fn the_optional_rate_limit_answers_429_per_client() {
+    let (_node, orch) = stack(
+        "ratelimit",
+        &[],
+        &[
+            ("CEREBRUM_RATE_LIMIT_PER_SECOND", "1"),
+            ("CEREBRUM_RATE_LIMIT_BURST", "2"),
+        ],
+    );
+    let body = json!({"prompt": "Hi", "max_tokens": 1});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (s, h, _) = post(&orch, "/v1/complete", body.clone()).await;
+        if s == 429 {
+            assert!(h.contains_key("retry-after"));
+        }
+        statuses.push(s);
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    // Another client key has its own budget.
+    let r = client()
+        .post(format!("{}/v1/complete", orch.url))
+        .header("x-api-key", "another-client")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = metrics(&orch).await;
+    assert_eq!(metric(&m, "cerebrum_rate_limited_total"), 1.0);
+}
+
+#[tokio::test]
+async fn client_keys_when_configured() {
+    let (_node, orch) = stack(
+        "clientkeys",
+        &[],
+        &[("CEREBRUM_CLIENT_KEYS", "alpha-key,beta-key")],
+    );
+    let c = client();
+    let body = json!({"prompt": "Hi", "max_tokens": 1});
+    let url = format!("{}/v1/complete", orch.url);
+    assert_eq!(c.post(&url).json(&body).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.post(&url)
+            .header("x-api-key", "nope")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        c.post(&url)
+            .bearer_auth("beta-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("{}/health", orch.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "health stays open"
+    );
+}
