@@ -264,6 +264,33 @@ fn errors_a_person_understands_with_exit_codes_scripts_rely_on() {
     let out = run(client_command("ftp://example", &["ask", "Hello"]));
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
 
+    // A server with client keys: no key is refused (5) with a hint; the key
+    // from CEREBRUM_API_KEY is sent as X-API-Key.
+    let keyed = Stack::without_node("ask-keys", &[("CEREBRUM_CLIENT_KEYS", "client-key-1")]);
+    let out = run(keyed.client(&["ask", "Hello"]));
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 5, "{stderr}");
+    assert!(
+        stderr.contains("Missing API key") && stderr.contains("CEREBRUM_API_KEY"),
+        "{stderr}"
+    );
+    let mut with_key = keyed.client(&["ask", "Hello"]);
+    with_key.env("CEREBRUM_API_KEY", "client-key-1");
+    let out = run(with_key);
+    assert_eq!(
+        code(&out),
+        4,
+        "past the key check, on to the (absent) node: {}",
+        text(&out.stderr)
+    );
+    let out = run(keyed.client(&["ask", "--key", "wrong", "Hello"]));
+    assert_eq!(code(&out), 5, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Invalid API key"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // The codes are documented where scripts' authors look.
     let out = run(client_command(&url, &["ask", "--help"]));
     let help = text(&out.stdout);

@@ -79,6 +79,16 @@ fn a_question_streams_an_answer_then_a_summary_line() {
         .expect("summary line");
     p.exp_string(PROMPT).expect("prompt");
 
+    // So is a paste (bracketed, as terminals send it) that spans lines.
+    p.send("\x1b[200~What is the capital\nof Japan?\x1b[201~")
+        .expect("paste");
+    p.send("\r").expect("enter");
+    p.flush().expect("flush");
+    p.exp_string("Tokyo").expect("the paste's answer");
+    p.exp_regex(r"\d+ tokens? [^\r\n]* tok/s ")
+        .expect("summary line");
+    p.exp_string(PROMPT).expect("prompt");
+
     // Slash commands.
     enter(&mut p, "/models");
     p.exp_string("smollm2").expect("/models lists the model");

@@ -318,6 +318,7 @@ struct LineReader {
     path: Option<PathBuf>,
     entries: Vec<String>,
     warning: Option<String>,
+    save_failed: bool,
 }
 
 impl LineReader {
@@ -334,6 +335,7 @@ impl LineReader {
             path,
             entries: Vec::new(),
             warning: None,
+            save_failed: false,
         })
     }
 
@@ -394,7 +396,10 @@ impl LineReader {
         }
         if let Some(path) = &self.path
             && let Err(e) = editor.save_history(path)
+            && !self.save_failed
         {
+            // Said once: the same cause would repeat at every line.
+            self.save_failed = true;
             self.warning = Some(format!("cannot save history {}: {e}", path.display()));
         }
         Ok(input)
