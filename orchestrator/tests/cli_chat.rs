@@ -218,3 +218,34 @@ fn prepare_on_a_large_file_shows_the_reduction_and_the_answer_reports_it() {
     p.exp_string(PROMPT).expect("prompt");
     leave(p);
 }
+
+#[test]
+fn colour_on_a_terminal_unless_no_color_is_set() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::without_node("chat-colour", &[]);
+    let home = Scratch::new("chat-colour-home");
+    for no_color in [false, true] {
+        let mut cmd = Command::new(cli());
+        cmd.arg("chat")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home.0)
+            .env("TERM", "xterm")
+            .env("CEREBRUM_URL", &stack.url);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        // Raw bytes: the escape sequences are what is checked.
+        let options = Options::default().timeout_ms(Some(60_000));
+        let mut p = spawn_with_options(cmd, options).expect("spawn cerebrum chat on a pty");
+        let banner = p.exp_string("Ctrl-D leaves.").expect("banner");
+        let bold = "\x1b[1m";
+        assert_eq!(
+            banner.contains(bold),
+            !no_color,
+            "NO_COLOR={no_color}: {banner:?}"
+        );
+        assert_eq!(banner.contains("\x1b[2m"), !no_color, "dim: {banner:?}");
+        leave(p);
+    }
+}
