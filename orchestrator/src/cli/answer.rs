@@ -165,8 +165,6 @@ pub struct Summary {
     pub tokens_per_second: Option<f64>,
     /// From sending the question to the last token.
     pub elapsed: Duration,
-    /// From sending the question to the first token.
-    pub first_token: Option<Duration>,
     /// The model that answered.
     pub model: Option<String>,
     /// What preparation did to the prompt (see [`reduction_text`]), when known.
@@ -306,7 +304,6 @@ pub async fn stream_answer(
         tokens,
         tokens_per_second: rate,
         elapsed: started.elapsed(),
-        first_token,
         model: done.model,
         reduction: preparation
             .ok()
@@ -381,7 +378,6 @@ mod tests {
             tokens: 12,
             tokens_per_second: Some(25.26),
             elapsed: Duration::from_millis(1400),
-            first_token: Some(Duration::from_millis(900)),
             model: Some("smollm2".into()),
             reduction: None,
         };

@@ -186,7 +186,6 @@ fn summary_of(response: &Value) -> Summary {
         tokens,
         tokens_per_second: (seconds > 0.0 && tokens > 0).then(|| tokens as f64 / seconds),
         elapsed: std::time::Duration::from_secs_f64(seconds.max(0.0)),
-        first_token: None,
         model: response["model_used"].as_str().map(str::to_owned),
         reduction,
     }

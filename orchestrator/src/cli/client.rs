@@ -326,7 +326,13 @@ pub fn parse_url(given: &str) -> Result<Url, ClientError> {
 impl Client {
     /// A client for the orchestrator named by `args`.
     pub fn new(args: &ServerArgs) -> Result<Self, ClientError> {
-        let base = parse_url(&args.url)?;
+        // An empty CEREBRUM_URL (exported but unset in a script) means the default.
+        let given = if args.url.trim().is_empty() {
+            DEFAULT_URL
+        } else {
+            args.url.as_str()
+        };
+        let base = parse_url(given)?;
         let shown = base.as_str().trim_end_matches('/').to_owned();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -585,6 +591,17 @@ mod tests {
             Err(ClientError::BadUrl { .. })
         ));
         assert!(matches!(parse_url(""), Err(ClientError::BadUrl { .. })));
+    }
+
+    #[test]
+    fn an_empty_url_means_the_default() {
+        let args = ServerArgs {
+            url: " ".into(),
+            key: Some(String::new()),
+        };
+        let client = Client::new(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(client.url(), DEFAULT_URL);
+        assert_eq!(client.key, None, "an empty key is no key");
     }
 
     #[test]
