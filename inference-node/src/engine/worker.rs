@@ -73,6 +73,10 @@ pub(super) fn run(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx_total))
         .with_n_seq_max(opts.parallel)
+        // One KV pool for all sequences, as llama-server does with several slots: a
+        // batch then holds tokens of every live sequence in one ubatch. Split
+        // pools make llama.cpp decode each sequence's tokens separately.
+        .with_kv_unified(true)
         .with_n_batch(opts.n_batch)
         .with_n_ubatch(opts.n_batch)
         .with_n_threads(opts.n_threads as i32)
@@ -96,8 +100,9 @@ pub(super) fn run(
         has_chat_template: template.is_some(),
         load_seconds: t0.elapsed().as_secs_f64(),
     };
-    // Per-sequence context: llama.cpp splits n_ctx evenly between the slots.
-    let ctx_per_seq = (ctx.n_ctx() / opts.parallel.max(1)).max(1);
+    // Per-sequence context: the pool holds context_size cells for each slot, and
+    // no sequence may grow past context_size, so none can starve the others.
+    let ctx_per_seq = opts.context_size.min(ctx.n_ctx()).max(1);
     tracing::info!(model = %name, path = %path.display(), load_seconds = info.load_seconds,
         params = info.n_params, ctx_per_seq, slots = opts.parallel, "model loaded");
     if ready.send(Ok(info)).is_err() {
@@ -170,7 +175,15 @@ impl Worker<'_> {
             }
 
             self.fill_batch(&mut batch, &mut live);
-            if let Err(e) = ctx.decode(&mut batch) {
+            let step = Instant::now();
+            let decoded = ctx.decode(&mut batch);
+            tracing::trace!(
+                tokens = batch.n_tokens(),
+                live = live.len(),
+                us = step.elapsed().as_micros() as u64,
+                "decode step"
+            );
+            if let Err(e) = decoded {
                 tracing::error!(error = %e, "llama decode failed");
                 for seq in live.drain(..) {
                     self.release(
@@ -206,16 +219,18 @@ impl Worker<'_> {
             let Some(job) = pending.pop_front() else {
                 return;
             };
+            // Active before not-queued, so the engine never looks idle in between.
+            self.stats.active.fetch_add(1, Ordering::SeqCst);
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             if job.events.is_closed() {
-                self.finish_stats(0);
+                self.finish_stats();
                 continue;
             }
             let prompt = match self.tokenize(&job.request.prompt) {
                 Ok(p) => p,
                 Err(e) => {
+                    self.finish_stats();
                     let _ = job.events.send(GenEvent::Failed(e));
-                    self.finish_stats(0);
                     continue;
                 }
             };
@@ -228,7 +243,6 @@ impl Worker<'_> {
             let _ = job.events.send(GenEvent::Started {
                 prompt_tokens: prompt.len() as u32,
             });
-            self.stats.active.fetch_add(1, Ordering::SeqCst);
             let sampler = job.request.sampling.build(self.model.n_vocab());
             let stop = StopMatcher::new(job.request.stop.clone());
             live.push(Sequence {
@@ -368,6 +382,9 @@ impl Worker<'_> {
         if let Err(e) = ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None) {
             tracing::warn!(slot = seq.slot, error = %e, "could not clear KV cells");
         }
+        // Counters first: a client that hears "finished" and at once asks to
+        // unload or evict the model must find it idle.
+        self.finish_stats();
         match outcome {
             Some(Outcome::Finished(reason)) => {
                 let mut tail = seq.utf8.finish();
@@ -394,11 +411,11 @@ impl Worker<'_> {
             }
             None => {}
         }
-        self.stats.active.fetch_sub(1, Ordering::SeqCst);
-        self.finish_stats(seq.generated);
     }
 
-    fn finish_stats(&self, _generated: u32) {
+    /// A request left its slot (or never took one): not active, counted, idle clock reset.
+    fn finish_stats(&self) {
+        self.stats.active.fetch_sub(1, Ordering::SeqCst);
         self.stats.completed.fetch_add(1, Ordering::Relaxed);
         self.stats.mark_done();
     }
