@@ -161,6 +161,9 @@ pub struct StreamDone {
     /// Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<f64>,
+    /// Orchestrator only: what prompt preparation did (`applied` plus its figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<serde_json::Value>,
 }
 
 /// The final event of a failed stream: `{"error", "message", "done": true}`.

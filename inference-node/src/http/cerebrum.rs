@@ -145,6 +145,7 @@ pub async fn inference_stream(
                     finish_reason: Some(reason.as_str().to_string()),
                     prompt_tokens: Some(u64::from(prompt_tokens)),
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
+                    preparation: None,
                 }))
             }
             GenEvent::Failed(e) => Some(to_json(&StreamError {

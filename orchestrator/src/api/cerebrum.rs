@@ -150,7 +150,10 @@ pub async fn complete_stream(
     )
     .await
     .map_err(err)?;
+    let mut preparation = serde_json::to_value(&p.plan.stats).unwrap_or_default();
+    preparation["applied"] = json!(p.plan.applied);
     let relay = Relay {
+        preparation,
         stream,
         count: 0,
         started,
@@ -168,6 +171,8 @@ pub async fn complete_stream(
 
 /// Re-emits the node's stream as Cerebrum events.
 struct Relay {
+    /// Preparation figures for the `done` event.
+    preparation: serde_json::Value,
     stream: TokenStream,
     count: u64,
     started: Instant,
@@ -208,6 +213,7 @@ impl Relay {
                     finish_reason: None,
                     prompt_tokens: None,
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
+                    preparation: Some(self.preparation.take()),
                 }))
             }
             Some(Err(e)) => {

@@ -228,8 +228,8 @@ impl From<AnswerError> for CliError {
 }
 
 /// Streams the answer to `request` into `out`, a token at a time, behind a
-/// spinner (on a terminal) until the first token; asks `/v1/prepare` at the
-/// same time for the reduction figures. The answer ends with a newline.
+/// spinner (on a terminal) until the first token; the reduction figures come
+/// with the final event. The answer ends with a newline.
 ///
 /// Dropping the returned future part-way (Ctrl-C in `chat`) drops the
 /// connection, and with it the generation.
@@ -240,11 +240,7 @@ pub async fn stream_answer(
 ) -> Result<Summary, AnswerError> {
     let started = Instant::now();
     let mut spinner = Spinner::start("thinking…");
-    let (preparation, opened) = tokio::join!(
-        client.prepare(&request.prompt, Some(&request.language)),
-        client.stream(request)
-    );
-    let mut stream = opened?;
+    let mut stream = client.stream(request).await?;
     let mut first_token = None;
     let mut last_token = started;
     let mut count = 0u64;
@@ -305,9 +301,11 @@ pub async fn stream_answer(
         tokens_per_second: rate,
         elapsed: started.elapsed(),
         model: done.model,
-        reduction: preparation
-            .ok()
-            .map(|p| reduction_text(p.applied.then_some(&p.stats))),
+        reduction: done.preparation.as_ref().and_then(|p| {
+            let applied = p["applied"].as_bool()?;
+            let stats: PreparedStats = serde_json::from_value(p.clone()).ok()?;
+            Some(reduction_text(applied.then_some(&stats)))
+        }),
     })
 }
 
