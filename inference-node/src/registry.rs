@@ -329,6 +329,16 @@ impl ModelRegistry {
         }
     }
 
+    /// Drops `name` whatever its state: its worker died (a llama.cpp panic), so the
+    /// next request loads it afresh instead of failing forever.
+    pub fn forget(&self, name: &str) {
+        let mut slots = self.lock();
+        if matches!(slots.get(name), Some(Slot::Loaded(_))) {
+            tracing::error!(model = %name, "model worker is gone; dropping it so the next request reloads");
+            self.retire(&mut slots, name);
+        }
+    }
+
     /// Unloads every model idle for at least `idle`; returns their names.
     pub fn unload_idle(&self, idle: Duration) -> Vec<String> {
         let mut slots = self.lock();

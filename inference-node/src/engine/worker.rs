@@ -117,8 +117,15 @@ pub(super) fn run(
         n_batch: opts.n_batch as usize,
         stats,
     };
-    worker.serve(&mut ctx, jobs);
-    tracing::info!(model = %name, "model unloaded");
+    // A panic inside the bindings must not take the process down: log it; the
+    // closed channels tell the waiting requests, and the registry reloads the model.
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        worker.serve(&mut ctx, jobs)
+    }));
+    match served {
+        Ok(()) => tracing::info!(model = %name, "model unloaded"),
+        Err(_) => tracing::error!(model = %name, "model worker panicked; its requests failed"),
+    }
 }
 
 struct Worker<'m> {

@@ -137,7 +137,9 @@ impl AppState {
             RegistryError::AllBusy { .. } => self.metrics.reject(Rejection::Busy),
             _ => {}
         })?;
-        let mut events = engine.submit(request)?;
+        let mut events = engine
+            .submit(request)
+            .inspect_err(|_| self.registry.forget(&name))?;
         self.metrics.inference();
         match events.recv().await {
             Some(GenEvent::Started { prompt_tokens }) => Ok(Generation {
