@@ -8,7 +8,8 @@ use std::io::Write;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use support::{Stack, client_command, free_port};
+use cerebrum_testkit::free_port;
+use support::{Stack, client_command};
 
 fn run(mut cmd: std::process::Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("run cerebrum")
@@ -209,14 +210,11 @@ fn errors_a_person_understands_with_exit_codes_scripts_rely_on() {
     assert_eq!(v["status"], "unreachable");
 
     // The node is down: 4, then the breaker opens: still 4, and it says so.
-    let stack = Stack::without_node(
-        "ask-down",
-        &[
-            ("CEREBRUM_BREAKER_THRESHOLD", "1"),
-            ("CEREBRUM_BREAKER_COOLDOWN_SECS", "60"),
-            ("CEREBRUM_MAX_PROMPT_CHARS", "200"),
-        ],
-    );
+    let stack = Stack::without_node(&[
+        ("CEREBRUM_BREAKER_THRESHOLD", "1"),
+        ("CEREBRUM_BREAKER_COOLDOWN_SECS", "60"),
+        ("CEREBRUM_MAX_PROMPT_CHARS", "200"),
+    ]);
     let out = run(stack.client(&["ask", "Hello"]));
     let stderr = text(&out.stderr);
     assert_eq!(code(&out), 4, "{stderr}");
@@ -266,7 +264,7 @@ fn errors_a_person_understands_with_exit_codes_scripts_rely_on() {
 
     // A server with client keys: no key is refused (5) with a hint; the key
     // from CEREBRUM_API_KEY is sent as X-API-Key.
-    let keyed = Stack::without_node("ask-keys", &[("CEREBRUM_CLIENT_KEYS", "client-key-1")]);
+    let keyed = Stack::without_node(&[("CEREBRUM_CLIENT_KEYS", "client-key-1")]);
     let out = run(keyed.client(&["ask", "Hello"]));
     let stderr = text(&out.stderr);
     assert_eq!(code(&out), 5, "{stderr}");

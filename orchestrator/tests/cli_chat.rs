@@ -157,7 +157,7 @@ fn ctrl_c_stops_the_answer_frees_the_node_and_keeps_the_repl() {
 fn history_persists_across_runs() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Settings and history need no model: an orchestrator alone will do.
-    let stack = Stack::without_node("chat-history", &[]);
+    let stack = Stack::without_node(&[]);
     let home = Scratch::new("chat-history-home");
 
     let mut p = chat(&stack, &home, &[]);
@@ -222,7 +222,7 @@ fn prepare_on_a_large_file_shows_the_reduction_and_the_answer_reports_it() {
 #[test]
 fn colour_on_a_terminal_unless_no_color_is_set() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::without_node("chat-colour", &[]);
+    let stack = Stack::without_node(&[]);
     let home = Scratch::new("chat-colour-home");
     for no_color in [false, true] {
         let mut cmd = Command::new(cli());

@@ -231,12 +231,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- node log (last lines) ---");
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
+            eprintln!("--- node log (last lines) ---\n{}", tail(&self.log(), 40));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -244,14 +239,29 @@ impl Drop for Node {
 }
 
 fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let listening = poll(Duration::from_secs(30), Duration::from_millis(50), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(listening, "{what} did not start listening on {port}");
+}
+
+/// Calls `done` every `every` until it returns true (then true) or `within` has
+/// passed (then false). For tests without an async runtime.
+pub fn poll(within: Duration, every: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        if done() {
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
-    panic!("{what} did not start listening on {port}");
+    false
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A running `cerebrum serve`; killed on drop.
@@ -262,12 +272,37 @@ pub struct Orchestrator {
     pub url: String,
     /// Its port.
     pub port: u16,
+    /// Where its stderr goes, when not to the test's ([`Orchestrator::start_logged`]).
+    log: Option<PathBuf>,
 }
 
 impl Orchestrator {
     /// Starts an orchestrator in front of `node_url` with extra environment.
     pub fn start(node_url: &str, env: &[(&str, &str)]) -> Orchestrator {
+        Self::spawn(node_url, env, false)
+    }
+
+    /// As [`Orchestrator::start`], with its log in a file of its own (read by
+    /// [`Orchestrator::log`], shown when a test panics, removed on drop) rather
+    /// than on the test's stderr.
+    pub fn start_logged(node_url: &str, env: &[(&str, &str)]) -> Orchestrator {
+        Self::spawn(node_url, env, true)
+    }
+
+    fn spawn(node_url: &str, env: &[(&str, &str)], logged: bool) -> Orchestrator {
         let port = free_port();
+        let log = logged.then(|| {
+            std::env::temp_dir().join(format!(
+                "cerebrum-test-orchestrator-{port}-{}.log",
+                std::process::id()
+            ))
+        });
+        let stderr = match &log {
+            Some(path) => {
+                Stdio::from(std::fs::File::create(path).expect("create orchestrator log"))
+            }
+            None => Stdio::inherit(),
+        };
         let mut cmd = Command::new(workspace_binary("cerebrum", "cerebrum"));
         cmd.args([
             "serve",
@@ -283,7 +318,7 @@ impl Orchestrator {
         .env("VPS_API_KEY", KEY)
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -293,7 +328,23 @@ impl Orchestrator {
             child,
             url: format!("http://127.0.0.1:{port}"),
             port,
+            log,
         }
+    }
+
+    /// What it has logged so far (empty unless started by [`Orchestrator::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// Polls its `/health/ready` (blocking) until it answers 200; false on timeout.
+    pub fn wait_ready(&self, within: Duration) -> bool {
+        poll(within, Duration::from_millis(100), || {
+            http_get(&self.url, "/health/ready").0 == 200
+        })
     }
 }
 
@@ -301,6 +352,15 @@ impl Drop for Orchestrator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.log {
+            if std::thread::panicking() {
+                eprintln!(
+                    "--- orchestrator log (last lines) ---\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -364,6 +424,34 @@ pub async fn get(node: &impl Server, path: &str) -> (u16, serde_json::Value) {
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
+}
+
+/// `GET base+path` over plain HTTP/1.0, without the key and without an async
+/// runtime: (status, body). Status 0 when nothing answers.
+pub fn http_get(base: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// The Prometheus text of `/metrics`.
