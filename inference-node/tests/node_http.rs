@@ -183,7 +183,7 @@ async fn a_client_that_disconnects_frees_its_sequence() {
 
 #[tokio::test]
 async fn an_idle_model_is_unloaded() {
-    let node = Node::start("idle", &[("CEREBRUM_IDLE_UNLOAD_SECS", "1")]);
+    let node = Node::start("idle", &[("CEREBRUM_IDLE_UNLOAD_SECS", "3")]);
     let (s, _, _) = post(
         &node,
         "/v1/inference",
@@ -193,7 +193,7 @@ async fn an_idle_model_is_unloaded() {
     assert_eq!(s, 200);
     let (_, h) = get(&node, "/health").await;
     assert_eq!(h["models_in_cache"], json!([SMOLLM]), "{h}");
-    let deadline = Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, h) = get(&node, "/health").await;
         if h["models_in_cache"] == json!([]) {

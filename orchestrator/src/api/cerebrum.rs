@@ -93,6 +93,23 @@ fn upstream_body(p: &Prepared) -> serde_json::Value {
     body
 }
 
+/// Parses, prepares and routes the request, then opens the node's stream.
+async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Prepared, TokenStream), ApiError> {
+    let p = prepare_request(state, headers, body).await?;
+    let stream = open(
+        state,
+        "/v1/chat/completions",
+        upstream_body(&p),
+        &p.request_id,
+    )
+    .await?;
+    Ok((p, stream))
+}
+
 /// `POST /v1/complete`.
 pub async fn complete(
     State(state): State<AppState>,
@@ -100,17 +117,7 @@ pub async fn complete(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let p = prepare_request(&state, &headers, &body)
-        .await
-        .map_err(err)?;
-    let stream = open(
-        &state,
-        "/v1/chat/completions",
-        upstream_body(&p),
-        &p.request_id,
-    )
-    .await
-    .map_err(err)?;
+    let (p, stream) = start(&state, &headers, &body).await.map_err(err)?;
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
@@ -139,17 +146,7 @@ pub async fn complete_stream(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let p = prepare_request(&state, &headers, &body)
-        .await
-        .map_err(err)?;
-    let stream = open(
-        &state,
-        "/v1/chat/completions",
-        upstream_body(&p),
-        &p.request_id,
-    )
-    .await
-    .map_err(err)?;
+    let (p, stream) = start(&state, &headers, &body).await.map_err(err)?;
     let mut preparation = serde_json::to_value(&p.plan.stats).unwrap_or_default();
     preparation["applied"] = json!(p.plan.applied);
     let relay = Relay {

@@ -173,85 +173,89 @@ pub async fn prepare_dry_run(
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     let u = &state.upstream.stats;
-    let mut s = String::with_capacity(1024);
-    let mut line = |name: &str, kind: &str, help: &str, v: f64| {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
-    };
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    line(
-        "cerebrum_http_requests_total",
-        "counter",
-        "HTTP requests received.",
-        c(&m.requests),
-    );
-    line(
-        "cerebrum_load_shed_total",
-        "counter",
-        "Requests refused by the in-flight limit.",
-        c(&m.shed),
-    );
-    line(
-        "cerebrum_rate_limited_total",
-        "counter",
-        "Requests refused by the rate limit.",
-        c(&m.rate_limited),
-    );
-    line(
-        "cerebrum_in_flight",
-        "gauge",
-        "Inference requests in flight.",
-        state.active() as f64,
-    );
-    line(
-        "cerebrum_prompts_prepared_total",
-        "counter",
-        "Prompts cut down by preparation.",
-        c(&m.prepared),
-    );
-    line(
-        "cerebrum_prompt_chars_saved_total",
-        "counter",
-        "Characters removed by preparation.",
-        c(&m.chars_saved),
-    );
-    line(
-        "cerebrum_upstream_requests_total",
-        "counter",
-        "Generations asked of the node.",
-        c(&u.requests_sent),
-    );
-    line(
-        "cerebrum_upstream_success_total",
-        "counter",
-        "Generations that ended well.",
-        c(&u.successful),
-    );
-    line(
-        "cerebrum_upstream_failures_total",
-        "counter",
-        "Generations failed by the node or link.",
-        c(&u.failed),
-    );
-    line(
-        "cerebrum_tokens_relayed_total",
-        "counter",
-        "Tokens relayed to clients.",
-        c(&u.tokens),
-    );
-    line(
-        "cerebrum_breaker_open",
-        "gauge",
-        "1 while the circuit breaker is open.",
-        f64::from(u8::from(
-            state.upstream.breaker.state() == BreakerState::Open,
-        )),
-    );
-    line(
-        "cerebrum_breaker_opens_total",
-        "counter",
-        "Times the breaker opened.",
-        state.upstream.breaker.opens() as f64,
-    );
+    let breaker_open = state.upstream.breaker.state() == BreakerState::Open;
+    let series: [(&str, &str, &str, f64); 12] = [
+        (
+            "cerebrum_http_requests_total",
+            "counter",
+            "HTTP requests received.",
+            c(&m.requests),
+        ),
+        (
+            "cerebrum_load_shed_total",
+            "counter",
+            "Requests refused by the in-flight limit.",
+            c(&m.shed),
+        ),
+        (
+            "cerebrum_rate_limited_total",
+            "counter",
+            "Requests refused by the rate limit.",
+            c(&m.rate_limited),
+        ),
+        (
+            "cerebrum_in_flight",
+            "gauge",
+            "Inference requests in flight.",
+            state.active() as f64,
+        ),
+        (
+            "cerebrum_prompts_prepared_total",
+            "counter",
+            "Prompts cut down by preparation.",
+            c(&m.prepared),
+        ),
+        (
+            "cerebrum_prompt_chars_saved_total",
+            "counter",
+            "Characters removed by preparation.",
+            c(&m.chars_saved),
+        ),
+        (
+            "cerebrum_upstream_requests_total",
+            "counter",
+            "Generations asked of the node.",
+            c(&u.requests_sent),
+        ),
+        (
+            "cerebrum_upstream_success_total",
+            "counter",
+            "Generations that ended well.",
+            c(&u.successful),
+        ),
+        (
+            "cerebrum_upstream_failures_total",
+            "counter",
+            "Generations failed by the node or link.",
+            c(&u.failed),
+        ),
+        (
+            "cerebrum_tokens_relayed_total",
+            "counter",
+            "Tokens relayed to clients.",
+            c(&u.tokens),
+        ),
+        (
+            "cerebrum_breaker_open",
+            "gauge",
+            "1 while the circuit breaker is open.",
+            f64::from(u8::from(breaker_open)),
+        ),
+        (
+            "cerebrum_breaker_opens_total",
+            "counter",
+            "Times the breaker opened.",
+            state.upstream.breaker.opens() as f64,
+        ),
+    ];
+    let mut s = String::with_capacity(2048);
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            s,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
