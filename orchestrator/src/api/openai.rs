@@ -111,12 +111,7 @@ pub async fn chat(
     let stream = open(&state, "/v1/chat/completions", body, &rid)
         .await
         .map_err(err)?;
-    let shape = Shape {
-        kind: Kind::Chat,
-        id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        model: decision.model,
-        created: created_now(),
-    };
+    let shape = Shape::new(Kind::Chat, decision.model);
     if req.sampling.stream {
         return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
     }
@@ -182,12 +177,7 @@ pub async fn completions(
     let stream = open(&state, "/v1/completions", body, &rid)
         .await
         .map_err(err)?;
-    let shape = Shape {
-        kind: Kind::Text,
-        id: format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
-        model: decision.model,
-        created: created_now(),
-    };
+    let shape = Shape::new(Kind::Text, decision.model);
     if req.sampling.stream {
         return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
     }
@@ -225,6 +215,20 @@ struct Shape {
 }
 
 impl Shape {
+    /// A new response: `chatcmpl-…` or `cmpl-…` id, created now.
+    fn new(kind: Kind, model: String) -> Self {
+        let prefix = match kind {
+            Kind::Chat => "chatcmpl",
+            Kind::Text => "cmpl",
+        };
+        Self {
+            kind,
+            id: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
+            model,
+            created: created_now(),
+        }
+    }
+
     fn chunk(
         &self,
         text: Option<String>,
