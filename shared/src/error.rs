@@ -18,6 +18,15 @@ pub enum Dialect {
     OpenAi,
 }
 
+/// Which API a request path belongs to.
+pub fn dialect_of(path: &str) -> Dialect {
+    if path.ends_with("/chat/completions") || path == "/v1/completions" {
+        Dialect::OpenAi
+    } else {
+        Dialect::Cerebrum
+    }
+}
+
 /// A client-visible failure: what went wrong, with the status code that says so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -84,6 +93,17 @@ impl ApiError {
     pub fn with_extra(mut self, extra: Value) -> Self {
         self.extra = Some(Box::new(extra));
         self
+    }
+
+    /// The HTTP status (500 if the number is not a valid status).
+    pub fn status_code(&self) -> http::StatusCode {
+        http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The `Retry-After` seconds to send: the error's own, and on every 503 at
+    /// least a default, so a refusal always says when to come back (design §4).
+    pub fn retry_after_header(&self) -> Option<u64> {
+        self.retry_after.or((self.status == 503).then_some(5))
     }
 
     /// OpenAI's error `type` for this status.
@@ -237,6 +257,18 @@ mod tests {
     #[test]
     fn empty_body_is_400() {
         assert_eq!(parse_json::<Req>(b"  ").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        assert_eq!(ApiError::new(503, "x", "y").retry_after_header(), Some(5));
+        assert_eq!(
+            ApiError::unavailable("x", "y", 9).retry_after_header(),
+            Some(9)
+        );
+        assert_eq!(ApiError::bad_request("y").retry_after_header(), None);
+        assert_eq!(dialect_of("/v1/chat/completions"), Dialect::OpenAi);
+        assert_eq!(dialect_of("/v1/complete"), Dialect::Cerebrum);
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod openai;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::error::{ApiError, Dialect};
 use serde_json::json;
@@ -41,10 +41,8 @@ pub struct HttpError(pub ApiError, pub Dialect);
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let HttpError(err, dialect) = self;
-        let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(err.body(dialect))).into_response();
-        let retry = err.retry_after.or((err.status == 503).then_some(5));
-        if let Some(secs) = retry {
+        let mut response = (err.status_code(), axum::Json(err.body(dialect))).into_response();
+        if let Some(secs) = err.retry_after_header() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -53,14 +51,7 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// Which API a path belongs to.
-pub fn dialect_of(path: &str) -> Dialect {
-    if path.ends_with("/chat/completions") || path.ends_with("/v1/completions") {
-        Dialect::OpenAi
-    } else {
-        Dialect::Cerebrum
-    }
-}
+pub use cerebrum_shared::error::dialect_of;
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
