@@ -5,17 +5,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
+use cerebrum_service::{http as service_http, layers};
+use cerebrum_shared::limits::MAX_BODY_BYTES;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthPolicy, require_key};
 use crate::http::{AppState, admin, cerebrum, openai};
-
-/// Largest request body: a 16k-character prompt with JSON escaping fits many times over.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Builds the node's HTTP application.
 pub fn router(state: AppState) -> Router {
@@ -24,7 +20,6 @@ pub fn router(state: AppState) -> Router {
         &state.config.allowed_peers,
         state.metrics.clone(),
     );
-    let request_id = HeaderName::from_static(cerebrum_shared::headers::REQUEST_ID);
 
     let protected = Router::new()
         .route("/v1/inference", post(cerebrum::inference))
@@ -44,32 +39,25 @@ pub fn router(state: AppState) -> Router {
         // Public and answered from cached figures: monitors must never wait on inference.
         .route("/health", get(admin::health))
         .merge(protected)
+        // Unknown routes and wrong methods answer JSON in the path's dialect, not empty bodies.
+        .fallback(service_http::route_not_found)
+        .method_not_allowed_fallback(service_http::method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 // Correlation: keep the caller's X-Request-ID (the orchestrator's) or make one.
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                // Log context: every log line of a request carries its id.
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    let id = req
-                        .headers()
-                        .get(cerebrum_shared::headers::REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-                })
-                .on_request(())
-                // Access log: one line per request with status and time (streams: time to headers).
-                .on_response(|res: &axum::http::Response<_>, latency: Duration, _: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), ms = latency.as_millis() as u64, "served");
-                }))
+                .layer(layers::set_request_id())
+                // Log context and access log: a span with the id, one line per request.
+                .layer(layers::access_log())
                 // Echo the id so clients can quote it.
-                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(layers::propagate_request_id())
                 // Count requests for /metrics.
-                .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
-                    metrics.request();
-                    next.run(req)
-                }))
-                // Bodies over 1 MiB are refused with 413 before they are read.
+                .layer(axum::middleware::from_fn(
+                    move |req, next: axum::middleware::Next| {
+                        metrics.request();
+                        next.run(req)
+                    },
+                ))
+                // Bodies over the limit are refused with 413 (JSON, by ApiJson) before they are read.
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)

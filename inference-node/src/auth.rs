@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::ApiError;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use cerebrum_shared::headers;
 use subtle::ConstantTimeEq;
 
@@ -52,14 +52,12 @@ impl AuthPolicy {
         let presented = headers::presented_key(headers);
         match presented {
             None => Err(ApiError::new(
-                401,
-                "Missing API key",
+                ErrorCode::MissingApiKey,
                 "send the node's key as X-API-Key or Authorization: Bearer",
             )),
             Some(k) if bool::from(k.as_bytes().ct_eq(&self.key)) => Ok(()),
             Some(_) => Err(ApiError::new(
-                403,
-                "Invalid API key",
+                ErrorCode::InvalidApiKey,
                 "the API key does not match",
             )),
         }
@@ -79,8 +77,7 @@ pub async fn require_key(
         tracing::warn!(peer = %peer, "refused a peer that is not allow-listed");
         return HttpError(
             ApiError::new(
-                403,
-                "Forbidden",
+                ErrorCode::PeerNotAllowed,
                 format!("peer {} is not allowed", peer.ip()),
             ),
             dialect,

@@ -50,7 +50,8 @@ pub fn build_state(config: NodeConfig) -> AppState {
     }
 }
 
-/// Binds and serves until SIGTERM or Ctrl-C, then lets open streams finish.
+/// Binds and serves until SIGTERM or Ctrl-C, then gives open streams
+/// [`crate::app::SHUTDOWN_GRACE`] to finish.
 pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     let addr = SocketAddr::new(config.bind_ip, config.port);
     let idle = config.idle_unload;
@@ -62,20 +63,8 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     tracing::info!(%addr, "listening");
-    cerebrum_shared::service::ready(&format!("serving on {addr}"));
-    tokio::spawn(cerebrum_shared::service::run_watchdog());
+    cerebrum_service::notify::ready(&format!("serving on {addr}"));
+    tokio::spawn(cerebrum_service::notify::run_watchdog());
     let app = crate::app::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-}
-
-/// Resolves on SIGTERM or Ctrl-C, and says so.
-async fn shutdown_signal() {
-    cerebrum_shared::service::shutdown_signal().await;
-    tracing::info!("shutting down: no new connections, letting open streams finish");
-    cerebrum_shared::service::stopping();
+    cerebrum_service::shutdown::serve_with_grace(listener, app, crate::app::SHUTDOWN_GRACE).await
 }

@@ -1,30 +1,21 @@
 //! The orchestrator's router and its whole middleware stack, in one place:
 //! reading this file is reading the Pi tier's request path.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, Response};
 use axum::middleware::{self, from_fn_with_state};
 use axum::routing::{get, post};
+use cerebrum_service::{http as service_http, layers};
+use cerebrum_shared::limits::MAX_BODY_BYTES;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 
 use crate::api::{cerebrum, openai, ops};
 use crate::layers::rate_limit::ClientRateLimit;
 use crate::layers::{client_auth, in_flight, rate_limit};
 use crate::state::{AppState, Metrics};
 
-/// Largest request body (a 16,000-character prompt in JSON fits many times over).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// Builds the orchestrator's HTTP application.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static(cerebrum_shared::headers::REQUEST_ID);
-
     let mut inference = Router::new()
         .route("/v1/complete", post(cerebrum::complete))
         .route("/v1/complete/stream", post(cerebrum::complete_stream))
@@ -53,32 +44,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/vps/health", get(ops::vps_health).post(ops::vps_health))
         .route("/v1/prepare", post(ops::prepare_dry_run))
         .merge(inference)
+        // Unknown routes and wrong methods answer JSON in the path's dialect, not empty bodies.
+        .fallback(service_http::route_not_found)
+        .method_not_allowed_fallback(service_http::method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 // Correlation: keep the client's X-Request-ID or make a UUID v4 (forwarded to the node).
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(layers::set_request_id())
                 // Log context and access log: a span with the id, one line per request with status and time.
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
-                            let id = crate::api::request_id(req.headers());
-                            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-                        })
-                        .on_request(())
-                        .on_response(|res: &Response<_>, latency: Duration, _: &Span| {
-                            tracing::info!(status = res.status().as_u16(), ms = latency.as_millis() as u64, "served");
-                        }),
-                )
+                .layer(layers::access_log())
                 // Echo the id so clients can quote it.
-                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(layers::propagate_request_id())
                 // Count requests for /metrics.
                 .layer(middleware::from_fn(move |req, next: middleware::Next| {
                     Metrics::inc(&counted.requests);
                     next.run(req)
                 }))
                 // Optional client keys (health checks stay open).
-                .layer(from_fn_with_state(state.clone(), client_auth::require_client_key))
-                // Bodies over 1 MiB are refused with 413 before they are read.
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    client_auth::require_client_key,
+                ))
+                // Bodies over the limit are refused with 413 (JSON, by ApiJson) before they are read.
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::routing::RoutingTable;
 
-pub use cerebrum_shared::config::ConfigError;
-use cerebrum_shared::config::{env_parse as parse, invalid, read_toml};
+pub use cerebrum_service::config::ConfigError;
+use cerebrum_service::config::{env_parse as parse, invalid, read_toml};
 
 /// The settings as they appear in the TOML file; every key optional.
 #[derive(Debug, Default, Deserialize)]

@@ -32,6 +32,8 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
     let addr = SocketAddr::new(config.host, config.port);
     let grace = config.shutdown_grace;
     let state = build_state(config)?;
+    // Node health and model list, refreshed in the background: requests never wait on them.
+    tokio::spawn(state.node.clone().run(state.upstream.clone()));
     tracing::info!(%addr, node = %state.upstream.endpoint(), max_in_flight = state.config.max_in_flight,
         breaker_threshold = state.config.breaker_threshold,
         breaker_cooldown_s = state.config.breaker_cooldown.as_secs(), "cerebrum serve starting");
@@ -39,33 +41,10 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     tracing::info!(%addr, "listening");
-    cerebrum_shared::service::ready(&format!("serving on {addr}"));
-    tokio::spawn(cerebrum_shared::service::run_watchdog());
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    cerebrum_service::notify::ready(&format!("serving on {addr}"));
+    tokio::spawn(cerebrum_service::notify::run_watchdog());
     let app = crate::app::router(state);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        r = &mut server => return r.map_err(|e| e.to_string()),
-        () = cerebrum_shared::service::shutdown_signal() => {}
-    }
-    tracing::info!(
-        grace_s = grace.as_secs(),
-        "shutting down: no new connections; open streams may finish"
-    );
-    cerebrum_shared::service::stopping();
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => {
-            tracing::warn!("grace period over; closing the remaining streams");
-            Ok(())
-        }
-    }
+    cerebrum_service::shutdown::serve_with_grace(listener, app, grace)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -1,11 +1,10 @@
 //! `AppState`: everything a handler needs, in one place.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::config::OrchestratorConfig;
 use crate::prompt::PrepareConfig;
@@ -61,71 +60,118 @@ impl Metrics {
     }
 }
 
-/// What the node said recently, so `/health` and routing do not ask it every time.
+/// What the node said recently, kept fresh by a background task (the node
+/// guard's pattern): `/health`, readiness and routing read it and never wait
+/// on the node, and no lock is held across a lookup.
 #[derive(Default)]
 pub struct NodeCache {
-    health: Mutex<Option<(Instant, Result<Value, String>)>>,
-    models: Mutex<Option<(Instant, Vec<String>)>>,
+    health: RwLock<Option<NodeStatus>>,
+    models: RwLock<Vec<String>>,
 }
 
-const HEALTH_TTL: Duration = Duration::from_secs(2);
-const MODELS_TTL: Duration = Duration::from_secs(30);
-const MODELS_RETRY: Duration = Duration::from_secs(5);
+/// The node's state as the orchestrator reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// It answered its health check.
+    Up {
+        /// Its own status word (`healthy`, `overloaded`, …).
+        status: String,
+        /// Whether it would admit a request now.
+        available: bool,
+    },
+    /// It could not be asked, and why.
+    Unreachable(String),
+}
+
+/// How often the node's `/health` is asked.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
+/// How often its model list is asked once known.
+pub const MODELS_EVERY: Duration = Duration::from_secs(30);
+/// How often it is asked while the list is unknown or the last ask failed.
+pub const MODELS_RETRY: Duration = Duration::from_secs(5);
+/// Time allowed for one lookup.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl NodeCache {
-    /// The node's `/health` body, or why it could not be had (cached 2 s).
-    pub async fn health(&self, upstream: &Upstream) -> Result<Value, String> {
-        let mut slot = self.health.lock().await;
-        if let Some((at, v)) = slot.as_ref()
-            && at.elapsed() < HEALTH_TTL
-        {
-            return v.clone();
-        }
-        let v = upstream
-            .get_json("/health", "health-probe", Duration::from_secs(2))
-            .await
-            .map_err(|e| e.to_string());
-        *slot = Some((Instant::now(), v.clone()));
-        v
+    /// The last health reading; `None` before the first one finished.
+    pub fn health(&self) -> Option<NodeStatus> {
+        self.health.read().map(|h| h.clone()).unwrap_or(None)
     }
 
-    /// Model names the node serves (cached 30 s; empty when never known). When the
-    /// node cannot be asked, the last known list is kept and the next try waits
-    /// 5 s, so a dead node costs no lookup per request.
-    pub async fn models(&self, upstream: &Upstream, request_id: &str) -> Vec<String> {
-        let mut slot = self.models.lock().await;
-        if let Some((at, v)) = slot.as_ref() {
-            let ttl = if v.is_empty() {
-                MODELS_RETRY
-            } else {
-                MODELS_TTL
-            };
-            if at.elapsed() < ttl {
-                return v.clone();
-            }
-        }
-        let names: Vec<String> = match upstream
-            .get_json("/v1/models", request_id, Duration::from_secs(2))
+    /// Model names the node serves, as last read (empty when never known).
+    pub fn models(&self) -> Vec<String> {
+        self.models.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Asks the node's `/health` once and stores the answer.
+    pub async fn refresh_health(&self, upstream: &Upstream) {
+        let status = match upstream
+            .get_json("/health", "health-probe", LOOKUP_TIMEOUT)
             .await
         {
-            Ok(body) => body["data"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Ok(h) => {
+                let status = h["status"].as_str().unwrap_or("healthy").to_string();
+                // Engines without our fields (llama-server's {"status":"ok"}) are available when they answer.
+                let available = h["available"]
+                    .as_bool()
+                    .unwrap_or(matches!(status.as_str(), "healthy" | "ok"));
+                NodeStatus::Up { status, available }
+            }
+            Err(e) => NodeStatus::Unreachable(e.to_string()),
+        };
+        if let Ok(mut slot) = self.health.write() {
+            *slot = Some(status);
+        }
+    }
+
+    /// Asks the node's model list once; keeps the last known list when it
+    /// cannot be had. Returns whether a list was read.
+    pub async fn refresh_models(&self, upstream: &Upstream) -> bool {
+        match upstream
+            .get_json("/v1/models", "models-probe", LOOKUP_TIMEOUT)
+            .await
+        {
+            Ok(body) => {
+                let names: Vec<String> = body["data"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|m| m["id"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Ok(mut slot) = self.models.write() {
+                    *slot = names;
+                }
+                true
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "model list unavailable; keeping the last known one");
-                let stale = slot.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
-                // Try again in MODELS_RETRY, not on every request.
-                let at = Instant::now() - MODELS_TTL.saturating_sub(MODELS_RETRY);
-                *slot = Some((at, stale.clone()));
-                return stale;
+                false
             }
-        };
-        *slot = Some((Instant::now(), names.clone()));
-        names
+        }
+    }
+
+    /// Keeps both readings fresh until the process ends: health every
+    /// [`HEALTH_EVERY`], models every [`MODELS_EVERY`] ([`MODELS_RETRY`] while
+    /// unknown). Spawn it once on the server's runtime.
+    pub async fn run(self: Arc<Self>, upstream: Arc<Upstream>) {
+        let mut next_models = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(HEALTH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = tokio::time::Instant::now();
+            if now >= next_models {
+                let (_, known) = tokio::join!(
+                    self.refresh_health(&upstream),
+                    self.refresh_models(&upstream)
+                );
+                let known = known && !self.models().is_empty();
+                next_models = now + if known { MODELS_EVERY } else { MODELS_RETRY };
+            } else {
+                self.refresh_health(&upstream).await;
+            }
+        }
     }
 }

@@ -8,14 +8,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode;
+use crate::limits::{DEFAULT_LANGUAGE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE};
+use crate::prepare::Preparation;
+
 fn default_language() -> String {
-    "python".to_string()
+    DEFAULT_LANGUAGE.to_string()
 }
 fn default_max_tokens() -> u32 {
-    512
+    DEFAULT_MAX_TOKENS
 }
 fn default_temperature() -> f32 {
-    0.2
+    DEFAULT_TEMPERATURE
 }
 
 /// Sampling knobs beyond the original's, shared by every request type.
@@ -79,7 +83,7 @@ pub struct CompleteResponse {
     pub timestamp: f64,
     /// What prompt preparation did (ours; absent when not applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preparation: Option<serde_json::Value>,
+    pub preparation: Option<Preparation>,
 }
 
 /// `POST /v1/inference` and `/v1/inference/stream` on the node.
@@ -163,7 +167,7 @@ pub struct StreamDone {
     pub timestamp: Option<f64>,
     /// Orchestrator only: what prompt preparation did (`applied` plus its figures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preparation: Option<serde_json::Value>,
+    pub preparation: Option<Preparation>,
 }
 
 /// The final event of a failed stream: `{"error", "message", "done": true}`.
@@ -171,6 +175,9 @@ pub struct StreamDone {
 pub struct StreamError {
     /// Short title (`"VPS unavailable"`, `"Streaming failed"`).
     pub error: String,
+    /// What went wrong, for programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
     /// Detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -275,6 +282,76 @@ impl ModelsResponse {
             inference_counts: counts,
         }
     }
+}
+
+impl From<&crate::error::ApiError> for StreamError {
+    fn from(e: &crate::error::ApiError) -> Self {
+        Self {
+            error: e.title().to_string(),
+            code: Some(e.code),
+            message: Some(e.message.clone()),
+            done: true,
+        }
+    }
+}
+
+impl StreamError {
+    /// The failure as an [`ApiError`] (its code; the title's when it carries none).
+    pub fn to_api_error(&self) -> crate::error::ApiError {
+        let code = self.code.unwrap_or(ErrorCode::StreamingFailed);
+        crate::error::ApiError::new(code, self.message.clone().unwrap_or_default())
+    }
+}
+
+/// The orchestrator's `GET /health`: always 200; `status` says whether a
+/// request could be served now. The original's keys first, then ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrchestratorHealth {
+    /// `"healthy"` when a request could be served now, else `"degraded"`.
+    pub status: String,
+    /// Always `"healthy"`: the orchestrator answered.
+    pub cm4_status: String,
+    /// The node's own status (`"healthy"`, `"overloaded"`), or `"unreachable"`.
+    pub vps_status: String,
+    /// Whether the node would admit a request now.
+    pub vps_available: bool,
+    /// Whether the node answered its health check.
+    pub vps_connected: bool,
+    /// Inference requests in flight on the orchestrator.
+    pub active_count: u64,
+    /// Always 0: the orchestrator sheds instead of queueing.
+    pub queue_count: u64,
+    /// The in-flight limit.
+    #[serde(default)]
+    pub max_in_flight: u64,
+    /// `"closed"`, `"open"` or `"half_open"`.
+    #[serde(default)]
+    pub breaker: String,
+    /// Seconds until the breaker lets a trial call through (0 when closed).
+    #[serde(default)]
+    pub breaker_retry_after_seconds: u64,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// `"Xh Ym"`.
+    pub uptime_text: String,
+    /// The Pi's CPU busy %.
+    pub cpu_percent: f32,
+}
+
+impl OrchestratorHealth {
+    /// Whether the stack can serve a request now.
+    pub fn is_healthy(&self) -> bool {
+        self.status == "healthy"
+    }
+}
+
+/// `GET /health/ready` when the stack can serve: `{"ready": true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ready {
+    /// Always true (the 503 answer is an error body).
+    pub ready: bool,
 }
 
 #[cfg(test)]

@@ -1,20 +1,22 @@
 //! The error envelope both tiers answer with, and typed body-parsing errors.
 //!
-//! Every failure a client can see is an [`ApiError`]: a status code, a short title
-//! and a message. It renders in the caller's [`Dialect`]: the original Cerebrum
-//! shape `{"error": title, "message": …}` or OpenAI's
-//! `{"error": {"message", "type", "code"}}`.
+//! Every failure a client can see is an [`ApiError`]: an [`ErrorCode`] (the
+//! machine-readable fact: clients branch on it, never on the words), the status
+//! code that goes with it, and a message for people. It renders in the caller's
+//! [`Dialect`]: the original Cerebrum shape [`CerebrumErrorBody`]
+//! `{"error": title, "code", "message", …}` or OpenAI's [`OpenAiErrorBody`]
+//! `{"error": {"message", "type", "param", "code"}}`, and
+//! [`ApiError::from_response`] reads either back.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 /// Which API a request came in on; decides the error body's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// The original Cerebrum API (`/v1/complete`, `/v1/inference`, …).
     Cerebrum,
-    /// The OpenAI API (`/v1/chat/completions`, `/v1/completions`).
+    /// The OpenAI API (`/v1/chat/completions`, `/v1/completions`, `/v1/models`).
     OpenAi,
 }
 
@@ -27,44 +29,211 @@ pub fn dialect_of(path: &str) -> Dialect {
     }
 }
 
+/// What went wrong, as a client should branch on it. Sent as `code` in both
+/// dialects (`"cm4_busy"`, `"breaker_open"`, …). The table below is the one
+/// place a code's status, title and OpenAI `type` are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not JSON, not UTF-8, or empty.
+    BadRequest,
+    /// 422: a field is missing, of the wrong type or out of range (`field` names it).
+    InvalidRequest,
+    /// 413: the request body is over the server's byte limit.
+    BodyTooLarge,
+    /// 413: the prompt is over the orchestrator's limit.
+    PromptTooLarge,
+    /// 400: the prompt does not fit the model's context on the node.
+    PromptTooLong,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 401: no API key was presented.
+    MissingApiKey,
+    /// 403: the API key does not match.
+    InvalidApiKey,
+    /// 403: the peer address is not on the node's allow-list.
+    PeerNotAllowed,
+    /// 404: no such model.
+    ModelNotFound,
+    /// 404: the model is not loaded (so it cannot be unloaded).
+    ModelNotLoaded,
+    /// 404: no such route.
+    RouteNotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 409: the model is serving and cannot be unloaded now.
+    ModelBusy,
+    /// 429: this client sent too many requests.
+    RateLimited,
+    /// 503: the orchestrator has as many requests in flight as it allows.
+    Cm4Busy,
+    /// 503: the inference node cannot be reached.
+    VpsUnavailable,
+    /// 503: the node failed repeatedly; the circuit breaker paused calls.
+    BreakerOpen,
+    /// 503: the node refuses work to protect itself (CPU, RAM, all slots busy).
+    VpsOverloaded,
+    /// 503: the model's worker is gone (it is reloaded on the next request).
+    ModelUnavailable,
+    /// 504: the node did not answer in time.
+    VpsTimeout,
+    /// 502: the node's answer broke off or was unreadable.
+    StreamingFailed,
+    /// 500: the model could not be loaded.
+    ModelLoadFailed,
+    /// 500: inference failed.
+    InferenceFailed,
+    /// Another upstream failure, passed on with the upstream's status.
+    UpstreamError,
+    /// 500: a bug.
+    Internal,
+    /// A code this build does not know (a newer server); the status tells the class.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | PromptTooLong => 400,
+            MissingApiKey => 401,
+            InvalidApiKey | PeerNotAllowed => 403,
+            ModelNotFound | ModelNotLoaded | RouteNotFound => 404,
+            MethodNotAllowed => 405,
+            ModelBusy => 409,
+            BodyTooLarge | PromptTooLarge => 413,
+            UnsupportedMediaType => 415,
+            InvalidRequest => 422,
+            RateLimited => 429,
+            ModelLoadFailed | InferenceFailed | Internal | UpstreamError | Unknown => 500,
+            StreamingFailed => 502,
+            Cm4Busy | VpsUnavailable | BreakerOpen | VpsOverloaded | ModelUnavailable => 503,
+            VpsTimeout => 504,
+        }
+    }
+
+    /// The short title the original Cerebrum API sends as `error`.
+    pub fn title(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "Bad request",
+            InvalidRequest => "Invalid request",
+            BodyTooLarge => "Request body too large",
+            PromptTooLarge => "Prompt too large",
+            PromptTooLong => "Prompt too long",
+            UnsupportedMediaType => "Unsupported media type",
+            MissingApiKey => "Missing API key",
+            InvalidApiKey => "Invalid API key",
+            PeerNotAllowed => "Forbidden",
+            ModelNotFound => "Model not found",
+            ModelNotLoaded => "Model not loaded",
+            RouteNotFound => "Not found",
+            MethodNotAllowed => "Method not allowed",
+            ModelBusy => "Model busy",
+            RateLimited => "Rate limited",
+            Cm4Busy => "CM4 busy",
+            VpsUnavailable | BreakerOpen => "VPS unavailable",
+            VpsOverloaded => "VPS overloaded",
+            ModelUnavailable => "Model unavailable",
+            VpsTimeout => "VPS timeout",
+            StreamingFailed => "Streaming failed",
+            ModelLoadFailed => "Model load failed",
+            InferenceFailed => "Inference failed",
+            UpstreamError | Unknown => "Upstream error",
+            Internal => "Internal error",
+        }
+    }
+
+    /// OpenAI's error `type` for this code.
+    pub fn openai_type(self) -> &'static str {
+        match self.status() {
+            400 | 404 | 405 | 413 | 415 | 422 => "invalid_request_error",
+            401 | 403 => "authentication_error",
+            409 => "conflict_error",
+            429 => "rate_limit_error",
+            503 => "server_overloaded",
+            _ => "server_error",
+        }
+    }
+
+    /// The code a status stands for when a body carries none (an upstream
+    /// that is not ours, or a proxy in between).
+    pub fn from_status(status: u16) -> Self {
+        use ErrorCode::*;
+        match status {
+            400 => BadRequest,
+            401 => MissingApiKey,
+            403 => InvalidApiKey,
+            404 => RouteNotFound,
+            405 => MethodNotAllowed,
+            409 => ModelBusy,
+            413 => BodyTooLarge,
+            415 => UnsupportedMediaType,
+            422 => InvalidRequest,
+            429 => RateLimited,
+            502 => StreamingFailed,
+            503 => VpsOverloaded,
+            504 => VpsTimeout,
+            _ => UpstreamError,
+        }
+    }
+
+    /// Whether retrying the same request later may work (busy, down, paused).
+    pub fn is_transient(self) -> bool {
+        matches!(self.status(), 429 | 503)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The wire name: one source of truth, serde's.
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(v.as_str().unwrap_or("unknown"))
+    }
+}
+
 /// A client-visible failure: what went wrong, with the status code that says so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    /// HTTP status code.
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// HTTP status (the code's, unless an upstream's status is passed on).
     pub status: u16,
-    /// Short title, e.g. `"Invalid API key"`, `"VPS overloaded"`.
-    pub title: String,
     /// Human-readable detail.
     pub message: String,
     /// The request field at fault, when one is.
     pub field: Option<String>,
-    /// Seconds a client should wait before retrying (sent as `Retry-After` on 503/429).
+    /// Seconds a client should wait before retrying (sent as `Retry-After`).
     pub retry_after: Option<u64>,
-    /// Extra keys merged into the Cerebrum-shaped body (e.g. `reason`, `suggestion`).
-    pub extra: Option<Box<Value>>,
+    /// Why the node refused (its guard's words).
+    pub reason: Option<String>,
+    /// What to do about it.
+    pub suggestion: Option<String>,
 }
 
+/// `Retry-After` on a 503 that names none: every refusal says when to come back (design §4).
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
 impl ApiError {
-    /// A new error with a status, title and message.
-    pub fn new(status: u16, title: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A new error with the code's status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
-            title: title.into(),
+            code,
+            status: code.status(),
             message: message.into(),
             field: None,
             retry_after: None,
-            extra: None,
+            reason: None,
+            suggestion: None,
         }
     }
 
     /// 400: the request is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "Bad request", message)
-    }
-
-    /// 404: the named thing does not exist.
-    pub fn not_found(title: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(404, title, message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// 422: a field has a wrong type or an out-of-range value.
@@ -73,26 +242,28 @@ impl ApiError {
         let message = message.into();
         Self {
             field: Some(field.clone()),
-            ..Self::new(422, "Invalid request", format!("{field}: {message}"))
+            ..Self::new(ErrorCode::InvalidRequest, format!("{field}: {message}"))
         }
     }
 
-    /// 503 with a `Retry-After`.
-    pub fn unavailable(
-        title: impl Into<String>,
-        message: impl Into<String>,
-        retry_after: u64,
-    ) -> Self {
+    /// An error that says when to retry (503, 429).
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>, retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after),
-            ..Self::new(503, title, message)
+            ..Self::new(code, message)
         }
     }
 
-    /// Adds keys to the Cerebrum body (`{"reason": …, "suggestion": …}`).
-    pub fn with_extra(mut self, extra: Value) -> Self {
-        self.extra = Some(Box::new(extra));
+    /// Adds the node's `reason` and `suggestion`.
+    pub fn with_hint(mut self, reason: impl Into<String>, suggestion: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self.suggestion = Some(suggestion.into());
         self
+    }
+
+    /// The short title (`"CM4 busy"`, …).
+    pub fn title(&self) -> &'static str {
+        self.code.title()
     }
 
     /// The HTTP status (500 if the number is not a valid status).
@@ -103,59 +274,175 @@ impl ApiError {
     /// The `Retry-After` seconds to send: the error's own, and on every 503 at
     /// least a default, so a refusal always says when to come back (design §4).
     pub fn retry_after_header(&self) -> Option<u64> {
-        self.retry_after.or((self.status == 503).then_some(5))
+        self.retry_after
+            .or((self.status == 503).then_some(DEFAULT_RETRY_AFTER_SECS))
     }
 
-    /// OpenAI's error `type` for this status.
-    pub fn openai_type(&self) -> &'static str {
-        match self.status {
-            400 | 404 | 413 | 422 => "invalid_request_error",
-            401 | 403 => "authentication_error",
-            429 => "rate_limit_error",
-            503 => "server_overloaded",
-            _ => "server_error",
+    /// The original Cerebrum body.
+    pub fn cerebrum_body(&self) -> CerebrumErrorBody {
+        CerebrumErrorBody {
+            error: self.title().to_string(),
+            code: Some(self.code),
+            message: self.message.clone(),
+            field: self.field.clone(),
+            retry_after_seconds: self.retry_after,
+            reason: self.reason.clone(),
+            suggestion: self.suggestion.clone(),
+        }
+    }
+
+    /// OpenAI's body.
+    pub fn openai_body(&self) -> OpenAiErrorBody {
+        OpenAiErrorBody {
+            error: OpenAiError {
+                message: format!("{}: {}", self.title(), self.message),
+                kind: self.code.openai_type().to_string(),
+                param: self.field.clone(),
+                code: Some(self.code),
+            },
         }
     }
 
     /// The JSON body in the given dialect.
-    pub fn body(&self, dialect: Dialect) -> Value {
-        match dialect {
-            Dialect::Cerebrum => {
-                let mut body = json!({"error": self.title, "message": self.message});
-                if let Some(field) = &self.field {
-                    body["field"] = json!(field);
+    pub fn body(&self, dialect: Dialect) -> serde_json::Value {
+        let v = match dialect {
+            Dialect::Cerebrum => serde_json::to_value(self.cerebrum_body()),
+            Dialect::OpenAi => serde_json::to_value(self.openai_body()),
+        };
+        v.unwrap_or_default()
+    }
+
+    /// Reads an error response of either dialect (or any other body) back into
+    /// an [`ApiError`]: the code from the body when it carries one, else from the
+    /// status; `Retry-After` from the headers.
+    pub fn from_response(status: u16, headers: &http::HeaderMap, body: &[u8]) -> Self {
+        let retry_after = headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        Self::from_body(status, retry_after, body)
+    }
+
+    /// [`ApiError::from_response`] with `Retry-After` already read.
+    pub fn from_body(status: u16, retry_after: Option<u64>, body: &[u8]) -> Self {
+        let fallback = ErrorCode::from_status(status);
+        let mut e = match serde_json::from_slice::<AnyErrorBody>(body) {
+            Ok(AnyErrorBody::OpenAi(b)) => {
+                let code = b.error.code.unwrap_or(fallback);
+                // Ours prefix the title; take it off again so messages do not stutter.
+                let message = b
+                    .error
+                    .message
+                    .strip_prefix(code.title())
+                    .and_then(|m| m.strip_prefix(": "))
+                    .map(str::to_string)
+                    .unwrap_or(b.error.message);
+                Self {
+                    field: b.error.param,
+                    ..Self::new(code, message)
                 }
-                if let Some(retry) = self.retry_after {
-                    body["retry_after_seconds"] = json!(retry);
-                }
-                if let (Some(Value::Object(extra)), Value::Object(map)) =
-                    (self.extra.as_deref(), &mut body)
-                {
-                    for (k, v) in extra {
-                        map.insert(k.clone(), v.clone());
-                    }
-                }
-                body
             }
-            Dialect::OpenAi => json!({
-                "error": {
-                    "message": format!("{}: {}", self.title, self.message),
-                    "type": self.openai_type(),
-                    "param": self.field,
-                    "code": self.status,
+            Ok(AnyErrorBody::Cerebrum(b)) => {
+                let code = b.code.unwrap_or(fallback);
+                let message = match (b.message.is_empty(), &b.reason) {
+                    (true, Some(reason)) => reason.clone(),
+                    (true, None) => b.error.clone(),
+                    _ => b.message,
+                };
+                Self {
+                    field: b.field,
+                    reason: b.reason,
+                    suggestion: b.suggestion,
+                    retry_after: b.retry_after_seconds,
+                    ..Self::new(code, message)
                 }
-            }),
-        }
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(body);
+                let text: String = text.trim().chars().take(300).collect();
+                Self::new(fallback, text)
+            }
+        };
+        e.status = status;
+        e.retry_after = retry_after.or(e.retry_after);
+        e
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.title, self.message)
+        write!(f, "{} {}: {}", self.status, self.title(), self.message)
     }
 }
 
 impl std::error::Error for ApiError {}
+
+/// The original Cerebrum error body: `{"error": title, "code", "message", …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CerebrumErrorBody {
+    /// Short title (`"CM4 busy"`, `"VPS overloaded"`); the original's key.
+    pub error: String,
+    /// What went wrong, for programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    /// Detail, for people.
+    #[serde(default)]
+    pub message: String,
+    /// The request field at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds to wait before retrying (also the `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Why the node refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+/// OpenAI's error body: `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenAiErrorBody {
+    /// The error.
+    pub error: OpenAiError,
+}
+
+/// The inside of [`OpenAiErrorBody`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenAiError {
+    /// `"Title: detail"`.
+    pub message: String,
+    /// OpenAI's class (`invalid_request_error`, `server_overloaded`, …).
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The request field at fault.
+    #[serde(default)]
+    pub param: Option<String>,
+    /// What went wrong, for programs. (Other servers may send a number or
+    /// another string here; those read as `None`.)
+    #[serde(default, deserialize_with = "lenient_code")]
+    pub code: Option<ErrorCode>,
+}
+
+fn lenient_code<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorCode>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value::<ErrorCode>(v)
+        .ok()
+        .filter(|c| *c != ErrorCode::Unknown))
+}
+
+/// Either error body, for readers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyErrorBody {
+    OpenAi(OpenAiErrorBody),
+    Cerebrum(CerebrumErrorBody),
+}
 
 /// Parses a JSON request body, telling apart the ways it can be wrong:
 /// not UTF-8 or not JSON → 400; a field of the wrong type or missing → 422 naming it.
@@ -229,6 +516,7 @@ mod tests {
     fn malformed_json_is_400() {
         let e = parse_json::<Req>(b"{\"prompt\": ").unwrap_err();
         assert_eq!(e.status, 400);
+        assert_eq!(e.code, ErrorCode::BadRequest);
         assert!(e.message.contains("malformed JSON"), "{}", e.message);
     }
 
@@ -261,9 +549,12 @@ mod tests {
 
     #[test]
     fn every_503_says_when_to_retry() {
-        assert_eq!(ApiError::new(503, "x", "y").retry_after_header(), Some(5));
         assert_eq!(
-            ApiError::unavailable("x", "y", 9).retry_after_header(),
+            ApiError::new(ErrorCode::Cm4Busy, "y").retry_after_header(),
+            Some(DEFAULT_RETRY_AFTER_SECS)
+        );
+        assert_eq!(
+            ApiError::unavailable(ErrorCode::VpsOverloaded, "y", 9).retry_after_header(),
             Some(9)
         );
         assert_eq!(ApiError::bad_request("y").retry_after_header(), None);
@@ -272,14 +563,90 @@ mod tests {
     }
 
     #[test]
-    fn dialects_render_differently() {
-        let e = ApiError::unavailable("VPS overloaded", "cpu", 5)
-            .with_extra(json!({"reason": "cpu busy", "suggestion": "retry"}));
+    fn dialects_render_differently_and_carry_the_code() {
+        let e = ApiError::unavailable(ErrorCode::VpsOverloaded, "cpu", 5)
+            .with_hint("cpu busy", "retry");
         let c = e.body(Dialect::Cerebrum);
         assert_eq!(c["error"], "VPS overloaded");
+        assert_eq!(c["code"], "vps_overloaded");
         assert_eq!(c["reason"], "cpu busy");
         let o = e.body(Dialect::OpenAi);
         assert_eq!(o["error"]["type"], "server_overloaded");
-        assert_eq!(o["error"]["code"], 503);
+        assert_eq!(o["error"]["code"], "vps_overloaded");
+    }
+
+    #[test]
+    fn every_code_round_trips_through_both_dialects() {
+        use ErrorCode::*;
+        let all = [
+            BadRequest,
+            InvalidRequest,
+            BodyTooLarge,
+            PromptTooLarge,
+            PromptTooLong,
+            UnsupportedMediaType,
+            MissingApiKey,
+            InvalidApiKey,
+            PeerNotAllowed,
+            ModelNotFound,
+            ModelNotLoaded,
+            RouteNotFound,
+            MethodNotAllowed,
+            ModelBusy,
+            RateLimited,
+            Cm4Busy,
+            VpsUnavailable,
+            BreakerOpen,
+            VpsOverloaded,
+            ModelUnavailable,
+            VpsTimeout,
+            StreamingFailed,
+            ModelLoadFailed,
+            InferenceFailed,
+            UpstreamError,
+            Internal,
+        ];
+        for code in all {
+            let mut e = ApiError::unavailable(code, "detail: with a colon", 7);
+            e.field = Some("max_tokens".into());
+            for dialect in [Dialect::Cerebrum, Dialect::OpenAi] {
+                let body = serde_json::to_vec(&e.body(dialect)).unwrap();
+                let back = ApiError::from_body(e.status, Some(7), &body);
+                assert_eq!(back.code, code, "{dialect:?}");
+                assert_eq!(back.message, e.message, "{code:?} {dialect:?}");
+                assert_eq!(back.field, e.field);
+                assert_eq!(back.retry_after, Some(7));
+            }
+            assert_eq!(code.to_string(), serde_json::to_value(code).unwrap());
+        }
+    }
+
+    #[test]
+    fn foreign_bodies_take_the_code_from_the_status() {
+        // llama-server / vLLM style: numeric code.
+        let b = br#"{"error":{"message":"context too long","type":"invalid_request_error","code":400}}"#;
+        let e = ApiError::from_body(400, None, b);
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.message, "context too long");
+        // Plain text from a proxy.
+        let e = ApiError::from_body(502, None, b"Bad Gateway");
+        assert_eq!(e.code, ErrorCode::StreamingFailed);
+        assert_eq!(e.message, "Bad Gateway");
+        // A newer server's code this build does not know.
+        let e = ApiError::from_body(
+            503,
+            None,
+            br#"{"error":"X","code":"brand_new","message":"m"}"#,
+        );
+        assert_eq!((e.code, e.status), (ErrorCode::Unknown, 503));
+        // Retry-After header wins over the body's.
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "3".parse().unwrap());
+        let e = ApiError::from_response(
+            503,
+            &h,
+            br#"{"error":"CM4 busy","code":"cm4_busy","message":"m","retry_after_seconds":9}"#,
+        );
+        assert_eq!((e.code, e.retry_after), (ErrorCode::Cm4Busy, Some(3)));
     }
 }

@@ -1,24 +1,25 @@
-//! Wire types both Cerebrum tiers speak.
+//! The Cerebrum protocol: every body both tiers and the client exchange.
 //!
-//! This crate is the protocol: it depends on no server framework and no llama, so
-//! the orchestrator (which must cross-build for ARM in minutes) and the inference
-//! node share one definition of every body they exchange.
+//! This crate depends on no runtime, server framework, TOML or llama, so the
+//! orchestrator (which must cross-build for ARM in minutes), the inference node
+//! and the client share one definition of each type; client/server drift is a
+//! compile error.
 //!
-//! - [`cerebrum`]: the original Cerebrum API (orchestrator and node shapes).
-//! - [`openai`]: the OpenAI chat/completions API subset both tiers serve.
-//! - [`config`]: the config error and TOML/environment reading both binaries use.
-//! - [`error`]: the error envelope and the typed body-parsing errors.
+//! - [`cerebrum`]: the original Cerebrum API (orchestrator and node shapes, health).
+//! - [`openai`]: the OpenAI chat/completions API subset both tiers serve, and the stream shaper.
+//! - [`prepare`]: what prompt preparation did (`/v1/prepare`, `preparation`).
+//! - [`error`]: error codes, the envelope in both dialects, reading errors back, body parsing.
+//! - [`limits`]: request defaults and limits.
 //! - [`headers`]: header names.
 //! - [`sse`]: helpers to frame Server-Sent Events.
 //! - [`validate`]: range checks that name the offending field.
-//! - [`service`]: systemd readiness and watchdog notifications (both binaries run as `Type=notify`).
 
 pub mod cerebrum;
-pub mod config;
 pub mod error;
 pub mod headers;
+pub mod limits;
 pub mod openai;
-pub mod service;
+pub mod prepare;
 pub mod sse;
 pub mod validate;
 

@@ -301,6 +301,114 @@ pub fn created_now() -> u64 {
     crate::unix_timestamp() as u64
 }
 
+/// Which OpenAI object a response is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// `chat.completion` / `chat.completion.chunk`.
+    Chat,
+    /// `text_completion`.
+    Text,
+}
+
+impl ObjectKind {
+    /// The id prefix OpenAI uses: `chatcmpl` or `cmpl`.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            ObjectKind::Chat => "chatcmpl",
+            ObjectKind::Text => "cmpl",
+        }
+    }
+}
+
+/// Shapes the chunks of one streamed OpenAI response (same id, model and
+/// `created` on each; the first chat chunk carries `role`), as JSON for `data:`
+/// lines. Both tiers stream through it.
+#[derive(Debug, Clone)]
+pub struct ChunkShaper {
+    kind: ObjectKind,
+    id: String,
+    model: String,
+    created: u64,
+    role_sent: bool,
+}
+
+impl ChunkShaper {
+    /// A shaper for one response.
+    pub fn new(kind: ObjectKind, id: String, model: String) -> Self {
+        Self {
+            kind,
+            id,
+            model,
+            created: created_now(),
+            role_sent: kind == ObjectKind::Text,
+        }
+    }
+
+    /// A chunk with new text.
+    pub fn text(&mut self, text: String) -> String {
+        self.choice(Some(text), None)
+    }
+
+    /// The last content chunk: why generation ended (`"stop"`, `"length"`).
+    pub fn finish(&mut self, reason: &str) -> String {
+        self.choice(None, Some(reason.to_string()))
+    }
+
+    /// The usage chunk (no choices) sent before `[DONE]` when asked for.
+    pub fn usage(&self, usage: Usage) -> String {
+        self.render(None, Some(usage))
+    }
+
+    fn choice(&mut self, text: Option<String>, finish: Option<String>) -> String {
+        let role = !std::mem::replace(&mut self.role_sent, true);
+        self.render(Some((text, role, finish)), None)
+    }
+
+    fn render(
+        &self,
+        choice: Option<(Option<String>, bool, Option<String>)>,
+        usage: Option<Usage>,
+    ) -> String {
+        let json = match self.kind {
+            ObjectKind::Chat => serde_json::to_string(&ChatCompletionChunk {
+                id: self.id.clone(),
+                object: "chat.completion.chunk".into(),
+                created: self.created,
+                model: self.model.clone(),
+                choices: choice
+                    .map(|(content, role, finish_reason)| ChunkChoice {
+                        index: 0,
+                        delta: Delta {
+                            role: role.then(|| "assistant".into()),
+                            content,
+                        },
+                        finish_reason,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+            ObjectKind::Text => serde_json::to_string(&TextCompletion {
+                id: self.id.clone(),
+                object: "text_completion".into(),
+                created: self.created,
+                model: self.model.clone(),
+                choices: choice
+                    .map(|(text, _, finish_reason)| TextChoice {
+                        index: 0,
+                        text: text.unwrap_or_default(),
+                        finish_reason,
+                        logprobs: None,
+                    })
+                    .into_iter()
+                    .collect(),
+                usage,
+            }),
+        };
+        json.unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +435,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.max_tokens(), Some(9));
+    }
+
+    #[test]
+    fn shaper_sends_the_role_once_and_keeps_the_id() {
+        let mut chat = ChunkShaper::new(ObjectKind::Chat, "chatcmpl-1".into(), "m".into());
+        let a: serde_json::Value = serde_json::from_str(&chat.text("Hel".into())).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&chat.text("lo".into())).unwrap();
+        let f: serde_json::Value = serde_json::from_str(&chat.finish("stop")).unwrap();
+        let u: serde_json::Value = serde_json::from_str(&chat.usage(Usage::new(1, 2))).unwrap();
+        assert_eq!(a["choices"][0]["delta"]["role"], "assistant");
+        assert!(b["choices"][0]["delta"].get("role").is_none());
+        assert_eq!(f["choices"][0]["finish_reason"], "stop");
+        assert_eq!(u["choices"].as_array().unwrap().len(), 0);
+        assert!([&a, &b, &f, &u].iter().all(|c| c["id"] == "chatcmpl-1"));
+        // A chat that ends before any text still names the role once.
+        let mut empty = ChunkShaper::new(ObjectKind::Chat, "c".into(), "m".into());
+        let f: serde_json::Value = serde_json::from_str(&empty.finish("length")).unwrap();
+        assert_eq!(f["choices"][0]["delta"]["role"], "assistant");
+        let mut text = ChunkShaper::new(ObjectKind::Text, "cmpl-1".into(), "m".into());
+        let t: serde_json::Value = serde_json::from_str(&text.text("x".into())).unwrap();
+        assert_eq!(
+            (t["object"].as_str(), t["choices"][0]["text"].as_str()),
+            (Some("text_completion"), Some("x"))
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct SamplingParams {
 impl Default for SamplingParams {
     fn default() -> Self {
         Self {
-            temperature: 0.2,
+            temperature: cerebrum_shared::limits::DEFAULT_TEMPERATURE,
             top_p: 0.95,
             top_k: 40,
             seed: None,

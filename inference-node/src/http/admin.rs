@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{ModelsResponse, NodeHealth};
-use cerebrum_shared::error::{ApiError, Dialect};
+use cerebrum_shared::error::{ApiError, Dialect, ErrorCode};
 use serde_json::json;
 
 use super::{AppState, HttpError};
@@ -78,8 +78,8 @@ pub async fn unload(
     match state.registry.unload(&model) {
         Ok(true) => Ok(Json(json!({"status": "unloaded", "model": model})).into_response()),
         Ok(false) => Err(HttpError(
-            ApiError::not_found(
-                "Model not loaded",
+            ApiError::new(
+                ErrorCode::ModelNotLoaded,
                 format!(
                     "'{model}' is not loaded; loaded: {:?}",
                     state.registry.loaded()
@@ -88,7 +88,7 @@ pub async fn unload(
             Dialect::Cerebrum,
         )),
         Err(busy) => Err(HttpError(
-            ApiError::new(409, "Model busy", busy),
+            ApiError::new(ErrorCode::ModelBusy, busy),
             Dialect::Cerebrum,
         )),
     }

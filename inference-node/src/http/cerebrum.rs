@@ -3,30 +3,27 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{
     InferenceRequest, InferenceResponse, SamplingExtras, StreamDone, StreamError, StreamToken,
 };
-use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::error::{ApiError, Dialect, ErrorCode, to_json};
+use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_NODE};
 use cerebrum_shared::validate;
 use futures::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::{AppState, HttpError};
+use super::{ApiJson, AppState, HttpError};
 use crate::engine::{GenEvent, GenerateRequest, Prompt, SamplingParams};
-
-/// Largest `max_tokens` the node accepts (and honours).
-pub const MAX_TOKENS: u32 = 4096;
 
 /// Checks ranges and builds the engine's sampler settings (shared with the OpenAI routes).
 pub fn sampling_from(
     temperature: f32,
     extras: &SamplingExtras,
 ) -> Result<SamplingParams, ApiError> {
-    validate::in_range_f32("temperature", temperature, 0.0, 2.0)?;
+    validate::in_range_f32("temperature", temperature, 0.0, MAX_TEMPERATURE)?;
     let defaults = SamplingParams::default();
     let top_p = extras.top_p.unwrap_or(defaults.top_p);
     validate::in_range_f32("top_p", top_p, 0.0, 1.0)?;
@@ -58,8 +55,7 @@ pub fn check_prompt(state: &AppState, field: &str, prompt: &str) -> Result<(), A
     validate::non_empty(field, prompt)?;
     if prompt.len() > state.config.max_prompt_bytes {
         return Err(ApiError::new(
-            413,
-            "Prompt too large",
+            ErrorCode::PromptTooLarge,
             format!(
                 "{field} is {} bytes; the node accepts at most {}",
                 prompt.len(),
@@ -72,11 +68,10 @@ pub fn check_prompt(state: &AppState, field: &str, prompt: &str) -> Result<(), A
 
 fn to_generate(
     state: &AppState,
-    body: &Bytes,
+    req: InferenceRequest,
 ) -> Result<(Option<String>, GenerateRequest), ApiError> {
-    let req: InferenceRequest = parse_json(body)?;
     check_prompt(state, "prompt", &req.prompt)?;
-    validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS)?;
+    validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS_NODE)?;
     let sampling = sampling_from(req.temperature, &req.sampling)?;
     let stop = stops_from(req.stop)?;
     Ok((
@@ -91,9 +86,12 @@ fn to_generate(
 }
 
 /// `POST /v1/inference`: the whole answer at once.
-pub async fn inference(State(state): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
+pub async fn inference(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<InferenceRequest>,
+) -> Result<Response, HttpError> {
     let err = |e| HttpError(e, Dialect::Cerebrum);
-    let (model, request) = to_generate(&state, &body).map_err(err)?;
+    let (model, request) = to_generate(&state, req).map_err(err)?;
     let generation = state.start(model.as_deref(), request).await.map_err(err)?;
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
@@ -112,10 +110,10 @@ pub async fn inference(State(state): State<AppState>, body: Bytes) -> Result<Res
 /// `POST /v1/inference/stream`: one SSE event per token, then a `done` event.
 pub async fn inference_stream(
     State(state): State<AppState>,
-    body: Bytes,
+    ApiJson(req): ApiJson<InferenceRequest>,
 ) -> Result<Response, HttpError> {
     let err = |e| HttpError(e, Dialect::Cerebrum);
-    let (model, request) = to_generate(&state, &body).map_err(err)?;
+    let (model, request) = to_generate(&state, req).map_err(err)?;
     let generation = state.start(model.as_deref(), request).await.map_err(err)?;
     let model = generation.model.clone();
     let stream = UnboundedReceiverStream::new(generation.events).filter_map(move |event| {
@@ -148,11 +146,7 @@ pub async fn inference_stream(
                     preparation: None,
                 }))
             }
-            GenEvent::Failed(e) => Some(to_json(&StreamError {
-                error: "Streaming failed".into(),
-                message: Some(e.to_string()),
-                done: true,
-            })),
+            GenEvent::Failed(e) => Some(to_json(&StreamError::from(&ApiError::from(e)))),
             GenEvent::Started { .. } => None,
         };
         std::future::ready(json.map(|j| Ok::<_, Infallible>(Event::default().data(j))))

@@ -7,10 +7,7 @@ pub mod openai;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::{ApiError, Dialect};
-use serde_json::json;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::NodeConfig;
@@ -34,45 +31,26 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// An [`ApiError`] on its way out, in the dialect of the route it happened on.
-#[derive(Debug)]
-pub struct HttpError(pub ApiError, pub Dialect);
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let HttpError(err, dialect) = self;
-        let mut response = (err.status_code(), axum::Json(err.body(dialect))).into_response();
-        if let Some(secs) = err.retry_after_header() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
+pub use cerebrum_service::http::{ApiJson, HttpError};
 pub use cerebrum_shared::error::dialect_of;
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match &e {
             RegistryError::Unknown { .. } | RegistryError::NoDefault { .. } => {
-                ApiError::not_found("Model not found", e.to_string())
+                ApiError::new(ErrorCode::ModelNotFound, e.to_string())
             }
-            RegistryError::NotEnoughMemory { .. } => ApiError::unavailable(
-                "VPS overloaded",
-                e.to_string(),
-                30,
-            )
-            .with_extra(json!({
-                "reason": e.to_string(),
-                "suggestion": "Unload other models (POST /v1/cleanup) or free memory on the VPS",
-            })),
+            RegistryError::NotEnoughMemory { .. } => {
+                ApiError::unavailable(ErrorCode::VpsOverloaded, e.to_string(), 30).with_hint(
+                    e.to_string(),
+                    "Unload other models (POST /v1/cleanup) or free memory on the VPS",
+                )
+            }
             RegistryError::AllBusy { .. } => {
-                ApiError::unavailable("VPS overloaded", e.to_string(), 5)
-                    .with_extra(json!({"reason": e.to_string(), "suggestion": "Retry shortly"}))
+                ApiError::unavailable(ErrorCode::VpsOverloaded, e.to_string(), 5)
+                    .with_hint(e.to_string(), "Retry shortly")
             }
-            RegistryError::Load(_) => ApiError::new(500, "Model load failed", e.to_string()),
+            RegistryError::Load(_) => ApiError::new(ErrorCode::ModelLoadFailed, e.to_string()),
         }
     }
 }
@@ -81,20 +59,22 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::PromptTooLong { .. } => {
-                ApiError::new(400, "Prompt too long", e.to_string())
+                ApiError::new(ErrorCode::PromptTooLong, e.to_string())
             }
             EngineError::EmptyPrompt | EngineError::Template(_) => {
                 ApiError::bad_request(e.to_string())
             }
-            EngineError::Decode(_) => ApiError::new(500, "Inference failed", e.to_string()),
-            EngineError::WorkerGone => ApiError::unavailable("Model unavailable", e.to_string(), 1),
+            EngineError::Decode(_) => ApiError::new(ErrorCode::InferenceFailed, e.to_string()),
+            EngineError::WorkerGone => {
+                ApiError::unavailable(ErrorCode::ModelUnavailable, e.to_string(), 1)
+            }
         }
     }
 }
 
 fn refusal_error(r: Refusal) -> ApiError {
-    ApiError::unavailable("VPS overloaded", r.reason.clone(), r.retry_after)
-        .with_extra(json!({"reason": r.reason, "suggestion": r.suggestion}))
+    ApiError::unavailable(ErrorCode::VpsOverloaded, r.reason.clone(), r.retry_after)
+        .with_hint(r.reason, r.suggestion)
 }
 
 /// A generation that has started: its prompt was accepted by the engine.

@@ -3,24 +3,23 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::SamplingExtras;
-use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::error::{ApiError, Dialect};
+use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TOKENS_NODE};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice,
-    CompletionRequest, Delta, OneOrMany, OpenAiSampling, ResponseMessage, TextChoice,
-    TextCompletion, Usage, created_now,
+    ChatChoice, ChatCompletion, ChatCompletionRequest, ChunkShaper, CompletionRequest, ObjectKind,
+    OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
 };
 use cerebrum_shared::sse::OPENAI_DONE;
 use cerebrum_shared::validate;
 use futures::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::cerebrum::{MAX_TOKENS, check_prompt, sampling_from, stops_from};
-use super::{AppState, Generation, HttpError};
+use super::cerebrum::{check_prompt, sampling_from, stops_from};
+use super::{ApiJson, AppState, Generation, HttpError};
 use crate::engine::{GenEvent, GenerateRequest, Prompt};
 
 fn err(e: ApiError) -> HttpError {
@@ -28,14 +27,14 @@ fn err(e: ApiError) -> HttpError {
 }
 
 fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError> {
-    let max_tokens = s.max_tokens().unwrap_or(512);
-    validate::in_range("max_tokens", max_tokens, 1, MAX_TOKENS)?;
+    let max_tokens = s.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    validate::in_range("max_tokens", max_tokens, 1, MAX_TOKENS_NODE)?;
     let extras = SamplingExtras {
         top_p: s.top_p,
         seed: s.seed,
         ..Default::default()
     };
-    let sampling = sampling_from(s.temperature.unwrap_or(0.2), &extras)?;
+    let sampling = sampling_from(s.temperature.unwrap_or(DEFAULT_TEMPERATURE), &extras)?;
     let stop = stops_from(s.stop.clone().map(OneOrMany::into_vec))?;
     Ok(GenerateRequest {
         prompt,
@@ -76,26 +75,28 @@ fn chat_turns(state: &AppState, req: &ChatCompletionRequest) -> Result<Prompt, A
     Ok(Prompt::Chat(turns))
 }
 
-fn completion_id(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+fn completion_id(kind: ObjectKind) -> String {
+    format!("{}-{}", kind.id_prefix(), uuid::Uuid::new_v4().simple())
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response, HttpError> {
-    let req: ChatCompletionRequest = parse_json(&body).map_err(err)?;
+pub async fn chat(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ChatCompletionRequest>,
+) -> Result<Response, HttpError> {
     let prompt = chat_turns(&state, &req).map_err(err)?;
     let request = build(prompt, &req.sampling).map_err(err)?;
     let generation = state
         .start(req.model.as_deref(), request)
         .await
         .map_err(err)?;
-    let id = completion_id("chatcmpl");
+    let id = completion_id(ObjectKind::Chat);
     if req.sampling.stream {
         return Ok(stream(
             generation,
             id,
             req.sampling.include_usage(),
-            Kind::Chat,
+            ObjectKind::Chat,
         ));
     }
     let model = generation.model.clone();
@@ -124,9 +125,8 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
 /// `POST /v1/completions`.
 pub async fn completions(
     State(state): State<AppState>,
-    body: Bytes,
+    ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, HttpError> {
-    let req: CompletionRequest = parse_json(&body).map_err(err)?;
     let mut prompts = req.prompt.clone().into_vec();
     if prompts.len() != 1 {
         return Err(err(ApiError::invalid_field(
@@ -141,13 +141,13 @@ pub async fn completions(
         .start(req.model.as_deref(), request)
         .await
         .map_err(err)?;
-    let id = completion_id("cmpl");
+    let id = completion_id(ObjectKind::Text);
     if req.sampling.stream {
         return Ok(stream(
             generation,
             id,
             req.sampling.include_usage(),
-            Kind::Text,
+            ObjectKind::Text,
         ));
     }
     let model = generation.model.clone();
@@ -171,105 +171,22 @@ pub async fn completions(
     .into_response())
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Chat,
-    Text,
-}
-
-/// Shapes one streamed chunk in either object type.
-struct Chunker {
-    kind: Kind,
-    id: String,
-    model: String,
-    created: u64,
-}
-
-impl Chunker {
-    fn chunk(
-        &self,
-        text: Option<String>,
-        role: bool,
-        finish: Option<&str>,
-        usage: Option<Usage>,
-    ) -> String {
-        let with_choice = text.is_some() || finish.is_some() || role;
-        match self.kind {
-            Kind::Chat => to_json(&ChatCompletionChunk {
-                id: self.id.clone(),
-                object: "chat.completion.chunk".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: if with_choice {
-                    vec![ChunkChoice {
-                        index: 0,
-                        delta: Delta {
-                            role: role.then(|| "assistant".to_string()),
-                            content: text,
-                        },
-                        finish_reason: finish.map(str::to_string),
-                    }]
-                } else {
-                    vec![]
-                },
-                usage,
-            }),
-            Kind::Text => to_json(&TextCompletion {
-                id: self.id.clone(),
-                object: "text_completion".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: if with_choice {
-                    vec![TextChoice {
-                        index: 0,
-                        text: text.unwrap_or_default(),
-                        finish_reason: finish.map(str::to_string),
-                        logprobs: None,
-                    }]
-                } else {
-                    vec![]
-                },
-                usage,
-            }),
-        }
-    }
-}
-
-fn stream(generation: Generation, id: String, include_usage: bool, kind: Kind) -> Response {
-    let chunker = Chunker {
-        kind,
-        id,
-        model: generation.model.clone(),
-        created: created_now(),
-    };
-    let mut first = true;
+fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectKind) -> Response {
+    let mut shaper = ChunkShaper::new(kind, id, generation.model.clone());
     let events = UnboundedReceiverStream::new(generation.events).flat_map(move |event| {
         let mut out: Vec<String> = Vec::new();
         match event {
-            GenEvent::Token { text, .. } => {
-                out.push(chunker.chunk(
-                    Some(text),
-                    first && matches!(kind, Kind::Chat),
-                    None,
-                    None,
-                ));
-                first = false;
-            }
+            GenEvent::Token { text, .. } => out.push(shaper.text(text)),
             GenEvent::Finished {
                 reason,
                 prompt_tokens,
                 completion_tokens,
                 ..
             } => {
-                out.push(chunker.chunk(
-                    None,
-                    first && matches!(kind, Kind::Chat),
-                    Some(reason.as_str()),
-                    None,
-                ));
+                out.push(shaper.finish(reason.as_str()));
                 if include_usage {
                     let usage = Usage::new(u64::from(prompt_tokens), u64::from(completion_tokens));
-                    out.push(chunker.chunk(None, false, None, Some(usage)));
+                    out.push(shaper.usage(usage));
                 }
                 out.push(OPENAI_DONE.to_string());
             }

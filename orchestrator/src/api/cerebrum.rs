@@ -4,7 +4,6 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
@@ -12,18 +11,19 @@ use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{
     CompleteRequest, CompleteResponse, StreamDone, StreamError, StreamToken,
 };
-use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::error::{ApiError, Dialect, to_json};
+use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
+use cerebrum_shared::prepare::Preparation;
 use cerebrum_shared::validate;
 use serde_json::json;
 
-use super::{HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route};
+use super::{
+    ApiJson, HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route,
+};
 use crate::prompt::{PromptInput, PromptPlan};
 use crate::routing::RouteDecision;
 use crate::state::AppState;
 use crate::upstream::{Piece, TokenStream};
-
-/// Largest `max_tokens` accepted here, and honoured (never silently cut).
-pub const MAX_TOKENS: u32 = 2048;
 
 fn err(e: ApiError) -> HttpError {
     HttpError(e, Dialect::Cerebrum)
@@ -39,13 +39,13 @@ struct Prepared {
 async fn prepare_request(
     state: &AppState,
     headers: &HeaderMap,
-    body: &Bytes,
+    req: CompleteRequest,
 ) -> Result<Prepared, ApiError> {
-    let req: CompleteRequest = parse_json(body)?;
     validate::non_empty("prompt", &req.prompt)?;
     check_prompt_size(state, "prompt", req.prompt.chars().count())?;
-    validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS)?;
-    validate::in_range_f32("temperature", req.temperature, 0.0, 2.0)?;
+    // Honoured up to the limit, never silently cut (design §4).
+    validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS_ORCHESTRATOR)?;
+    validate::in_range_f32("temperature", req.temperature, 0.0, MAX_TEMPERATURE)?;
     let request_id = request_id(headers);
     let plan = prepare_logged(
         state,
@@ -97,9 +97,9 @@ fn upstream_body(p: &Prepared) -> serde_json::Value {
 async fn start(
     state: &AppState,
     headers: &HeaderMap,
-    body: &Bytes,
+    req: CompleteRequest,
 ) -> Result<(Prepared, TokenStream), ApiError> {
-    let p = prepare_request(state, headers, body).await?;
+    let p = prepare_request(state, headers, req).await?;
     let stream = open(
         state,
         "/v1/chat/completions",
@@ -114,10 +114,10 @@ async fn start(
 pub async fn complete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<CompleteRequest>,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let (p, stream) = start(&state, &headers, &body).await.map_err(err)?;
+    let (p, stream) = start(&state, &headers, req).await.map_err(err)?;
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
@@ -131,10 +131,7 @@ pub async fn complete(
         tokens_generated: done.tokens,
         inference_time_seconds: done.seconds,
         timestamp: cerebrum_shared::unix_timestamp(),
-        preparation: p
-            .plan
-            .applied
-            .then(|| serde_json::to_value(&p.plan.stats).unwrap_or_default()),
+        preparation: p.plan.applied.then(|| Preparation::from(&p.plan)),
     })
     .into_response())
 }
@@ -143,14 +140,12 @@ pub async fn complete(
 pub async fn complete_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<CompleteRequest>,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let (p, stream) = start(&state, &headers, &body).await.map_err(err)?;
-    let mut preparation = serde_json::to_value(&p.plan.stats).unwrap_or_default();
-    preparation["applied"] = json!(p.plan.applied);
+    let (p, stream) = start(&state, &headers, req).await.map_err(err)?;
     let relay = Relay {
-        preparation,
+        preparation: Some(Preparation::from(&p.plan)),
         stream,
         count: 0,
         started,
@@ -169,7 +164,7 @@ pub async fn complete_stream(
 /// Re-emits the node's stream as Cerebrum events.
 struct Relay {
     /// Preparation figures for the `done` event.
-    preparation: serde_json::Value,
+    preparation: Option<Preparation>,
     stream: TokenStream,
     count: u64,
     started: Instant,
@@ -210,17 +205,16 @@ impl Relay {
                     finish_reason: None,
                     prompt_tokens: None,
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
-                    preparation: Some(self.preparation.take()),
+                    preparation: self.preparation.take(),
                 }))
             }
             Some(Err(e)) => {
                 self.finished = true;
                 tracing::warn!(request_id = %self.request_id, error = %e, tokens = self.count, "stream failed");
-                Some(to_json(&StreamError {
-                    error: "Streaming failed".into(),
-                    message: Some(e.to_string()),
-                    done: true,
-                }))
+                let mut failure = e.to_api_error();
+                // Once tokens flowed, any failure is a broken stream to the client.
+                failure.code = cerebrum_shared::error::ErrorCode::StreamingFailed;
+                Some(to_json(&StreamError::from(&failure)))
             }
             None => None,
         }

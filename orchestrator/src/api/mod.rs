@@ -7,49 +7,21 @@ pub mod ops;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::{ApiError, Dialect};
+use cerebrum_shared::error::{ApiError, ErrorCode};
 
 use crate::prompt::{PromptInput, PromptPlan, prepare};
 use crate::routing::RouteDecision;
 use crate::state::{AppState, Metrics};
 use crate::upstream::{Piece, TokenStream, UpstreamError};
 
-/// An [`ApiError`] on its way out, in the dialect of its route.
-#[derive(Debug)]
-pub struct HttpError(pub ApiError, pub Dialect);
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let HttpError(err, dialect) = self;
-        let mut response = (err.status_code(), axum::Json(err.body(dialect))).into_response();
-        if let Some(secs) = err.retry_after_header() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
+pub use cerebrum_service::http::{ApiJson, HttpError, request_id};
 pub use cerebrum_shared::error::dialect_of;
-
-/// The request's id (set or kept by the request-id layer).
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(cerebrum_shared::headers::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
-}
 
 /// 413 for prompts over the configured size.
 pub fn check_prompt_size(state: &AppState, field: &str, chars: usize) -> Result<(), ApiError> {
     if chars > state.config.max_prompt_chars {
         return Err(ApiError::new(
-            413,
-            "Prompt too large",
+            ErrorCode::PromptTooLarge,
             format!(
                 "{field} is {chars} characters; at most {} are accepted",
                 state.config.max_prompt_chars
@@ -90,12 +62,12 @@ pub async fn route(
         let retry_after = state.upstream.breaker.retry_after_secs();
         return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
     }
-    let served = state.node.models(&state.upstream, request_id).await;
+    let served = state.node.models();
     let decision = state
         .config
         .routing
         .decide(explicit, language, text, &served)
-        .map_err(|e| ApiError::not_found("Model not found", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::ModelNotFound, e.to_string()))?;
     tracing::info!(request_id, model = %decision.model, language = ?decision.language,
         reason = ?decision.reason, "routed");
     Ok(decision)

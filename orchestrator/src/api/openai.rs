@@ -6,21 +6,22 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::{ApiError, Dialect, parse_json, to_json};
+use cerebrum_shared::error::{ApiError, Dialect};
+use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice,
-    CompletionRequest, Delta, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
-    created_now,
+    ChatChoice, ChatCompletion, ChatCompletionRequest, ChunkShaper, CompletionRequest, ObjectKind,
+    OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
 };
 use cerebrum_shared::validate;
 use serde_json::{Value, json};
 
-use super::{HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route};
+use super::{
+    ApiJson, HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route,
+};
 use crate::prompt::PromptInput;
 use crate::state::AppState;
 use crate::upstream::{Piece, TokenStream};
@@ -32,11 +33,11 @@ fn err(e: ApiError) -> HttpError {
 /// Checks the sampling fields and copies them into the node request.
 fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
     if let Some(m) = s.max_tokens() {
-        validate::in_range("max_tokens", m, 1, super::cerebrum::MAX_TOKENS)?;
+        validate::in_range("max_tokens", m, 1, MAX_TOKENS_ORCHESTRATOR)?;
         body["max_tokens"] = json!(m);
     }
     if let Some(t) = s.temperature {
-        validate::in_range_f32("temperature", t, 0.0, 2.0)?;
+        validate::in_range_f32("temperature", t, 0.0, MAX_TEMPERATURE)?;
         body["temperature"] = json!(t);
     }
     if let Some(p) = s.top_p {
@@ -56,11 +57,10 @@ fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
 pub async fn chat(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(mut req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
-    let mut req: ChatCompletionRequest = parse_json(&body).map_err(err)?;
     if req.messages.is_empty() {
         return Err(err(ApiError::invalid_field(
             "messages",
@@ -111,18 +111,25 @@ pub async fn chat(
     let stream = open(&state, "/v1/chat/completions", body, &rid)
         .await
         .map_err(err)?;
-    let shape = Shape::new(Kind::Chat, decision.model);
+    let id = completion_id(ObjectKind::Chat);
     if req.sampling.stream {
-        return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
+        let shaper = ChunkShaper::new(ObjectKind::Chat, id, decision.model.clone());
+        return Ok(relay(
+            stream,
+            shaper,
+            decision.model,
+            req.sampling.include_usage(),
+            rid,
+        ));
     }
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
     Ok(Json(ChatCompletion {
-        id: shape.id,
+        id,
         object: "chat.completion".into(),
-        created: shape.created,
-        model: shape.model,
+        created: created_now(),
+        model: decision.model,
         choices: vec![ChatChoice {
             index: 0,
             message: ResponseMessage {
@@ -140,11 +147,10 @@ pub async fn chat(
 pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
-    let req: CompletionRequest = parse_json(&body).map_err(err)?;
     let prompts = req.prompt.clone().into_vec();
     let [prompt] = prompts.as_slice() else {
         return Err(err(ApiError::invalid_field(
@@ -177,18 +183,25 @@ pub async fn completions(
     let stream = open(&state, "/v1/completions", body, &rid)
         .await
         .map_err(err)?;
-    let shape = Shape::new(Kind::Text, decision.model);
+    let id = completion_id(ObjectKind::Text);
     if req.sampling.stream {
-        return Ok(relay(stream, shape, req.sampling.include_usage(), rid));
+        let shaper = ChunkShaper::new(ObjectKind::Text, id, decision.model.clone());
+        return Ok(relay(
+            stream,
+            shaper,
+            decision.model,
+            req.sampling.include_usage(),
+            rid,
+        ));
     }
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
     Ok(Json(TextCompletion {
-        id: shape.id,
+        id,
         object: "text_completion".into(),
-        created: shape.created,
-        model: shape.model,
+        created: created_now(),
+        model: decision.model,
         choices: vec![TextChoice {
             index: 0,
             text: done.text,
@@ -200,87 +213,15 @@ pub async fn completions(
     .into_response())
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Chat,
-    Text,
-}
-
-/// How chunks of one response look.
-struct Shape {
-    kind: Kind,
-    id: String,
-    model: String,
-    created: u64,
-}
-
-impl Shape {
-    /// A new response: `chatcmpl-…` or `cmpl-…` id, created now.
-    fn new(kind: Kind, model: String) -> Self {
-        let prefix = match kind {
-            Kind::Chat => "chatcmpl",
-            Kind::Text => "cmpl",
-        };
-        Self {
-            kind,
-            id: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
-            model,
-            created: created_now(),
-        }
-    }
-
-    fn chunk(
-        &self,
-        text: Option<String>,
-        role: bool,
-        finish: Option<String>,
-        usage: Option<Usage>,
-    ) -> String {
-        let has_choice = text.is_some() || finish.is_some() || role;
-        match self.kind {
-            Kind::Chat => to_json(&ChatCompletionChunk {
-                id: self.id.clone(),
-                object: "chat.completion.chunk".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: has_choice
-                    .then(|| ChunkChoice {
-                        index: 0,
-                        delta: Delta {
-                            role: role.then(|| "assistant".into()),
-                            content: text,
-                        },
-                        finish_reason: finish,
-                    })
-                    .into_iter()
-                    .collect(),
-                usage,
-            }),
-            Kind::Text => to_json(&TextCompletion {
-                id: self.id.clone(),
-                object: "text_completion".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: has_choice
-                    .then(|| TextChoice {
-                        index: 0,
-                        text: text.unwrap_or_default(),
-                        finish_reason: finish,
-                        logprobs: None,
-                    })
-                    .into_iter()
-                    .collect(),
-                usage,
-            }),
-        }
-    }
+fn completion_id(kind: ObjectKind) -> String {
+    format!("{}-{}", kind.id_prefix(), uuid::Uuid::new_v4().simple())
 }
 
 struct OpenAiRelay {
     stream: TokenStream,
-    shape: Shape,
+    shaper: ChunkShaper,
+    model: String,
     include_usage: bool,
-    first: bool,
     count: u64,
     pending: std::collections::VecDeque<String>,
     finished: bool,
@@ -295,12 +236,10 @@ impl OpenAiRelay {
         if self.finished {
             return None;
         }
-        let role = self.first && self.shape.kind == Kind::Chat;
         match self.stream.next().await {
             Some(Ok(Piece::Text(t))) => {
-                self.first = false;
                 self.count += 1;
-                Some(self.shape.chunk(Some(t), role, None, None))
+                Some(self.shaper.text(t))
             }
             Some(Ok(Piece::Finished {
                 finish_reason,
@@ -309,15 +248,14 @@ impl OpenAiRelay {
             })) => {
                 self.finished = true;
                 let tokens = completion_tokens.unwrap_or(self.count);
-                tracing::info!(request_id = %self.request_id, model = %self.shape.model, tokens, "stream complete");
+                tracing::info!(request_id = %self.request_id, model = %self.model, tokens, "stream complete");
                 if self.include_usage {
                     let usage = Usage::new(prompt_tokens.unwrap_or(0), tokens);
-                    self.pending
-                        .push_back(self.shape.chunk(None, false, None, Some(usage)));
+                    self.pending.push_back(self.shaper.usage(usage));
                 }
                 self.pending
                     .push_back(cerebrum_shared::sse::OPENAI_DONE.into());
-                Some(self.shape.chunk(None, role, Some(finish_reason), None))
+                Some(self.shaper.finish(&finish_reason))
             }
             Some(Err(e)) => {
                 self.finished = true;
@@ -331,12 +269,18 @@ impl OpenAiRelay {
     }
 }
 
-fn relay(stream: TokenStream, shape: Shape, include_usage: bool, request_id: String) -> Response {
+fn relay(
+    stream: TokenStream,
+    shaper: ChunkShaper,
+    model: String,
+    include_usage: bool,
+    request_id: String,
+) -> Response {
     let relay = OpenAiRelay {
         stream,
-        shape,
+        shaper,
+        model,
         include_usage,
-        first: true,
         count: 0,
         pending: Default::default(),
         finished: false,

@@ -5,17 +5,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::{ApiError, Dialect, parse_json};
+use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready};
+use cerebrum_shared::error::{ApiError, Dialect, ErrorCode};
+use cerebrum_shared::prepare::PreparedPrompt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{HttpError, check_prompt_size, request_id};
+use super::{ApiJson, HttpError, check_prompt_size, request_id};
 use crate::prompt::{PromptInput, prepare};
-use crate::state::AppState;
+use crate::state::{AppState, NodeStatus};
 use crate::upstream::BreakerState;
 
 fn uptime_text(secs: u64) -> String {
@@ -23,39 +24,37 @@ fn uptime_text(secs: u64) -> String {
 }
 
 /// The node's state as `/health` reports it: (status text, reachable, available).
-async fn node_view(state: &AppState) -> (String, bool, bool) {
-    match state.node.health(&state.upstream).await {
-        Ok(h) => {
-            let status = h["status"].as_str().unwrap_or("healthy").to_string();
-            let available = h["available"].as_bool().unwrap_or(status == "healthy");
-            (status, true, available)
-        }
-        Err(_) => ("unreachable".into(), false, false),
+/// Read from the background refresher's last reading: never waits on the node.
+fn node_view(state: &AppState) -> (String, bool, bool) {
+    match state.node.health() {
+        Some(NodeStatus::Up { status, available }) => (status, true, available),
+        Some(NodeStatus::Unreachable(_)) => ("unreachable".into(), false, false),
+        None => ("unknown".into(), false, false),
     }
 }
 
 /// `GET /health`: always 200, with the original's body; `status` is `degraded`
 /// when a request could not be served now.
-pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    let (vps_status, connected, available) = node_view(&state).await;
+pub async fn health(State(state): State<AppState>) -> Json<OrchestratorHealth> {
+    let (vps_status, connected, available) = node_view(&state);
     let breaker = state.upstream.breaker.state();
     let ready = connected && available && breaker != BreakerState::Open;
     let up = state.started.elapsed().as_secs();
-    Json(json!({
-        "status": if ready { "healthy" } else { "degraded" },
-        "cm4_status": "healthy",
-        "vps_status": vps_status,
-        "vps_available": available,
-        "vps_connected": connected,
-        "active_count": state.active(),
-        "queue_count": 0,
-        "max_in_flight": state.config.max_in_flight,
-        "breaker": breaker.as_str(),
-        "breaker_retry_after_seconds": state.upstream.breaker.retry_after_secs(),
-        "uptime_seconds": up,
-        "uptime_text": uptime_text(up),
-        "cpu_percent": state.cpu.percent(),
-    }))
+    Json(OrchestratorHealth {
+        status: if ready { "healthy" } else { "degraded" }.into(),
+        cm4_status: "healthy".into(),
+        vps_status,
+        vps_available: available,
+        vps_connected: connected,
+        active_count: state.active() as u64,
+        queue_count: 0,
+        max_in_flight: state.config.max_in_flight as u64,
+        breaker: breaker.as_str().into(),
+        breaker_retry_after_seconds: state.upstream.breaker.retry_after_secs(),
+        uptime_seconds: up,
+        uptime_text: uptime_text(up),
+        cpu_percent: state.cpu.percent(),
+    })
 }
 
 /// `GET /health/ready`: 200 when a request could be served now, else 503.
@@ -64,16 +63,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if breaker == BreakerState::Open {
         let retry = state.upstream.breaker.retry_after_secs().max(1);
         return HttpError(
-            ApiError::unavailable("VPS unavailable", "circuit breaker open", retry),
+            ApiError::unavailable(ErrorCode::BreakerOpen, "circuit breaker open", retry),
             Dialect::Cerebrum,
         )
         .into_response();
     }
-    let (status, connected, available) = node_view(&state).await;
+    let (status, connected, available) = node_view(&state);
     if !connected {
         return HttpError(
             ApiError::unavailable(
-                "VPS unavailable",
+                ErrorCode::VpsUnavailable,
                 format!("cannot reach {}", state.upstream.endpoint()),
                 5,
             ),
@@ -83,12 +82,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
     if !available {
         return HttpError(
-            ApiError::unavailable("VPS overloaded", format!("node is {status}"), 5),
+            ApiError::unavailable(ErrorCode::VpsOverloaded, format!("node is {status}"), 5),
             Dialect::Cerebrum,
         )
         .into_response();
     }
-    Json(json!({"ready": true})).into_response()
+    Json(Ready { ready: true }).into_response()
 }
 
 /// `GET /v1/models`: the node's list (OpenAI and Cerebrum keys), passed through.
@@ -153,10 +152,9 @@ pub struct PrepareRequest {
 /// `POST /v1/prepare`: what would be sent, and the figures; no inference.
 pub async fn prepare_dry_run(
     State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Json<Value>, HttpError> {
+    ApiJson(req): ApiJson<PrepareRequest>,
+) -> Result<Json<PreparedPrompt>, HttpError> {
     let err = |e| HttpError(e, Dialect::Cerebrum);
-    let req: PrepareRequest = parse_json(&body).map_err(err)?;
     check_prompt_size(&state, "prompt", req.prompt.chars().count()).map_err(err)?;
     let plan = prepare(
         &PromptInput {
@@ -166,7 +164,7 @@ pub async fn prepare_dry_run(
         },
         &state.prepare,
     );
-    Ok(Json(serde_json::to_value(&plan).unwrap_or_default()))
+    Ok(Json(plan))
 }
 
 /// `GET /metrics` in Prometheus text format.

@@ -200,8 +200,8 @@ pub fn reduction_text(applied: Option<&PreparedStats>) -> String {
         Some(stats) => format!(
             "reduction {:.0}% ({} → {} chars)",
             stats.reduction_percent,
-            thousands(stats.original_chars),
-            thousands(stats.final_chars)
+            thousands(stats.original_chars as u64),
+            thousands(stats.final_chars as u64)
         ),
         None => "no reduction".to_owned(),
     }
@@ -272,7 +272,7 @@ pub async fn stream_answer(
                 out.write_all(text.as_bytes()).map_err(write_err)?;
                 out.flush().map_err(write_err)?;
             }
-            Some(Chunk::Done(done)) => break done,
+            Some(Chunk::Done(done)) => break *done,
             None => {
                 return Err(
                     ClientError::Stream("the answer ended without its final event".into()).into(),
@@ -301,11 +301,10 @@ pub async fn stream_answer(
         tokens_per_second: rate,
         elapsed: started.elapsed(),
         model: done.model,
-        reduction: done.preparation.as_ref().and_then(|p| {
-            let applied = p["applied"].as_bool()?;
-            let stats: PreparedStats = serde_json::from_value(p.clone()).ok()?;
-            Some(reduction_text(applied.then_some(&stats)))
-        }),
+        reduction: done
+            .preparation
+            .as_ref()
+            .map(|p| reduction_text(p.applied.then_some(&p.stats))),
     })
 }
 

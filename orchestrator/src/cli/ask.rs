@@ -11,7 +11,7 @@ use super::CliError;
 use super::answer::{self, Attachment, Settings, Summary};
 use super::client::{Client, EXIT_CODES_HELP, PreparedStats, ServerArgs};
 use super::style::Spinner;
-use cerebrum::api::cerebrum::MAX_TOKENS;
+use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR as MAX_TOKENS;
 
 /// Arguments of `cerebrum ask`.
 #[derive(Debug, Args)]

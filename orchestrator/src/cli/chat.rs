@@ -23,7 +23,7 @@ use super::client::{Client, ClientError, PreparedPrompt, ServerArgs};
 use super::health::HealthReport;
 use super::models;
 use super::style::{Style, table, thousands};
-use cerebrum::api::cerebrum::MAX_TOKENS;
+use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR as MAX_TOKENS;
 
 /// The history file's name, in the home directory.
 pub const HISTORY_FILE: &str = ".cerebrum_history";
@@ -709,7 +709,10 @@ fn render_plan(plan: &PreparedPrompt, style: Style) -> String {
             plan.stats.chunks_kept, plan.stats.chunks_total
         ));
     } else {
-        foot.push(format!("{} chars", thousands(plan.stats.original_chars)));
+        foot.push(format!(
+            "{} chars",
+            thousands(plan.stats.original_chars as u64)
+        ));
         if let Some(reason) = &plan.stats.skipped_reason {
             foot.push(format!("sent whole: {reason}"));
         }
@@ -725,7 +728,7 @@ fn render_plan(plan: &PreparedPrompt, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::client::{KeptLines, PreparedStats};
+    use cerebrum_shared::prepare::{KeptRange as KeptLines, PrepareStats as PreparedStats};
 
     #[test]
     fn blocks_open_and_close() {
@@ -776,8 +779,12 @@ mod tests {
                 final_chars: 3_000,
                 reduction_percent: 75.0,
                 chunks_total: 20,
+                chunks_unique: 10,
                 chunks_kept: 4,
+                elapsed_us: 300,
                 kept_ranges: vec![KeptLines {
+                    start: 0,
+                    end: 900,
                     start_line: 1,
                     end_line: 30,
                 }],

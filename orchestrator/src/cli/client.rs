@@ -10,7 +10,6 @@ use clap::Args;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use reqwest::{Response, StatusCode, Url};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The orchestrator's address when neither `--url` nor `CEREBRUM_URL` is given.
@@ -166,55 +165,7 @@ impl ClientError {
     }
 }
 
-/// What `POST /v1/prepare` answers: the prompt that would be sent and what
-/// preparation did to it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PreparedPrompt {
-    /// The text that would be sent.
-    pub prompt: String,
-    /// True when the prompt was cut down.
-    pub applied: bool,
-    /// The language used for the fence.
-    #[serde(default)]
-    pub language: Option<String>,
-    /// The instruction found, if any.
-    #[serde(default)]
-    pub instruction: Option<String>,
-    /// The figures.
-    pub stats: PreparedStats,
-}
-
-/// The figures of a [`PreparedPrompt`] (a subset of the server's).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PreparedStats {
-    /// Characters of the original prompt.
-    pub original_chars: u64,
-    /// Characters that would be sent.
-    pub final_chars: u64,
-    /// `100 × (original − final) / original`.
-    pub reduction_percent: f64,
-    /// Chunks the code was cut into.
-    #[serde(default)]
-    pub chunks_total: u64,
-    /// Chunks kept.
-    #[serde(default)]
-    pub chunks_kept: u64,
-    /// The line ranges of the input that were kept.
-    #[serde(default)]
-    pub kept_ranges: Vec<KeptLines>,
-    /// Why the prompt was sent unchanged, when it was.
-    #[serde(default)]
-    pub skipped_reason: Option<String>,
-}
-
-/// A kept range of input lines (1-based, inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct KeptLines {
-    /// First line.
-    pub start_line: u64,
-    /// Last line.
-    pub end_line: u64,
-}
+pub use cerebrum_shared::prepare::{PrepareStats as PreparedStats, PreparedPrompt};
 
 /// One piece of a streamed answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +173,7 @@ pub enum Chunk {
     /// Text of one token.
     Token(String),
     /// The final event.
-    Done(StreamDone),
+    Done(Box<StreamDone>),
 }
 
 type EventStream = Pin<
@@ -266,7 +217,7 @@ impl AnswerStream {
                 StreamEvent::Token(t) => Ok(Some(Chunk::Token(t.token))),
                 StreamEvent::Done(d) => {
                     self.finished = true;
-                    Ok(Some(Chunk::Done(d)))
+                    Ok(Some(Chunk::Done(Box::new(d))))
                 }
                 StreamEvent::Error(e) => {
                     self.finished = true;

@@ -4,7 +4,7 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::ApiError;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use subtle::ConstantTimeEq;
 
 use crate::api::HttpError;
@@ -34,8 +34,7 @@ pub async fn require_client_key(
     match presented_key(request.headers()) {
         None => HttpError(
             ApiError::new(
-                401,
-                "Missing API key",
+                ErrorCode::MissingApiKey,
                 "send your key as X-API-Key or Authorization: Bearer",
             ),
             dialect,
@@ -43,7 +42,7 @@ pub async fn require_client_key(
         .into_response(),
         Some(k) if key_matches(keys, k) => next.run(request).await,
         Some(_) => HttpError(
-            ApiError::new(403, "Invalid API key", "the API key does not match"),
+            ApiError::new(ErrorCode::InvalidApiKey, "the API key does not match"),
             dialect,
         )
         .into_response(),

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::ApiError;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
@@ -30,7 +30,11 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         );
         let dialect = crate::api::dialect_of(request.uri().path());
         return HttpError(
-            ApiError::unavailable("CM4 busy", "Too many concurrent requests, retry shortly", 2),
+            ApiError::unavailable(
+                ErrorCode::Cm4Busy,
+                "Too many concurrent requests, retry shortly",
+                2,
+            ),
             dialect,
         )
         .into_response();

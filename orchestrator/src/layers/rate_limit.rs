@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::ApiError;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -58,12 +58,11 @@ pub async fn limit(
         .unwrap_or_else(|| format!("ip:{}", peer.ip()));
     if let Err(wait) = limiter.check(&key) {
         Metrics::inc(&state.metrics.rate_limited);
-        let mut e = ApiError::new(
-            429,
-            "Rate limited",
+        let e = ApiError::unavailable(
+            ErrorCode::RateLimited,
             format!("too many requests; retry in {wait} s"),
+            wait.max(1),
         );
-        e.retry_after = Some(wait.max(1));
         return HttpError(e, crate::api::dialect_of(request.uri().path())).into_response();
     }
     next.run(request).await

@@ -29,7 +29,6 @@ pub mod rank;
 pub mod select;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -129,84 +128,11 @@ pub struct PromptInput<'a> {
     pub language: Option<&'a str>,
 }
 
-/// What to send, and what was done to get it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PromptPlan {
-    /// The text to send to the model as the user turn. When an instruction was
-    /// given separately it is included, first.
-    pub prompt: String,
-    /// What preparation did.
-    pub stats: PrepareStats,
-    /// True when the prompt was cut down; false when the original was sent.
-    pub applied: bool,
-    /// The language used for the fence (request's, fence's, or detected).
-    pub language: Option<String>,
-    /// The instruction found (given one first), if any.
-    pub instruction: Option<String>,
-}
-
-/// Per-request figures, to log with the request id (`Display` gives one line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrepareStats {
-    /// Characters of the original prompt (given instruction included).
-    pub original_chars: usize,
-    /// Characters of the prompt sent.
-    pub final_chars: usize,
-    /// Chunks the code was cut into (0 when preparation did not run).
-    pub chunks_total: usize,
-    /// Chunks left after dedup.
-    pub chunks_unique: usize,
-    /// Chunks the selection kept (also reported when the skip rule then sent
-    /// the original).
-    pub chunks_kept: usize,
-    /// `100 × (original − final) / original`, one decimal.
-    pub reduction_percent: f64,
-    /// Time spent in [`prepare`], in microseconds.
-    pub elapsed_us: u64,
-    /// Ranges of the input text that were sent, as character offsets
-    /// (`end` exclusive) and 1-based inclusive lines.
-    pub kept_ranges: Vec<KeptRange>,
-    /// Why the original was sent unchanged, when it was.
-    pub skipped_reason: Option<String>,
-}
-
-/// A range of the input text that was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct KeptRange {
-    /// First character (offset into [`PromptInput::text`]).
-    pub start: usize,
-    /// One past the last character.
-    pub end: usize,
-    /// First line, 1-based.
-    pub start_line: usize,
-    /// Last line, 1-based, inclusive.
-    pub end_line: usize,
-}
-
-impl fmt::Display for PrepareStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "chars {}→{} ({:.1}% less), chunks {} total / {} unique / {} kept, {} µs, kept lines [",
-            self.original_chars,
-            self.final_chars,
-            self.reduction_percent,
-            self.chunks_total,
-            self.chunks_unique,
-            self.chunks_kept,
-            self.elapsed_us
-        )?;
-        for (i, r) in self.kept_ranges.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            write!(f, "{sep}{}-{}", r.start_line, r.end_line)?;
-        }
-        write!(f, "]")?;
-        if let Some(reason) = &self.skipped_reason {
-            write!(f, ", sent unchanged: {reason}")?;
-        }
-        Ok(())
-    }
-}
+/// What to send, and what was done to get it: the protocol's
+/// [`PreparedPrompt`](cerebrum_shared::prepare::PreparedPrompt), which
+/// `POST /v1/prepare` answers and `cerebrum prepare` prints.
+pub use cerebrum_shared::prepare::PreparedPrompt as PromptPlan;
+pub use cerebrum_shared::prepare::{KeptRange, PrepareStats};
 
 /// Prepares `input`: finds the instruction, and when the code is long enough
 /// keeps only the unique chunks most relevant to it (grown to whole

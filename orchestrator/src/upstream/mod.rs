@@ -11,7 +11,7 @@ pub mod relay;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cerebrum_shared::error::ApiError;
+use cerebrum_shared::error::{ApiError, ErrorCode};
 use cerebrum_shared::headers;
 use serde_json::{Value, json};
 
@@ -39,16 +39,10 @@ pub enum UpstreamError {
     /// The node took too long.
     #[error("the inference node did not answer in time ({0})")]
     Timeout(String),
-    /// The node answered with an error status; its body is passed on.
-    #[error("the inference node answered {status}")]
-    Status {
-        /// Its status.
-        status: u16,
-        /// Its body.
-        body: Value,
-        /// Its Retry-After.
-        retry_after: Option<u64>,
-    },
+    /// The node answered with an error status; its error (code, words,
+    /// `Retry-After`) is passed on.
+    #[error("the inference node answered {}", .0)]
+    Status(ApiError),
     /// The node's answer was not the protocol we speak.
     #[error("the inference node sent something unreadable: {0}")]
     Protocol(String),
@@ -63,7 +57,7 @@ impl UpstreamError {
     pub fn counts_as_failure(&self) -> bool {
         match self {
             UpstreamError::BreakerOpen { .. } => false,
-            UpstreamError::Status { status, .. } => *status >= 500 && *status != 503,
+            UpstreamError::Status(e) => e.status >= 500 && e.status != 503,
             _ => true,
         }
     }
@@ -71,50 +65,20 @@ impl UpstreamError {
     /// The client-facing error.
     pub fn to_api_error(&self) -> ApiError {
         match self {
-            UpstreamError::BreakerOpen { retry_after } => {
-                ApiError::unavailable("VPS unavailable", self.to_string(), (*retry_after).max(1))
-            }
+            UpstreamError::BreakerOpen { retry_after } => ApiError::unavailable(
+                ErrorCode::BreakerOpen,
+                self.to_string(),
+                (*retry_after).max(1),
+            ),
             UpstreamError::Unreachable { .. } => {
-                ApiError::unavailable("VPS unavailable", self.to_string(), 5)
+                ApiError::unavailable(ErrorCode::VpsUnavailable, self.to_string(), 5)
             }
-            UpstreamError::Timeout(_) => ApiError::new(504, "VPS timeout", self.to_string()),
+            UpstreamError::Timeout(_) => ApiError::new(ErrorCode::VpsTimeout, self.to_string()),
             UpstreamError::Protocol(_) | UpstreamError::Broken(_) => {
-                ApiError::new(502, "Streaming failed", self.to_string())
+                ApiError::new(ErrorCode::StreamingFailed, self.to_string())
             }
-            UpstreamError::Status {
-                status,
-                body,
-                retry_after,
-            } => {
-                // Keep the node's own words: Cerebrum `{"error","message"}` or OpenAI `{"error":{"message"}}`.
-                let (title, message) = match &body["error"] {
-                    Value::String(t) => (
-                        t.clone(),
-                        body["message"]
-                            .as_str()
-                            .or(body["reason"].as_str())
-                            .unwrap_or("")
-                            .to_string(),
-                    ),
-                    Value::Object(o) => (
-                        "Upstream error".to_string(),
-                        o.get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                    ),
-                    _ => ("Upstream error".to_string(), body.to_string()),
-                };
-                let mut e = ApiError::new(*status, title, message);
-                e.retry_after = *retry_after;
-                e.field = body["field"].as_str().map(str::to_string);
-                if let (Some(reason), Some(suggestion)) =
-                    (body["reason"].as_str(), body["suggestion"].as_str())
-                {
-                    e = e.with_extra(json!({"reason": reason, "suggestion": suggestion}));
-                }
-                e
-            }
+            // The node's own words, code and Retry-After.
+            UpstreamError::Status(e) => e.clone(),
         }
     }
 }
@@ -275,22 +239,14 @@ impl Upstream {
         };
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            let text = tokio::time::timeout_at(deadline, response.text())
+            let headers = response.headers().clone();
+            let body = tokio::time::timeout_at(deadline, response.bytes())
                 .await
                 .map_err(|_| UpstreamError::Timeout("error body".into()))?
                 .unwrap_or_default();
-            let body = serde_json::from_str(&text)
-                .unwrap_or_else(|_| json!({"error": "Upstream error", "message": text}));
-            return Err(UpstreamError::Status {
-                status,
-                body,
-                retry_after,
-            });
+            return Err(UpstreamError::Status(ApiError::from_response(
+                status, &headers, &body,
+            )));
         }
         TokenStream::start(
             response,
@@ -306,7 +262,7 @@ impl Upstream {
         if e.counts_as_failure() {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             self.breaker.failure();
-        } else if let UpstreamError::Status { .. } = e {
+        } else if let UpstreamError::Status(_) = e {
             // The node answered: the link works.
             self.breaker.success();
         }
@@ -335,18 +291,17 @@ impl Upstream {
                 }
             })?;
         let status = r.status().as_u16();
-        let body: Value = r
-            .json()
+        let headers = r.headers().clone();
+        let bytes = r
+            .bytes()
             .await
-            .map_err(|e| UpstreamError::Protocol(format!("{path}: {e}")))?;
+            .map_err(|e| UpstreamError::Broken(format!("{path}: {e}")))?;
         if !(200..300).contains(&status) {
-            return Err(UpstreamError::Status {
-                status,
-                body,
-                retry_after: None,
-            });
+            return Err(UpstreamError::Status(ApiError::from_response(
+                status, &headers, &bytes,
+            )));
         }
-        Ok(body)
+        serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Protocol(format!("{path}: {e}")))
     }
 }
 

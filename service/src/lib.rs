@@ -1,0 +1,15 @@
+//! What both Cerebrum servers share beyond the protocol (`cerebrum-shared`).
+//!
+//! - [`http`]: the one [`http::HttpError`] that turns an `ApiError` into a response
+//!   in the route's dialect, the [`http::ApiJson`] extractor that routes every body
+//!   rejection into it, and the JSON 404/405 fallbacks.
+//! - [`layers`]: the request-id and access-log layers both stacks start with.
+//! - [`shutdown`]: SIGTERM handling and `serve_with_grace` (bounded drain).
+//! - [`notify`]: systemd readiness and watchdog (both binaries run as `Type=notify`).
+//! - [`config`]: the settings error and TOML/environment reading.
+
+pub mod config;
+pub mod http;
+pub mod layers;
+pub mod notify;
+pub mod shutdown;

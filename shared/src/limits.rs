@@ -1,0 +1,18 @@
+//! Request defaults and limits both tiers and the client use: each written once.
+
+/// `max_tokens` when a request gives none (the original's default).
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+/// `temperature` when a request gives none (the original's default).
+pub const DEFAULT_TEMPERATURE: f32 = 0.2;
+/// `language` of a `/v1/complete` request that gives none (the original's default).
+pub const DEFAULT_LANGUAGE: &str = "python";
+/// Highest `temperature` either tier accepts.
+pub const MAX_TEMPERATURE: f32 = 2.0;
+/// Highest `max_tokens` the orchestrator accepts (the original's limit).
+pub const MAX_TOKENS_ORCHESTRATOR: u32 = 2048;
+/// Highest `max_tokens` the node accepts.
+pub const MAX_TOKENS_NODE: u32 = 4096;
+/// Largest request body either tier reads (a 16,000-character prompt in JSON fits many times over).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest prompt the orchestrator accepts, in characters (the original's limit).
+pub const MAX_PROMPT_CHARS: usize = 16_000;
