@@ -2,6 +2,8 @@
 //! and `cerebrum serve` processes on loopback ports, with the real SmolLM2 model
 //! fetched (once, cached) by the project's own `scripts/fetch-model`.
 
+pub mod fake;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
