@@ -11,8 +11,6 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::error::{ApiError, ErrorCode};
-use cerebrum_shared::headers;
-use subtle::ConstantTimeEq;
 
 use crate::http::HttpError;
 use crate::metrics::{Metrics, Rejection};
@@ -49,18 +47,7 @@ impl AuthPolicy {
 
     /// Checks the key in `X-API-Key` or `Authorization: Bearer`.
     pub fn check_key(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let presented = headers::presented_key(headers);
-        match presented {
-            None => Err(ApiError::new(
-                ErrorCode::MissingApiKey,
-                "send the node's key as X-API-Key or Authorization: Bearer",
-            )),
-            Some(k) if bool::from(k.as_bytes().ct_eq(&self.key)) => Ok(()),
-            Some(_) => Err(ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "the API key does not match",
-            )),
-        }
+        cerebrum_service::keys::check(&[&*self.key], headers, "the node's key")
     }
 }
 
