@@ -3,20 +3,18 @@
 //! models, request ids. Runs in seconds; nothing is generated.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use cerebrum_node::app::router;
 use cerebrum_node::config::NodeConfig;
 use cerebrum_node::server::build_state;
 use cerebrum_shared::cerebrum::{ModelsResponse, NodeHealth};
-use cerebrum_shared::error::{ApiError, CerebrumErrorBody, ErrorCode, OpenAiErrorBody};
+use cerebrum_shared::error::ErrorCode;
 use cerebrum_shared::limits::MAX_BODY_BYTES;
-use tower::ServiceExt;
+use cerebrum_testkit::router::{error_of, request, send};
 
 const KEY: &str = "router-test-key-0123456789";
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
@@ -45,33 +43,6 @@ fn app(tag: &str) -> Router {
     router(build_state(config))
 }
 
-fn request(
-    method: Method,
-    path: &str,
-    body: impl Into<Body>,
-    peer: [u8; 4],
-    headers: &[(&str, &str)],
-) -> Request<Body> {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let mut req = b.body(body.into()).unwrap();
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
-    req
-}
-
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    (parts.status, parts.headers, bytes)
-}
-
 async fn post(app: &Router, path: &str, body: &str) -> (StatusCode, HeaderMap, Bytes) {
     send(
         app,
@@ -84,19 +55,6 @@ async fn post(app: &Router, path: &str, body: &str) -> (StatusCode, HeaderMap, B
         ),
     )
     .await
-}
-
-/// The error, read as clients read it, after checking the dialect's shape.
-fn error_of(path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
-    if path.ends_with("/chat/completions") || path == "/v1/completions" {
-        serde_json::from_slice::<OpenAiErrorBody>(body)
-            .unwrap_or_else(|e| panic!("{path}: not an OpenAI error ({e}): {body:?}"));
-    } else {
-        serde_json::from_slice::<CerebrumErrorBody>(body)
-            .unwrap_or_else(|e| panic!("{path}: not a Cerebrum error ({e}): {body:?}"));
-    }
-    assert_eq!(headers.get("content-type").unwrap(), "application/json");
-    ApiError::from_response(status.as_u16(), headers, body)
 }
 
 #[tokio::test]

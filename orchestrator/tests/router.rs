@@ -3,20 +3,19 @@
 //! the breaker and broken streams. No model and no node process: seconds.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use cerebrum::app::router;
 use cerebrum::config::OrchestratorConfig;
 use cerebrum::serve::build_state;
 use cerebrum::state::AppState;
 use cerebrum_shared::cerebrum::{OrchestratorHealth, StreamEvent};
-use cerebrum_shared::error::{ApiError, CerebrumErrorBody, ErrorCode, OpenAiErrorBody};
+use cerebrum_shared::error::{ApiError, ErrorCode, OpenAiErrorBody};
 use cerebrum_shared::limits::{MAX_BODY_BYTES, MAX_PROMPT_CHARS};
 use cerebrum_testkit::fake::{Behaviour, FakeUpstream};
+use cerebrum_testkit::router::{self as testkit, error_of, send, sse_data};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -50,60 +49,11 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
 }
 
 fn request(method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let mut req = b.body(Body::from(body.to_string())).unwrap();
-    // What `into_make_service_with_connect_info` adds for a real connection.
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    req
-}
-
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    (parts.status, parts.headers, bytes)
+    testkit::request(method, path, body.to_string(), [127, 0, 0, 1], headers)
 }
 
 async fn post(app: &Router, path: &str, body: &str) -> (StatusCode, HeaderMap, Bytes) {
     send(app, request(Method::POST, path, body, &[])).await
-}
-
-/// The error a response carries, read the way clients read it; also checks the
-/// body has the shape of the path's dialect.
-fn error_of(path: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
-    let openai = path.ends_with("/chat/completions") || path == "/v1/completions";
-    if openai {
-        serde_json::from_slice::<OpenAiErrorBody>(body)
-            .unwrap_or_else(|e| panic!("{path}: not an OpenAI error body ({e}): {body:?}"));
-    } else {
-        let b: CerebrumErrorBody = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{path}: not a Cerebrum error body ({e}): {body:?}"));
-        assert_eq!(
-            b.error,
-            b.code.unwrap().title(),
-            "the original's title stays"
-        );
-    }
-    assert_eq!(
-        headers.get("content-type").unwrap(),
-        "application/json",
-        "{path}"
-    );
-    ApiError::from_response(status.as_u16(), headers, body)
-}
-
-fn sse_data(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: ").map(str::to_string))
-        .collect()
 }
 
 const COMPLETE: &str = r#"{"prompt":"def add(a, b):","max_tokens":8}"#;

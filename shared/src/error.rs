@@ -94,6 +94,36 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code this build knows (all but [`ErrorCode::Unknown`]).
+    pub const ALL: [ErrorCode; 26] = [
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidRequest,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::PromptTooLarge,
+        ErrorCode::PromptTooLong,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::MissingApiKey,
+        ErrorCode::InvalidApiKey,
+        ErrorCode::PeerNotAllowed,
+        ErrorCode::ModelNotFound,
+        ErrorCode::ModelNotLoaded,
+        ErrorCode::RouteNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ModelBusy,
+        ErrorCode::RateLimited,
+        ErrorCode::Cm4Busy,
+        ErrorCode::VpsUnavailable,
+        ErrorCode::BreakerOpen,
+        ErrorCode::VpsOverloaded,
+        ErrorCode::ModelUnavailable,
+        ErrorCode::VpsTimeout,
+        ErrorCode::StreamingFailed,
+        ErrorCode::ModelLoadFailed,
+        ErrorCode::InferenceFailed,
+        ErrorCode::UpstreamError,
+        ErrorCode::Internal,
+    ];
+
     /// The HTTP status this code is answered with.
     pub fn status(self) -> u16 {
         use ErrorCode::*;
@@ -577,36 +607,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_through_both_dialects() {
-        use ErrorCode::*;
-        let all = [
-            BadRequest,
-            InvalidRequest,
-            BodyTooLarge,
-            PromptTooLarge,
-            PromptTooLong,
-            UnsupportedMediaType,
-            MissingApiKey,
-            InvalidApiKey,
-            PeerNotAllowed,
-            ModelNotFound,
-            ModelNotLoaded,
-            RouteNotFound,
-            MethodNotAllowed,
-            ModelBusy,
-            RateLimited,
-            Cm4Busy,
-            VpsUnavailable,
-            BreakerOpen,
-            VpsOverloaded,
-            ModelUnavailable,
-            VpsTimeout,
-            StreamingFailed,
-            ModelLoadFailed,
-            InferenceFailed,
-            UpstreamError,
-            Internal,
-        ];
-        for code in all {
+        for code in ErrorCode::ALL {
             let mut e = ApiError::unavailable(code, "detail: with a colon", 7);
             e.field = Some("max_tokens".into());
             for dialect in [Dialect::Cerebrum, Dialect::OpenAi] {

@@ -3,6 +3,7 @@
 //! fetched (once, cached) by the project's own `scripts/fetch-model`.
 
 pub mod fake;
+pub mod router;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
