@@ -50,9 +50,20 @@ pub struct Metrics {
     load_seconds_micros: AtomicU64,
     last_load_seconds: Mutex<f64>,
     retired_tokens: AtomicU64,
+    prompt_tokens_processed: AtomicU64,
+    prompt_tokens_cached: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts a started generation's prompt: tokens prefilled and tokens reused from the cache.
+    pub fn prompt(&self, prompt_tokens: u32, cached_tokens: u32) {
+        let processed = prompt_tokens.saturating_sub(cached_tokens);
+        self.prompt_tokens_processed
+            .fetch_add(u64::from(processed), Ordering::Relaxed);
+        self.prompt_tokens_cached
+            .fetch_add(u64::from(cached_tokens), Ordering::Relaxed);
+    }
+
     /// Counts one HTTP request.
     pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -136,6 +147,12 @@ impl Metrics {
                 self.rejections[i].load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP cerebrum_node_prompt_tokens_total Prompt tokens of started generations, by source: prefilled (processed) or reused from the KV cache (cached).\n# TYPE cerebrum_node_prompt_tokens_total counter\ncerebrum_node_prompt_tokens_total{{source=\"processed\"}} {}\ncerebrum_node_prompt_tokens_total{{source=\"cached\"}} {}",
+            self.prompt_tokens_processed.load(Ordering::Relaxed),
+            self.prompt_tokens_cached.load(Ordering::Relaxed)
+        );
         let mut gauge = |name: &str, help: &str, v: f64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };

@@ -37,6 +37,9 @@ pub struct SamplingExtras {
     /// Repetition penalty (1.0 = off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Reuse the node's cached prompt prefix (default true; llama-server's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prompt: Option<bool>,
 }
 
 /// `POST /v1/complete` and `/v1/complete/stream` on the orchestrator.
@@ -120,6 +123,9 @@ pub struct InferenceResponse {
     /// Tokens in the prompt (ours).
     #[serde(default)]
     pub prompt_tokens: u64,
+    /// Of those, tokens reused from the KV cache (ours).
+    #[serde(default)]
+    pub cached_tokens: u64,
     /// Wall time from admission to the last token.
     pub inference_time_seconds: f64,
     /// `"stop"` (end of generation or a stop sequence) or `"length"` (max_tokens).
@@ -162,6 +168,9 @@ pub struct StreamDone {
     /// Tokens in the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u64>,
+    /// Of those, tokens the node reused from its KV cache instead of processing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
     /// Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<f64>,
@@ -188,6 +197,8 @@ pub struct StreamError {
 /// Any event on a Cerebrum stream, for clients that read one.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
+// Read one at a time off a stream and matched at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum StreamEvent {
     /// A failure (checked first: it also carries `done`).
     Error(StreamError),

@@ -124,6 +124,9 @@ pub struct OpenAiSampling {
     /// Streaming options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    /// Reuse the server's cached prompt prefix (default true; llama-server's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prompt: Option<bool>,
 }
 
 impl OpenAiSampling {
@@ -175,6 +178,16 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Sum.
     pub total_tokens: u64,
+    /// How the prompt was served (OpenAI's field): tokens reused from the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens reused from the KV cache, not processed again.
+    pub cached_tokens: u64,
 }
 
 impl Usage {
@@ -184,7 +197,19 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: None,
         }
+    }
+
+    /// With the count of prompt tokens that came from the cache.
+    pub fn with_cached(mut self, cached_tokens: u64) -> Self {
+        self.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens });
+        self
+    }
+
+    /// Prompt tokens that came from the cache (0 when not reported).
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details.map_or(0, |d| d.cached_tokens)
     }
 }
 

@@ -3,8 +3,15 @@
 //!
 //! A request is a [`GenerateRequest`]; [`Engine::submit`] returns a channel of
 //! [`GenEvent`]s. Dropping the receiver cancels the sequence: the worker sees the
-//! closed channel at its next step and frees the sequence's KV cells.
+//! closed channel at its next step and stops decoding it.
+//!
+//! A slot keeps its KV cells after its request ends, and a new prompt takes the
+//! free slot holding the longest common prefix with it ([`prefix`]): a follow-up
+//! in a conversation prefills only what is new. A cancelled request keeps the
+//! cells it had decoded (all complete); a failed decode clears its slot, so no
+//! later prompt trusts cells that may be half-written.
 
+pub mod prefix;
 mod sampling;
 pub mod text;
 mod worker;
@@ -39,6 +46,8 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Generation ends before any of these strings.
     pub stop: Vec<String>,
+    /// Reuse a cached prompt prefix (llama-server's `cache_prompt`); off: prefill all.
+    pub cache_prompt: bool,
 }
 
 /// Why generation ended.
@@ -67,6 +76,8 @@ pub enum GenEvent {
     Started {
         /// Prompt length in tokens.
         prompt_tokens: u32,
+        /// Of those, tokens reused from the slot's KV cache (not prefilled again).
+        cached_tokens: u32,
     },
     /// New text (valid UTF-8, never empty).
     Token {
@@ -81,6 +92,8 @@ pub enum GenEvent {
         reason: FinishReason,
         /// Prompt tokens.
         prompt_tokens: u32,
+        /// Of those, tokens reused from the KV cache.
+        cached_tokens: u32,
         /// Generated tokens.
         completion_tokens: u32,
         /// From `Started` to the last token.
@@ -150,6 +163,8 @@ pub struct EngineOptions {
     pub n_threads: u32,
     /// Largest batch of tokens per decode.
     pub n_batch: u32,
+    /// Keep slots' KV cells between requests and reuse common prefixes.
+    pub prompt_cache: bool,
 }
 
 /// Facts about a loaded model, for `/health`, `/v1/models` and logs.

@@ -18,6 +18,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::prefix::{self, SlotCache};
 use super::text::{StopMatcher, Utf8Assembler};
 use super::{
     EngineError, EngineOptions, EngineStats, FinishReason, GenEvent, Job, LoadError, ModelInfo,
@@ -29,8 +30,12 @@ struct Sequence {
     slot: i32,
     job: Job,
     prompt: Vec<LlamaToken>,
-    /// Prompt tokens already in the KV cache.
+    /// Prompt tokens already in the KV cache (reused ones included).
     prefilled: usize,
+    /// Prompt tokens reused from the slot's cache.
+    cached: usize,
+    /// Generated tokens fed back into the KV cache, in order.
+    fed: Vec<LlamaToken>,
     /// Next position to write.
     pos: i32,
     sampler: LlamaSampler,
@@ -115,6 +120,7 @@ pub(super) fn run(
         ctx_per_seq,
         slots: opts.parallel as usize,
         n_batch: opts.n_batch as usize,
+        prompt_cache: opts.prompt_cache,
         stats,
     };
     // A panic inside the bindings must not take the process down: log it; the
@@ -134,13 +140,24 @@ struct Worker<'m> {
     ctx_per_seq: u32,
     slots: usize,
     n_batch: usize,
+    prompt_cache: bool,
     stats: Arc<EngineStats>,
+}
+
+/// What each slot's cells hold, and the clock for least-recently-used.
+struct Slots {
+    caches: Vec<SlotCache<LlamaToken>>,
+    clock: u64,
 }
 
 impl Worker<'_> {
     fn serve(&self, ctx: &mut LlamaContext<'_>, jobs: Receiver<Job>) {
         let mut pending: VecDeque<Job> = VecDeque::new();
         let mut live: Vec<Sequence> = Vec::with_capacity(self.slots);
+        let mut slots = Slots {
+            caches: vec![SlotCache::default(); self.slots],
+            clock: 0,
+        };
         let mut batch = LlamaBatch::new(self.n_batch, self.slots as i32);
         let mut open = true;
         loop {
@@ -164,7 +181,7 @@ impl Worker<'_> {
                     }
                 }
             }
-            self.admit(&mut pending, &mut live, ctx);
+            self.admit(&mut pending, &mut live, &mut slots, ctx);
 
             // Cancel sequences whose client went away.
             let mut i = 0;
@@ -172,7 +189,7 @@ impl Worker<'_> {
                 if live[i].job.events.is_closed() {
                     let seq = live.swap_remove(i);
                     tracing::debug!(slot = seq.slot, "sequence cancelled by client");
-                    self.release(ctx, seq, None);
+                    self.release(ctx, &mut slots, seq, None);
                 } else {
                     i += 1;
                 }
@@ -195,6 +212,7 @@ impl Worker<'_> {
                 for seq in live.drain(..) {
                     self.release(
                         ctx,
+                        &mut slots,
                         seq,
                         Some(Outcome::Failed(EngineError::Decode(e.to_string()))),
                     );
@@ -207,7 +225,7 @@ impl Worker<'_> {
                 match self.sample(ctx, &mut live[i]) {
                     Some(outcome) => {
                         let seq = live.swap_remove(i);
-                        self.release(ctx, seq, Some(outcome));
+                        self.release(ctx, &mut slots, seq, Some(outcome));
                     }
                     None => i += 1,
                 }
@@ -215,11 +233,14 @@ impl Worker<'_> {
         }
     }
 
-    /// Moves waiting jobs into free slots, tokenizing their prompts.
+    /// Moves waiting jobs into free slots, tokenizing their prompts. Each takes
+    /// the free slot whose cells share the longest prefix with its prompt, and
+    /// keeps that prefix (see [`prefix`]).
     fn admit(
         &self,
         pending: &mut VecDeque<Job>,
         live: &mut Vec<Sequence>,
+        slots: &mut Slots,
         ctx: &mut LlamaContext<'_>,
     ) {
         while live.len() < self.slots {
@@ -242,13 +263,27 @@ impl Worker<'_> {
                 }
             };
             let used: Vec<i32> = live.iter().map(|s| s.slot).collect();
-            let slot = (0..self.slots as i32)
-                .find(|s| !used.contains(s))
-                .unwrap_or(0);
-            // A slot's cells must be empty before reuse (they are, after release; be sure).
-            let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+            let free = slots
+                .caches
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !used.contains(&(*i as i32)));
+            let reuse = self.prompt_cache && job.request.cache_prompt;
+            let choice = prefix::choose(free, &prompt, reuse)
+                .unwrap_or(prefix::Choice { slot: 0, reuse: 0 });
+            let slot = choice.slot as i32;
+            let cached = self.keep_prefix(ctx, &mut slots.caches[choice.slot], slot, choice.reuse);
+            slots.clock += 1;
+            slots.caches[choice.slot].last_used = slots.clock;
+            tracing::debug!(
+                slot,
+                prompt_tokens = prompt.len(),
+                cached,
+                "sequence admitted"
+            );
             let _ = job.events.send(GenEvent::Started {
                 prompt_tokens: prompt.len() as u32,
+                cached_tokens: cached as u32,
             });
             let sampler = job.request.sampling.build(self.model.n_vocab());
             let stop = StopMatcher::new(job.request.stop.clone());
@@ -256,8 +291,10 @@ impl Worker<'_> {
                 slot,
                 job,
                 prompt,
-                prefilled: 0,
-                pos: 0,
+                prefilled: cached,
+                cached,
+                fed: Vec::new(),
+                pos: cached as i32,
                 sampler,
                 utf8: Utf8Assembler::default(),
                 stop,
@@ -267,6 +304,31 @@ impl Worker<'_> {
                 started: Instant::now(),
             });
         }
+    }
+
+    /// Keeps the first `reuse` cells of `slot` and removes the rest; returns how
+    /// many are kept. A model that cannot remove part of a sequence (sliding-window
+    /// attention, recurrent state) clears it whole and keeps none.
+    fn keep_prefix(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        cache: &mut SlotCache<LlamaToken>,
+        slot: i32,
+        reuse: usize,
+    ) -> usize {
+        let kept = reuse > 0
+            && matches!(
+                ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None),
+                Ok(true)
+            );
+        if kept {
+            cache.tokens.truncate(reuse);
+            return reuse;
+        }
+        // Full removals always succeed.
+        let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+        cache.tokens.clear();
+        0
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, EngineError> {
@@ -323,6 +385,7 @@ impl Worker<'_> {
                 if batch.add(token, seq.pos, &[seq.slot], true).is_ok() {
                     seq.logits_at = Some(batch.n_tokens() - 1);
                     seq.pos += 1;
+                    seq.fed.push(token);
                     room -= 1;
                 }
             }
@@ -384,10 +447,36 @@ impl Worker<'_> {
         None
     }
 
-    /// Frees a sequence's KV cells and tells its client how it ended.
-    fn release(&self, ctx: &mut LlamaContext<'_>, mut seq: Sequence, outcome: Option<Outcome>) {
-        if let Err(e) = ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None) {
-            tracing::warn!(slot = seq.slot, error = %e, "could not clear KV cells");
+    /// Ends a sequence and tells its client how. Its slot keeps the cells it
+    /// decoded for the next prompt that shares them, unless decoding failed.
+    fn release(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        slots: &mut Slots,
+        mut seq: Sequence,
+        outcome: Option<Outcome>,
+    ) {
+        let cache = &mut slots.caches[seq.slot as usize];
+        cache.tokens.clear();
+        let decoded = !matches!(outcome, Some(Outcome::Failed(EngineError::Decode(_))));
+        if decoded && self.prompt_cache {
+            // Every token added to a batch so far was decoded: the last decode succeeded.
+            cache.tokens.extend_from_slice(&seq.prompt[..seq.prefilled]);
+            cache.tokens.extend_from_slice(&seq.fed);
+            // Trust only what llama.cpp agrees it holds.
+            let reach = ctx.kv_cache_seq_pos_max(seq.slot) + 1;
+            if reach != cache.tokens.len() as i32 {
+                tracing::warn!(
+                    slot = seq.slot,
+                    ours = cache.tokens.len(),
+                    reach,
+                    "KV cells and token list disagree; clearing the slot"
+                );
+                cache.tokens.clear();
+            }
+        }
+        if cache.tokens.is_empty() {
+            let _ = ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None);
         }
         // Counters first: a client that hears "finished" and at once asks to
         // unload or evict the model must find it idle.
@@ -409,6 +498,7 @@ impl Worker<'_> {
                 let _ = seq.job.events.send(GenEvent::Finished {
                     reason,
                     prompt_tokens: seq.prompt.len() as u32,
+                    cached_tokens: seq.cached as u32,
                     completion_tokens: seq.generated,
                     elapsed: seq.started.elapsed(),
                 });

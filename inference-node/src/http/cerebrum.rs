@@ -81,6 +81,7 @@ fn to_generate(
             max_tokens: req.max_tokens,
             sampling,
             stop,
+            cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
         },
     ))
 }
@@ -100,6 +101,7 @@ pub async fn inference(
         model,
         tokens_generated: u64::from(done.completion_tokens),
         prompt_tokens: u64::from(done.prompt_tokens),
+        cached_tokens: u64::from(done.cached_tokens),
         inference_time_seconds: done.seconds,
         finish_reason: done.reason.as_str().to_string(),
         timestamp: cerebrum_shared::unix_timestamp(),
@@ -125,6 +127,7 @@ pub async fn inference_stream(
             GenEvent::Finished {
                 reason,
                 prompt_tokens,
+                cached_tokens,
                 completion_tokens,
                 elapsed,
             } => {
@@ -142,6 +145,7 @@ pub async fn inference_stream(
                     }),
                     finish_reason: Some(reason.as_str().to_string()),
                     prompt_tokens: Some(u64::from(prompt_tokens)),
+                    cached_tokens: Some(u64::from(cached_tokens)),
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
                     preparation: None,
                 }))

@@ -113,11 +113,17 @@ impl AppState {
             .inspect_err(|_| self.registry.forget(&name))?;
         self.metrics.inference();
         match events.recv().await {
-            Some(GenEvent::Started { prompt_tokens }) => Ok(Generation {
-                model: name,
+            Some(GenEvent::Started {
                 prompt_tokens,
-                events,
-            }),
+                cached_tokens,
+            }) => {
+                self.metrics.prompt(prompt_tokens, cached_tokens);
+                Ok(Generation {
+                    model: name,
+                    prompt_tokens,
+                    events,
+                })
+            }
             Some(GenEvent::Failed(e)) => Err(e.into()),
             _ => Err(EngineError::WorkerGone.into()),
         }
@@ -130,6 +136,8 @@ pub struct Completed {
     pub text: String,
     /// Prompt tokens.
     pub prompt_tokens: u32,
+    /// Of those, reused from the KV cache.
+    pub cached_tokens: u32,
     /// Generated tokens.
     pub completion_tokens: u32,
     /// Why it ended.
@@ -148,12 +156,14 @@ impl Generation {
                 GenEvent::Finished {
                     reason,
                     prompt_tokens,
+                    cached_tokens,
                     completion_tokens,
                     elapsed,
                 } => {
                     return Ok(Completed {
                         text,
                         prompt_tokens,
+                        cached_tokens,
                         completion_tokens,
                         reason,
                         seconds: elapsed.as_secs_f64(),

@@ -41,6 +41,7 @@ fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError
         max_tokens,
         sampling,
         stop,
+        cache_prompt: s.cache_prompt.unwrap_or(true),
     })
 }
 
@@ -117,7 +118,8 @@ pub async fn chat(
         usage: Usage::new(
             u64::from(done.prompt_tokens),
             u64::from(done.completion_tokens),
-        ),
+        )
+        .with_cached(u64::from(done.cached_tokens)),
     })
     .into_response())
 }
@@ -163,10 +165,13 @@ pub async fn completions(
             finish_reason: Some(done.reason.as_str().into()),
             logprobs: None,
         }],
-        usage: Some(Usage::new(
-            u64::from(done.prompt_tokens),
-            u64::from(done.completion_tokens),
-        )),
+        usage: Some(
+            Usage::new(
+                u64::from(done.prompt_tokens),
+                u64::from(done.completion_tokens),
+            )
+            .with_cached(u64::from(done.cached_tokens)),
+        ),
     })
     .into_response())
 }
@@ -180,12 +185,14 @@ fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectK
             GenEvent::Finished {
                 reason,
                 prompt_tokens,
+                cached_tokens,
                 completion_tokens,
                 ..
             } => {
                 out.push(shaper.finish(reason.as_str()));
                 if include_usage {
-                    let usage = Usage::new(u64::from(prompt_tokens), u64::from(completion_tokens));
+                    let usage = Usage::new(u64::from(prompt_tokens), u64::from(completion_tokens))
+                        .with_cached(u64::from(cached_tokens));
                     out.push(shaper.usage(usage));
                 }
                 out.push(OPENAI_DONE.to_string());

@@ -188,7 +188,10 @@ impl Relay {
                 }))
             }
             Some(Ok(Piece::Finished {
-                completion_tokens, ..
+                completion_tokens,
+                prompt_tokens,
+                cached_tokens,
+                ..
             })) => {
                 self.finished = true;
                 let total = completion_tokens.unwrap_or(self.count);
@@ -203,7 +206,8 @@ impl Relay {
                     language: Some(self.language.clone()),
                     tokens_per_second: None,
                     finish_reason: None,
-                    prompt_tokens: None,
+                    prompt_tokens,
+                    cached_tokens,
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
                     preparation: self.preparation.take(),
                 }))

@@ -94,6 +94,8 @@ pub struct Collected {
     pub tokens: u64,
     /// Prompt tokens, when known.
     pub prompt_tokens: u64,
+    /// Of those, reused from the node's KV cache, when it said.
+    pub cached_tokens: Option<u64>,
     /// `"stop"` or `"length"`.
     pub finish_reason: String,
     /// Seconds from the request to the last token.
@@ -117,11 +119,13 @@ pub async fn collect(
                 finish_reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             } => {
                 return Ok(Collected {
                     text,
                     tokens: completion_tokens.unwrap_or(pieces),
                     prompt_tokens: prompt_tokens.unwrap_or(0),
+                    cached_tokens,
                     finish_reason,
                     seconds: started.elapsed().as_secs_f64(),
                 });

@@ -14,7 +14,8 @@ use cerebrum_shared::error::{ApiError, Dialect};
 use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
 use cerebrum_shared::openai::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, ChunkShaper, CompletionRequest, ObjectKind,
-    OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
+    OpenAiSampling, PromptTokensDetails, ResponseMessage, TextChoice, TextCompletion, Usage,
+    created_now,
 };
 use cerebrum_shared::validate;
 use serde_json::{Value, json};
@@ -125,6 +126,7 @@ pub async fn chat(
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
+    let usage = usage_of(&done);
     Ok(Json(ChatCompletion {
         id,
         object: "chat.completion".into(),
@@ -138,7 +140,7 @@ pub async fn chat(
             },
             finish_reason: done.finish_reason,
         }],
-        usage: Usage::new(done.prompt_tokens, done.tokens),
+        usage,
     })
     .into_response())
 }
@@ -197,6 +199,7 @@ pub async fn completions(
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
+    let usage = usage_of(&done);
     Ok(Json(TextCompletion {
         id,
         object: "text_completion".into(),
@@ -208,9 +211,18 @@ pub async fn completions(
             finish_reason: Some(done.finish_reason),
             logprobs: None,
         }],
-        usage: Some(Usage::new(done.prompt_tokens, done.tokens)),
+        usage: Some(usage),
     })
     .into_response())
+}
+
+/// The usage of a whole answer; cached tokens when the node reported them.
+fn usage_of(done: &super::Collected) -> Usage {
+    let mut usage = Usage::new(done.prompt_tokens, done.tokens);
+    usage.prompt_tokens_details = done
+        .cached_tokens
+        .map(|cached_tokens| PromptTokensDetails { cached_tokens });
+    usage
 }
 
 fn completion_id(kind: ObjectKind) -> String {
@@ -245,12 +257,15 @@ impl OpenAiRelay {
                 finish_reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             })) => {
                 self.finished = true;
                 let tokens = completion_tokens.unwrap_or(self.count);
                 tracing::info!(request_id = %self.request_id, model = %self.model, tokens, "stream complete");
                 if self.include_usage {
-                    let usage = Usage::new(prompt_tokens.unwrap_or(0), tokens);
+                    let mut usage = Usage::new(prompt_tokens.unwrap_or(0), tokens);
+                    usage.prompt_tokens_details =
+                        cached_tokens.map(|cached_tokens| PromptTokensDetails { cached_tokens });
                     self.pending.push_back(self.shaper.usage(usage));
                 }
                 self.pending

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use cerebrum_shared::openai::Usage;
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
@@ -25,6 +26,8 @@ pub enum Piece {
         prompt_tokens: Option<u64>,
         /// Generated tokens, if the node said.
         completion_tokens: Option<u64>,
+        /// Prompt tokens the node reused from its KV cache, if it said.
+        cached_tokens: Option<u64>,
     },
 }
 
@@ -39,7 +42,7 @@ pub struct TokenStream {
     breaker: Breaker,
     stats: Arc<UpstreamStats>,
     finish_reason: Option<String>,
-    usage: Option<(u64, u64)>,
+    usage: Option<Usage>,
     started: Instant,
     done: bool,
 }
@@ -124,8 +127,12 @@ impl TokenStream {
                         .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     return Some(Ok(Piece::Finished {
                         finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
-                        prompt_tokens: self.usage.map(|u| u.0),
-                        completion_tokens: self.usage.map(|u| u.1),
+                        prompt_tokens: self.usage.map(|u| u.prompt_tokens),
+                        completion_tokens: self.usage.map(|u| u.completion_tokens),
+                        cached_tokens: self
+                            .usage
+                            .and_then(|u| u.prompt_tokens_details)
+                            .map(|d| d.cached_tokens),
                     }));
                 }
                 Ok(Chunk::Data {
@@ -169,7 +176,7 @@ enum Chunk {
     Data {
         text: Option<String>,
         finish: Option<String>,
-        usage: Option<(u64, u64)>,
+        usage: Option<Usage>,
     },
 }
 
@@ -195,13 +202,17 @@ fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
         .or(choice["text"].as_str())
         .map(str::to_string);
     let finish = choice["finish_reason"].as_str().map(str::to_string);
-    let usage = v["usage"].as_object().map(|u| {
-        (
-            u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-            u.get("completion_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        )
+    // Engines that omit a count (or the whole usage) still stream: missing counts read as 0.
+    let usage = v["usage"].as_object().map(|u| Usage {
+        prompt_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        completion_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        total_tokens: u.get("total_tokens").and_then(Value::as_u64).unwrap_or(0),
+        prompt_tokens_details: u
+            .get("prompt_tokens_details")
+            .and_then(|d| serde_json::from_value(d.clone()).ok()),
     });
     if text.is_none() && finish.is_none() && usage.is_none() && v.get("choices").is_none() {
         return Err(UpstreamError::Protocol(format!(
@@ -245,7 +256,16 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!(usage, Some((3, 4)));
+        let usage = usage.unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (3, 4));
+        assert_eq!(usage.cached_tokens(), 0);
+        let Chunk::Data { usage, .. } = parse_chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":4,"total_tokens":34,"prompt_tokens_details":{"cached_tokens":25}}}"#,
+        )
+        .unwrap() else {
+            panic!("not data");
+        };
+        assert_eq!(usage.unwrap().cached_tokens(), 25);
         assert!(matches!(parse_chunk("[DONE]"), Ok(Chunk::Done)));
     }
 
