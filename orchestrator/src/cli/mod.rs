@@ -120,5 +120,15 @@ mod tests {
         let pipe = CliError::Output(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(pipe.exit_code(), 1);
         assert!(pipe.is_broken_pipe());
+        // A failed call says what `exit` makes of it, with its exit code.
+        let busy = CliError::Client(ClientError::Api(cerebrum_shared::error::ApiError::new(
+            cerebrum_shared::error::ErrorCode::Cm4Busy,
+            "x",
+        )));
+        assert_eq!(busy.exit_code(), exit::EXIT_UNAVAILABLE);
+        assert!(
+            busy.to_string().starts_with("the orchestrator is busy"),
+            "{busy}"
+        );
     }
 }
