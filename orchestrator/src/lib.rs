@@ -12,9 +12,11 @@
 //! - [`state`]: `AppState` and the node facts cache.
 //! - [`cpu`]: the Pi's CPU gauge.
 //! - [`serve`]: `cerebrum serve`, graceful shutdown.
+//! - [`client`]: typed client for every orchestrator route (what the CLI calls).
 
 pub mod api;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod cpu;
 pub mod layers;

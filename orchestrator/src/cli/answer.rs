@@ -7,15 +7,14 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cerebrum::client::{Chunk, Client, ClientError};
 use cerebrum::prompt::{detect_language, normalize_language};
-use cerebrum_shared::cerebrum::{CompleteRequest, SamplingExtras};
+use cerebrum_shared::cerebrum::{CompleteRequest, CompleteResponse, SamplingExtras};
+use cerebrum_shared::limits::{DEFAULT_LANGUAGE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE};
+use cerebrum_shared::prepare::PrepareStats;
 
 use super::CliError;
-use super::client::{Chunk, Client, ClientError, PreparedStats};
 use super::style::{Spinner, Style, thousands};
-
-/// The wire default for `language` (the original API's).
-pub const DEFAULT_LANGUAGE: &str = "python";
 
 /// A text attached to a question: a file's content or standard input.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,8 +134,8 @@ impl Default for Settings {
         Self {
             model: None,
             language: None,
-            max_tokens: 512,
-            temperature: 0.2,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            temperature: DEFAULT_TEMPERATURE,
         }
     }
 }
@@ -172,6 +171,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary of a whole (not streamed) answer.
+    pub fn of_response(response: &CompleteResponse) -> Self {
+        let tokens = response.tokens_generated;
+        let seconds = response.inference_time_seconds.max(0.0);
+        Self {
+            tokens,
+            tokens_per_second: (seconds > 0.0 && tokens > 0).then(|| tokens as f64 / seconds),
+            elapsed: Duration::from_secs_f64(seconds),
+            model: Some(response.model_used.clone()),
+            reduction: Some(reduction_text(
+                response
+                    .preparation
+                    .as_ref()
+                    .filter(|p| p.applied)
+                    .map(|p| &p.stats),
+            )),
+        }
+    }
+
     /// `12 tokens · 25.3 tok/s · 1.4 s · smollm2 · no reduction`.
     pub fn line(&self) -> String {
         let mut parts = vec![format!(
@@ -195,7 +213,7 @@ impl Summary {
 
 /// `reduction 61% (8,123 → 3,170 chars)` for a prompt that preparation cut
 /// down, or `no reduction` (`None`) when it was sent whole.
-pub fn reduction_text(applied: Option<&PreparedStats>) -> String {
+pub fn reduction_text(applied: Option<&PrepareStats>) -> String {
     match applied {
         Some(stats) => format!(
             "reduction {:.0}% ({} → {} chars)",
@@ -240,7 +258,7 @@ pub async fn stream_answer(
 ) -> Result<Summary, AnswerError> {
     let started = Instant::now();
     let mut spinner = Spinner::start("thinking…");
-    let mut stream = client.stream(request).await?;
+    let mut stream = client.complete_stream(request).await?;
     let mut first_token = None;
     let mut last_token = started;
     let mut count = 0u64;
@@ -258,7 +276,8 @@ pub async fn stream_answer(
             }
         };
         match chunk {
-            Some(Chunk::Token(text)) => {
+            Some(Chunk::Token(token)) => {
+                let text = token.token;
                 if first_token.is_none() {
                     spinner.stop();
                     first_token = Some(started.elapsed());
@@ -274,9 +293,10 @@ pub async fn stream_answer(
             }
             Some(Chunk::Done(done)) => break *done,
             None => {
-                return Err(
-                    ClientError::Stream("the answer ended without its final event".into()).into(),
-                );
+                return Err(ClientError::Protocol(
+                    "the answer ended without its final event".into(),
+                )
+                .into());
             }
         }
     };
@@ -384,6 +404,21 @@ mod tests {
             ..s
         };
         assert!(s.line().ends_with("smollm2 · no reduction"));
+    }
+
+    #[test]
+    fn complete_response_summarises() {
+        let r: cerebrum_shared::cerebrum::CompleteResponse = serde_json::from_value(
+            serde_json::json!({"result": "Tokyo", "language": "python", "source": "vps",
+            "model_used": "smollm2", "tokens_generated": 10, "inference_time_seconds": 0.5,
+            "timestamp": 1.0}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s = Summary::of_response(&r);
+        assert_eq!(s.tokens, 10);
+        assert_eq!(s.model.as_deref(), Some("smollm2"));
+        assert_eq!(s.reduction.as_deref(), Some("no reduction"));
+        assert_eq!(s.tokens_per_second, Some(20.0));
     }
 
     #[test]

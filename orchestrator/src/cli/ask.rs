@@ -4,14 +4,16 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
+use cerebrum_shared::limits::{
+    DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR as MAX_TOKENS,
+};
 use clap::Args;
-use serde_json::Value;
 
 use super::CliError;
 use super::answer::{self, Attachment, Settings, Summary};
-use super::client::{Client, EXIT_CODES_HELP, PreparedStats, ServerArgs};
+use super::connect::{ServerArgs, runtime};
+use super::exit::EXIT_CODES_HELP;
 use super::style::Spinner;
-use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR as MAX_TOKENS;
 
 /// Arguments of `cerebrum ask`.
 #[derive(Debug, Args)]
@@ -45,11 +47,11 @@ pub struct AskArgs {
     #[arg(long, short = 'm', value_name = "NAME")]
     pub model: Option<String>,
     /// Most tokens to generate.
-    #[arg(long, value_name = "N", default_value_t = 512,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOKENS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TOKENS)))]
     pub max_tokens: u32,
     /// Sampling temperature, 0 (greedy) to 2.
-    #[arg(long, value_name = "T", default_value_t = 0.2, value_parser = parse_temperature)]
+    #[arg(long, value_name = "T", default_value_t = DEFAULT_TEMPERATURE, value_parser = parse_temperature)]
     pub temperature: f32,
     /// Wait for the whole answer and print it at once.
     #[arg(long)]
@@ -71,10 +73,10 @@ pub fn parse_temperature(s: &str) -> Result<f32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a number"))?;
-    if (0.0..=2.0).contains(&t) {
+    if (0.0..=MAX_TEMPERATURE).contains(&t) {
         Ok(t)
     } else {
-        Err(format!("{t} is outside 0..=2"))
+        Err(format!("{t} is outside 0..={MAX_TEMPERATURE}"))
     }
 }
 
@@ -131,24 +133,22 @@ pub fn run(args: &AskArgs) -> Result<(), CliError> {
         temperature: args.temperature,
     };
     let request = settings.request(prompt, language);
-    let client = Client::new(&args.server)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let client = args.server.client()?;
+    let runtime = runtime(None)?;
 
     if args.json || args.no_stream {
         let mut spinner = Spinner::start("thinking…");
-        let response = runtime.block_on(client.complete(&request));
+        let response = runtime.block_on(client.complete_with_body(&request));
         spinner.stop();
         let response = response?;
         let text = if args.json {
-            let mut s = serde_json::to_string_pretty(&response)
+            // The server's object as it sent it, fields this build does not know included.
+            let mut s = serde_json::to_string_pretty(&response.body)
                 .map_err(|e| CliError::Output(io::Error::other(e)))?;
             s.push('\n');
             s
         } else {
-            let mut s = response["result"].as_str().unwrap_or_default().to_owned();
+            let mut s = response.value.result.clone();
             if !s.ends_with('\n') {
                 s.push('\n');
             }
@@ -159,7 +159,7 @@ pub fn run(args: &AskArgs) -> Result<(), CliError> {
             .and_then(|()| out.flush())
             .map_err(CliError::Output)?;
         if !args.json && !args.quiet {
-            answer::print_summary_stderr(&summary_of(&response));
+            answer::print_summary_stderr(&Summary::of_response(&response.value));
         }
         return Ok(());
     }
@@ -172,25 +172,6 @@ pub fn run(args: &AskArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The summary of a `/v1/complete` response.
-fn summary_of(response: &Value) -> Summary {
-    let tokens = response["tokens_generated"].as_u64().unwrap_or(0);
-    let seconds = response["inference_time_seconds"].as_f64().unwrap_or(0.0);
-    let reduction = match response.get("preparation") {
-        Some(stats) if !stats.is_null() => serde_json::from_value::<PreparedStats>(stats.clone())
-            .ok()
-            .map(|s| answer::reduction_text(Some(&s))),
-        _ => Some(answer::reduction_text(None)),
-    };
-    Summary {
-        tokens,
-        tokens_per_second: (seconds > 0.0 && tokens > 0).then(|| tokens as f64 / seconds),
-        elapsed: std::time::Duration::from_secs_f64(seconds.max(0.0)),
-        model: response["model_used"].as_str().map(str::to_owned),
-        reduction,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,17 +182,5 @@ mod tests {
         assert_eq!(parse_temperature("2"), Ok(2.0));
         assert!(parse_temperature("2.5").is_err());
         assert!(parse_temperature("warm").is_err());
-    }
-
-    #[test]
-    fn complete_response_summarises() {
-        let v = serde_json::json!({"result": "Tokyo", "language": "python", "source": "vps",
-            "model_used": "smollm2", "tokens_generated": 10, "inference_time_seconds": 0.5,
-            "timestamp": 1.0});
-        let s = summary_of(&v);
-        assert_eq!(s.tokens, 10);
-        assert_eq!(s.model.as_deref(), Some("smollm2"));
-        assert_eq!(s.reduction.as_deref(), Some("no reduction"));
-        assert_eq!(s.tokens_per_second, Some(20.0));
     }
 }

@@ -3,11 +3,14 @@
 
 use std::io::{self, Write};
 
+use cerebrum::client::{Client, ClientError};
+use cerebrum_shared::cerebrum::{NodeHealth, OrchestratorHealth};
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::client::{Client, ClientError, EXIT_CODES_HELP, ServerArgs};
+use super::connect::{ServerArgs, runtime};
+use super::exit::{EXIT_CODES_HELP, describe};
 use super::style::{Style, table, thousands};
 
 /// Arguments of `cerebrum health`.
@@ -33,25 +36,29 @@ pub struct HealthArgs {
 /// The orchestrator's `/health`, and the node's own health when it could be had.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthReport {
-    /// The orchestrator's `/health` body.
-    pub orchestrator: Value,
+    /// The orchestrator's `/health`.
+    pub orchestrator: OrchestratorHealth,
+    /// Its body as the server sent it (for `--json`).
+    pub body: Value,
     /// The node's `/health` through `/v1/vps/health`, when reachable.
-    pub node: Option<Value>,
+    pub node: Option<NodeHealth>,
 }
 
 impl HealthReport {
     /// Fetches both (the node's view is best effort).
     pub async fn fetch(client: &Client) -> Result<Self, ClientError> {
-        let (orchestrator, node) = tokio::join!(client.health(), client.node_health());
+        let (orchestrator, node) = tokio::join!(client.health_with_body(), client.node_health());
+        let orchestrator = orchestrator?;
         Ok(Self {
-            orchestrator: orchestrator?,
+            orchestrator: orchestrator.value,
+            body: orchestrator.body,
             node: node.ok(),
         })
     }
 
     /// Whether a request could be served now.
     pub fn is_healthy(&self) -> bool {
-        self.orchestrator["status"].as_str() == Some("healthy")
+        self.orchestrator.is_healthy()
     }
 
     /// Why a request could not be served now, in words; `None` when healthy.
@@ -60,114 +67,85 @@ impl HealthReport {
             return None;
         }
         let h = &self.orchestrator;
-        let retry = h["breaker_retry_after_seconds"].as_u64().filter(|s| *s > 0);
-        Some(if h["vps_connected"].as_bool() == Some(false) {
+        Some(if !h.vps_connected {
             "the orchestrator cannot reach the inference node".to_owned()
-        } else if h["breaker"].as_str() == Some("open") {
-            match retry {
-                Some(s) => format!(
+        } else if h.breaker == "open" {
+            match h.breaker_retry_after_seconds {
+                0 => "the circuit breaker is open (the node failed repeatedly)".to_owned(),
+                s => format!(
                     "the circuit breaker is open (the node failed repeatedly); retry in {s} s"
                 ),
-                None => "the circuit breaker is open (the node failed repeatedly)".to_owned(),
             }
-        } else if h["vps_available"].as_bool() == Some(false) {
+        } else if !h.vps_available {
             format!(
                 "the inference node is {} and not accepting work",
-                h["vps_status"].as_str().unwrap_or("unavailable")
+                h.vps_status
             )
         } else {
-            format!(
-                "the stack reports {}",
-                h["status"].as_str().unwrap_or("an unknown status")
-            )
+            format!("the stack reports {}", h.status)
         })
     }
 
     /// The human-readable table.
     pub fn render(&self, url: &str, style: Style) -> String {
         let h = &self.orchestrator;
-        let status = h["status"].as_str().unwrap_or("unknown");
         let painted = if self.is_healthy() {
-            style.green(status)
+            style.green(&h.status)
         } else {
-            style.yellow(status)
+            style.yellow(&h.status)
         };
         let mut out = format!("{} {url}: {painted}\n", style.bold("Cerebrum at"));
-        let flag = |v: &Value, yes: &str, no: &str| match v.as_bool() {
-            Some(true) => yes.to_owned(),
-            Some(false) => no.to_owned(),
-            None => "?".to_owned(),
-        };
+        let flag = |v: bool, yes: &str, no: &str| if v { yes } else { no }.to_owned();
         let mut rows = vec![
             vec![
                 "orchestrator".to_owned(),
                 format!(
                     "up {}, {} of {} in flight, cpu {:.0}%",
-                    h["uptime_text"].as_str().unwrap_or("?"),
-                    h["active_count"].as_u64().unwrap_or(0),
-                    h["max_in_flight"]
-                        .as_u64()
-                        .map_or("?".to_owned(), |n| n.to_string()),
-                    h["cpu_percent"].as_f64().unwrap_or(0.0)
+                    h.uptime_text, h.active_count, h.max_in_flight, h.cpu_percent
                 ),
             ],
             vec![
                 "node".to_owned(),
                 format!(
                     "{}, {}, {}",
-                    h["vps_status"].as_str().unwrap_or("?"),
-                    flag(&h["vps_connected"], "connected", "not connected"),
-                    flag(&h["vps_available"], "available", "not available")
+                    h.vps_status,
+                    flag(h.vps_connected, "connected", "not connected"),
+                    flag(h.vps_available, "available", "not available")
                 ),
             ],
             vec![
                 "breaker".to_owned(),
-                match (
-                    h["breaker"].as_str(),
-                    h["breaker_retry_after_seconds"].as_u64(),
-                ) {
-                    (Some("open"), Some(s)) if s > 0 => format!("open (retry in {s} s)"),
-                    (Some(b), _) => b.to_owned(),
-                    (None, _) => "?".to_owned(),
+                match (h.breaker.as_str(), h.breaker_retry_after_seconds) {
+                    ("open", s) if s > 0 => format!("open (retry in {s} s)"),
+                    ("", _) => "?".to_owned(),
+                    (b, _) => b.to_owned(),
                 },
             ],
         ];
         if let Some(n) = &self.node {
-            let list = |v: &Value| {
-                v.as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|s| !s.is_empty())
+            let mut models = match n.models_in_cache.as_slice() {
+                [] => "none loaded".to_owned(),
+                loaded => format!("{} loaded", loaded.join(", ")),
             };
-            let mut models = list(&n["models_in_cache"])
-                .map_or("none loaded".to_owned(), |m| format!("{m} loaded"));
-            if let Some(loading) = list(&n["models_loading"]) {
-                models.push_str(&format!(", {loading} loading"));
+            if !n.models_loading.is_empty() {
+                models.push_str(&format!(", {} loading", n.models_loading.join(", ")));
             }
             rows.push(vec!["models".to_owned(), models]);
             rows.push(vec![
                 "generating".to_owned(),
                 format!(
                     "{} sequence{}",
-                    n["active_sequences"].as_u64().unwrap_or(0),
-                    if n["active_sequences"].as_u64() == Some(1) {
-                        ""
-                    } else {
-                        "s"
-                    }
+                    n.active_sequences,
+                    if n.active_sequences == 1 { "" } else { "s" }
                 ),
             ]);
             rows.push(vec![
                 "node host".to_owned(),
                 format!(
                     "cpu {:.0}%, {:.1} GB RAM free, up {}",
-                    n["cpu_usage_percent"].as_f64().unwrap_or(0.0),
-                    n["ram_available_gb"].as_f64().unwrap_or(0.0),
-                    uptime(n["uptime_seconds"].as_u64().unwrap_or(0))
+                    n.cpu_usage_percent,
+                    n.ram_available_gb,
+                    uptime(n.uptime_seconds)
                 ),
             ]);
         }
@@ -193,24 +171,21 @@ fn uptime(secs: u64) -> String {
 
 /// Fetches and prints; an error when the stack cannot serve.
 pub fn run(args: &HealthArgs) -> Result<(), CliError> {
-    let client = Client::new(&args.server)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let client = args.server.client()?;
+    let runtime = runtime(None)?;
     let report = match runtime.block_on(HealthReport::fetch(&client)) {
         Ok(r) => r,
         Err(e) => {
             if args.json {
                 let body =
-                    json!({"status": "unreachable", "url": client.url(), "message": e.to_string()});
+                    json!({"status": "unreachable", "url": client.url(), "message": describe(&e)});
                 print_out(&format!("{}\n", pretty(&body)?))?;
             }
             return Err(e.into());
         }
     };
     let text = if args.json {
-        format!("{}\n", pretty(&report.orchestrator)?)
+        format!("{}\n", pretty(&report.body)?)
     } else {
         report.render(client.url(), Style::stdout())
     };
@@ -238,8 +213,27 @@ fn print_out(text: &str) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
-    fn report(h: Value) -> HealthReport {
+    fn health(status: &str, connected: bool, available: bool, breaker: &str) -> OrchestratorHealth {
+        OrchestratorHealth {
+            status: status.into(),
+            cm4_status: "healthy".into(),
+            vps_status: if connected { "healthy" } else { "unreachable" }.into(),
+            vps_available: available,
+            vps_connected: connected,
+            active_count: 0,
+            queue_count: 0,
+            max_in_flight: 4,
+            breaker: breaker.into(),
+            breaker_retry_after_seconds: 0,
+            uptime_seconds: 60,
+            uptime_text: "0h 1m".into(),
+            cpu_percent: 3.0,
+        }
+    }
+
+    fn report(h: OrchestratorHealth) -> HealthReport {
         HealthReport {
+            body: serde_json::to_value(&h).unwrap_or_default(),
             orchestrator: h,
             node: None,
         }
@@ -247,10 +241,7 @@ mod tests {
 
     #[test]
     fn healthy_has_no_problem() {
-        let r = report(
-            json!({"status": "healthy", "vps_connected": true, "vps_available": true,
-            "breaker": "closed", "vps_status": "healthy"}),
-        );
+        let mut r = report(health("healthy", true, true, "closed"));
         assert!(r.is_healthy());
         assert_eq!(r.problem(), None);
         let text = r.render("http://x", Style::plain());
@@ -259,30 +250,52 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("breaker       closed"), "{text}");
+        assert!(
+            text.contains("up 0h 1m, 0 of 4 in flight, cpu 3%"),
+            "{text}"
+        );
+        r.node = Some(NodeHealth {
+            status: "healthy".into(),
+            available: true,
+            reason: None,
+            cpu_usage_percent: 12.0,
+            cpu_other_percent: 1.0,
+            ram_available_gb: 3.31,
+            ram_used_gb: 1.0,
+            models_in_cache: vec!["smollm2".into()],
+            models_loading: vec!["qwen".into()],
+            active_sequences: 1,
+            uptime_seconds: 7260,
+        });
+        let text = r.render("http://x", Style::plain());
+        assert!(text.contains("smollm2 loaded, qwen loading"), "{text}");
+        assert!(text.contains("1 sequence\n"), "{text}");
+        assert!(
+            text.contains("cpu 12%, 3.3 GB RAM free, up 2h 1m"),
+            "{text}"
+        );
     }
 
     #[test]
     fn degraded_says_why() {
-        let down = report(
-            json!({"status": "degraded", "vps_connected": false, "vps_available": false,
-            "breaker": "closed", "vps_status": "unreachable"}),
-        );
+        let down = report(health("degraded", false, false, "closed"));
         assert!(
             down.problem()
                 .is_some_and(|p| p.contains("cannot reach the inference node"))
         );
-        let open = report(
-            json!({"status": "degraded", "vps_connected": true, "vps_available": true,
-            "breaker": "open", "breaker_retry_after_seconds": 12}),
-        );
+        let mut open = health("degraded", true, true, "open");
+        open.breaker_retry_after_seconds = 12;
         assert!(
-            open.problem()
+            report(open)
+                .problem()
                 .is_some_and(|p| p.contains("circuit breaker is open") && p.contains("12 s"))
         );
-        let busy = report(
-            json!({"status": "degraded", "vps_connected": true, "vps_available": false,
-            "breaker": "closed", "vps_status": "overloaded"}),
+        let mut busy = health("degraded", true, false, "closed");
+        busy.vps_status = "overloaded".into();
+        assert!(
+            report(busy)
+                .problem()
+                .is_some_and(|p| p.contains("overloaded"))
         );
-        assert!(busy.problem().is_some_and(|p| p.contains("overloaded")));
     }
 }

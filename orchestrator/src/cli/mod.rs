@@ -1,14 +1,18 @@
 //! The `cerebrum` command line: one module per subcommand.
 //!
 //! Subcommands are variants of [`Command`], each with its arguments and `run`
-//! in a sibling module (`prepare`, `serve`, `chat`, `ask`, `health`, `models`;
-//! the client commands share `client`, `answer` and `style`). Errors carry
-//! their exit code so `main` stays a dispatcher.
+//! in a sibling module (`prepare`, `serve`, `chat`, `ask`, `health`, `models`).
+//! The client commands call the library's typed client (`cerebrum::client`)
+//! and share `connect` (`--url`, `--key`), `answer` (prompt and streamed
+//! answer), `style` (the terminal) and `exit` (what a failed call means:
+//! message and exit code). Errors carry their exit code so `main` stays a
+//! dispatcher.
 
 mod answer;
 mod ask;
 mod chat;
-mod client;
+mod connect;
+mod exit;
 mod health;
 mod models;
 mod prepare;
@@ -17,6 +21,7 @@ mod style;
 
 use std::io;
 
+use cerebrum::client::ClientError;
 use clap::{Parser, Subcommand};
 
 /// Cerebrum orchestrator and command-line client.
@@ -58,10 +63,10 @@ pub enum CliError {
     /// The server or a client call failed at run time (exit 1).
     #[error("{0}")]
     Runtime(String),
-    /// A call to the orchestrator failed; the exit code depends on how
-    /// (see [`client::EXIT_CODES_HELP`]).
-    #[error(transparent)]
-    Client(#[from] client::ClientError),
+    /// A call to the orchestrator failed; the message and exit code depend
+    /// on how (see [`exit::EXIT_CODES_HELP`]).
+    #[error("{}", exit::describe(.0))]
+    Client(#[from] ClientError),
     /// The orchestrator answered but the stack cannot serve now (exit 4).
     #[error("{0}")]
     Unavailable(String),
@@ -73,10 +78,10 @@ impl CliError {
     /// unavailable, 5 refused), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Input(_) => client::EXIT_USAGE,
-            CliError::Output(_) | CliError::Runtime(_) => client::EXIT_FAILED,
-            CliError::Client(e) => e.exit_code(),
-            CliError::Unavailable(_) => client::EXIT_UNAVAILABLE,
+            CliError::Input(_) => exit::EXIT_USAGE,
+            CliError::Output(_) | CliError::Runtime(_) => exit::EXIT_FAILED,
+            CliError::Client(e) => exit::exit_code(e),
+            CliError::Unavailable(_) => exit::EXIT_UNAVAILABLE,
         }
     }
 
@@ -115,5 +120,15 @@ mod tests {
         let pipe = CliError::Output(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(pipe.exit_code(), 1);
         assert!(pipe.is_broken_pipe());
+        // A failed call says what `exit` makes of it, with its exit code.
+        let busy = CliError::Client(ClientError::Api(cerebrum_shared::error::ApiError::new(
+            cerebrum_shared::error::ErrorCode::Cm4Busy,
+            "x",
+        )));
+        assert_eq!(busy.exit_code(), exit::EXIT_UNAVAILABLE);
+        assert!(
+            busy.to_string().starts_with("the orchestrator is busy"),
+            "{busy}"
+        );
     }
 }

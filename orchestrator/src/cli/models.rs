@@ -7,7 +7,8 @@ use cerebrum_shared::cerebrum::ModelsResponse;
 use clap::Args;
 
 use super::CliError;
-use super::client::{Client, EXIT_CODES_HELP, ServerArgs};
+use super::connect::{ServerArgs, runtime};
+use super::exit::EXIT_CODES_HELP;
 use super::style::{Style, table, thousands};
 
 /// Arguments of `cerebrum models`.
@@ -49,19 +50,16 @@ pub fn render(models: &ModelsResponse, style: Style) -> String {
 
 /// Fetches and prints the list.
 pub fn run(args: &ModelsArgs) -> Result<(), CliError> {
-    let client = Client::new(&args.server)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let (body, models) = runtime.block_on(client.models())?;
+    let client = args.server.client()?;
+    let models = runtime(None)?.block_on(client.models_with_body())?;
     let text = if args.json {
-        let mut s = serde_json::to_string_pretty(&body)
+        // The server's object as it sent it.
+        let mut s = serde_json::to_string_pretty(&models.body)
             .map_err(|e| CliError::Output(io::Error::other(e)))?;
         s.push('\n');
         s
     } else {
-        render(&models, Style::stdout())
+        render(&models.value, Style::stdout())
     };
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -1,0 +1,288 @@
+//! Reading what the person types: a line editor with history, completion of
+//! commands and paths, `"""` blocks and bracketed pastes that span lines.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Config, Context, Editor, Helper};
+
+use super::super::CliError;
+use super::commands::Command;
+
+/// The history file's name, in the home directory.
+pub const HISTORY_FILE: &str = ".cerebrum_history";
+
+/// Most history entries kept.
+const HISTORY_SIZE: usize = 2000;
+
+const FENCE: &str = "\"\"\"";
+
+/// Whether an input is a `"""` block, and if so whether it is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// Not a block: a line as typed (or pasted).
+    Line,
+    /// A block still waiting for its closing `"""` line.
+    Open,
+    /// A closed block's content.
+    Closed(String),
+}
+
+/// Reads `"""` blocks: `"""` (optionally followed by text) opens one; a line
+/// holding only `"""` closes it, and so does `"""` at the end of a one-line
+/// `"""text"""`. Indented `"""` (a Python docstring) does not close it.
+pub fn block(input: &str) -> Block {
+    let Some(rest) = input.trim_start().strip_prefix(FENCE) else {
+        return Block::Line;
+    };
+    match rest.rsplit_once('\n') {
+        None => match rest.trim_end().strip_suffix(FENCE) {
+            Some(inner) => Block::Closed(inner.to_owned()),
+            None => Block::Open,
+        },
+        Some((body, last)) if last.trim_end() == FENCE => {
+            Block::Closed(body.strip_prefix('\n').unwrap_or(body).to_owned())
+        }
+        Some(_) => Block::Open,
+    }
+}
+
+/// The text an input stands for: a closed block's content, else the input.
+pub fn text_of(input: String) -> String {
+    match block(&input) {
+        Block::Closed(content) => content,
+        Block::Open | Block::Line => input,
+    }
+}
+
+/// `~/.cerebrum_history`, when there is a home directory.
+pub fn history_path() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| Path::new(&h).join(HISTORY_FILE))
+}
+
+/// `~/x` → `$HOME/x`.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Line-editor help: completion of commands and paths, `"""` blocks, a styled prompt.
+struct ChatHelper {
+    files: FilenameCompleter,
+    color: bool,
+}
+
+impl Completer for ChatHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if line.starts_with("/file ") {
+            return self.files.complete(line, pos, ctx);
+        }
+        let head = &line[..pos];
+        if head.starts_with('/') && !head.contains(char::is_whitespace) {
+            let found = Command::ALL
+                .iter()
+                .map(|c| c.help().name)
+                .filter(|name| name.starts_with(head))
+                .map(|name| Pair {
+                    display: name.to_owned(),
+                    replacement: format!("{name} "),
+                })
+                .collect();
+            return Ok((0, found));
+        }
+        Ok((pos, Vec::new()))
+    }
+}
+
+impl Hinter for ChatHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ChatHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
+        if self.color {
+            Cow::Owned(format!("\x1b[1;36m{prompt}\x1b[0m"))
+        } else {
+            Cow::Borrowed(prompt)
+        }
+    }
+}
+
+impl Validator for ChatHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(match block(ctx.input()) {
+            Block::Open => ValidationResult::Incomplete,
+            Block::Line | Block::Closed(_) => ValidationResult::Valid(None),
+        })
+    }
+}
+
+impl Helper for ChatHelper {}
+
+/// Reads one input at a time with a line editor that exists only while it
+/// reads: the editor installs its own SIGINT handler, and dropping it gives
+/// SIGINT back to the answer's Ctrl-C handler.
+pub struct LineReader {
+    config: Config,
+    color: bool,
+    path: Option<PathBuf>,
+    entries: Vec<String>,
+    warning: Option<String>,
+    save_failed: bool,
+}
+
+impl LineReader {
+    /// A reader with a coloured prompt or not, and its history file, if any.
+    pub fn new(color: bool, path: Option<PathBuf>) -> Result<Self, CliError> {
+        let config = Config::builder()
+            .max_history_size(HISTORY_SIZE)
+            .map_err(|e| CliError::Runtime(format!("line editor: {e}")))?
+            .auto_add_history(false)
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        Ok(Self {
+            config,
+            color,
+            path,
+            entries: Vec::new(),
+            warning: None,
+            save_failed: false,
+        })
+    }
+
+    /// Loads the history file; a warning when it exists but cannot be read.
+    pub fn load(&mut self) -> Option<String> {
+        let path = self.path.clone()?;
+        if !path.exists() {
+            return None;
+        }
+        let mut editor = match Editor::<(), DefaultHistory>::with_config(self.config.clone()) {
+            Ok(e) => e,
+            Err(e) => return Some(format!("cannot read history {}: {e}", path.display())),
+        };
+        if let Err(e) = editor.load_history(&path) {
+            return Some(format!("cannot read history {}: {e}", path.display()));
+        }
+        self.entries = editor.history().iter().cloned().collect();
+        None
+    }
+
+    fn editor(&self) -> rustyline::Result<Editor<ChatHelper, DefaultHistory>> {
+        let mut editor = Editor::with_config(self.config.clone())?;
+        editor.set_helper(Some(ChatHelper {
+            files: FilenameCompleter::new(),
+            color: self.color,
+        }));
+        for entry in &self.entries {
+            editor.add_history_entry(entry.as_str())?;
+        }
+        Ok(editor)
+    }
+
+    /// One input: a line, a paste, or a whole `"""` block; added to the
+    /// history, which is saved at once.
+    pub fn read(&mut self) -> rustyline::Result<String> {
+        let mut editor = self.editor()?;
+        let mut input = editor.readline(">>> ")?;
+        // Without a terminal the editor does not validate: gather the block here.
+        while block(&input) == Block::Open {
+            match editor.readline("... ") {
+                Ok(more) => {
+                    input.push('\n');
+                    input.push_str(&more);
+                }
+                Err(ReadlineError::Eof) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if input.trim().is_empty() {
+            return Ok(input);
+        }
+        editor.add_history_entry(input.as_str())?;
+        if self.entries.last() != Some(&input) {
+            self.entries.push(input.clone());
+            if self.entries.len() > HISTORY_SIZE {
+                self.entries.remove(0);
+            }
+        }
+        if let Some(path) = &self.path
+            && let Err(e) = editor.save_history(path)
+            && !self.save_failed
+        {
+            // Said once: the same cause would repeat at every line.
+            self.save_failed = true;
+            self.warning = Some(format!("cannot save history {}: {e}", path.display()));
+        }
+        Ok(input)
+    }
+
+    /// A warning from the last read (history not saved), once.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_open_and_close() {
+        assert_eq!(block("hello"), Block::Line);
+        assert_eq!(block("\"\"\""), Block::Open);
+        assert_eq!(block("\"\"\"\nfn main() {}"), Block::Open);
+        assert_eq!(
+            block("\"\"\"\nfn main() {}\n\"\"\""),
+            Block::Closed("fn main() {}".into())
+        );
+        assert_eq!(
+            block("\"\"\"Explain:\nx = 1\n\"\"\"  "),
+            Block::Closed("Explain:\nx = 1".into())
+        );
+        assert_eq!(
+            block("\"\"\"one line\"\"\""),
+            Block::Closed("one line".into())
+        );
+        assert_eq!(text_of("\"\"\"a\nb\n\"\"\"".into()), "a\nb");
+        assert_eq!(text_of("plain".into()), "plain");
+    }
+
+    #[test]
+    fn indented_docstring_quotes_do_not_close_a_block() {
+        let open = "\"\"\"\ndef f():\n    \"\"\"Doc.\n    \"\"\"";
+        assert_eq!(block(open), Block::Open);
+        assert_eq!(
+            block(&format!("{open}\n    return 1\n\"\"\"")),
+            Block::Closed("def f():\n    \"\"\"Doc.\n    \"\"\"\n    return 1".into())
+        );
+    }
+
+    #[test]
+    fn home_is_expanded() {
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(expand_home("~/x.py"), Path::new(&home).join("x.py"));
+        }
+        assert_eq!(expand_home("/a/b"), PathBuf::from("/a/b"));
+    }
+}
