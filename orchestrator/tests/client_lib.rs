@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use cerebrum::client::{Chunk, Client, ClientError};
-use cerebrum_shared::cerebrum::{CompleteRequest, SamplingExtras};
+use cerebrum_shared::cerebrum::{BreakerState, CompleteRequest, SamplingExtras};
 use cerebrum_shared::error::{ApiError, ErrorCode};
 use cerebrum_shared::openai::{
     ChatCompletionRequest, ChatMessage, CompletionRequest, OneOrMany, OpenAiSampling, StreamOptions,
@@ -88,7 +88,7 @@ fn every_route_answers_its_protocol_type() {
     let health = rt.block_on(client.health()).expect("health");
     assert!(health.is_healthy(), "{health:?}");
     assert!(health.vps_connected && health.vps_available, "{health:?}");
-    assert_eq!(health.breaker, "closed");
+    assert_eq!(health.breaker, BreakerState::Closed);
     assert!(rt.block_on(client.ready()).expect("ready").ready);
     let models = rt.block_on(client.models()).expect("models");
     assert_eq!(models.object, "list");

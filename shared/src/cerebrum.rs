@@ -336,9 +336,9 @@ pub struct OrchestratorHealth {
     /// The in-flight limit.
     #[serde(default)]
     pub max_in_flight: u64,
-    /// `"closed"`, `"open"` or `"half_open"`.
+    /// The circuit breaker in front of the node.
     #[serde(default)]
-    pub breaker: String,
+    pub breaker: BreakerState,
     /// Seconds until the breaker lets a trial call through (0 when closed).
     #[serde(default)]
     pub breaker_retry_after_seconds: u64,
@@ -348,6 +348,31 @@ pub struct OrchestratorHealth {
     pub uptime_text: String,
     /// The Pi's CPU busy %.
     pub cpu_percent: f32,
+}
+
+/// The orchestrator's circuit breaker, as `/health` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow.
+    #[default]
+    Closed,
+    /// Calls are refused until the cooldown ends.
+    Open,
+    /// The cooldown ended: the next call is a trial.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The wire name (`closed`, `open`, `half_open`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
 }
 
 impl OrchestratorHealth {

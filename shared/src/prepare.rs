@@ -5,6 +5,20 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// `POST /v1/prepare`: a prompt to prepare without inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PrepareRequest {
+    /// The prompt.
+    pub prompt: String,
+    /// Its language, if known (else detected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// An instruction given separately (sent first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+}
+
 /// What to send, and what was done to get it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

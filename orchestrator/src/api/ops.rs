@@ -10,8 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready};
 use cerebrum_shared::error::{ApiError, Dialect, ErrorCode};
-use cerebrum_shared::prepare::PreparedPrompt;
-use serde::Deserialize;
+use cerebrum_shared::prepare::{PrepareRequest, PreparedPrompt};
 use serde_json::{Value, json};
 
 use super::{ApiJson, HttpError, check_prompt_size, request_id};
@@ -49,7 +48,7 @@ pub async fn health(State(state): State<AppState>) -> Json<OrchestratorHealth> {
         active_count: state.active() as u64,
         queue_count: 0,
         max_in_flight: state.config.max_in_flight as u64,
-        breaker: breaker.as_str().into(),
+        breaker,
         breaker_retry_after_seconds: state.upstream.breaker.retry_after_secs(),
         uptime_seconds: up,
         uptime_text: uptime_text(up),
@@ -134,19 +133,6 @@ pub async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Json<Va
         },
         "vps": vps,
     }))
-}
-
-/// Body of `POST /v1/prepare`.
-#[derive(Debug, Deserialize)]
-pub struct PrepareRequest {
-    /// The prompt.
-    pub prompt: String,
-    /// Its language, if known.
-    #[serde(default)]
-    pub language: Option<String>,
-    /// An instruction given separately.
-    #[serde(default)]
-    pub instruction: Option<String>,
 }
 
 /// `POST /v1/prepare`: what would be sent, and the figures; no inference.

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use cerebrum::client::{Client, ClientError};
-use cerebrum_shared::cerebrum::{NodeHealth, OrchestratorHealth};
+use cerebrum_shared::cerebrum::{BreakerState, NodeHealth, OrchestratorHealth};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -69,7 +69,7 @@ impl HealthReport {
         let h = &self.orchestrator;
         Some(if !h.vps_connected {
             "the orchestrator cannot reach the inference node".to_owned()
-        } else if h.breaker == "open" {
+        } else if h.breaker == BreakerState::Open {
             match h.breaker_retry_after_seconds {
                 0 => "the circuit breaker is open (the node failed repeatedly)".to_owned(),
                 s => format!(
@@ -213,7 +213,12 @@ fn print_out(text: &str) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
-    fn health(status: &str, connected: bool, available: bool, breaker: &str) -> OrchestratorHealth {
+    fn health(
+        status: &str,
+        connected: bool,
+        available: bool,
+        breaker: BreakerState,
+    ) -> OrchestratorHealth {
         OrchestratorHealth {
             status: status.into(),
             cm4_status: "healthy".into(),
@@ -223,7 +228,7 @@ mod tests {
             active_count: 0,
             queue_count: 0,
             max_in_flight: 4,
-            breaker: breaker.into(),
+            breaker,
             breaker_retry_after_seconds: 0,
             uptime_seconds: 60,
             uptime_text: "0h 1m".into(),
@@ -241,7 +246,7 @@ mod tests {
 
     #[test]
     fn healthy_has_no_problem() {
-        let mut r = report(health("healthy", true, true, "closed"));
+        let mut r = report(health("healthy", true, true, BreakerState::Closed));
         assert!(r.is_healthy());
         assert_eq!(r.problem(), None);
         let text = r.render("http://x", Style::plain());
@@ -278,19 +283,19 @@ mod tests {
 
     #[test]
     fn degraded_says_why() {
-        let down = report(health("degraded", false, false, "closed"));
+        let down = report(health("degraded", false, false, BreakerState::Closed));
         assert!(
             down.problem()
                 .is_some_and(|p| p.contains("cannot reach the inference node"))
         );
-        let mut open = health("degraded", true, true, "open");
+        let mut open = health("degraded", true, true, BreakerState::Open);
         open.breaker_retry_after_seconds = 12;
         assert!(
             report(open)
                 .problem()
                 .is_some_and(|p| p.contains("circuit breaker is open") && p.contains("12 s"))
         );
-        let mut busy = health("degraded", true, false, "closed");
+        let mut busy = health("degraded", true, false, BreakerState::Closed);
         busy.vps_status = "overloaded".into();
         assert!(
             report(busy)

@@ -28,7 +28,7 @@ use cerebrum_shared::headers::API_KEY;
 use cerebrum_shared::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionRequest, TextCompletion,
 };
-use cerebrum_shared::prepare::PreparedPrompt;
+use cerebrum_shared::prepare::{PrepareRequest, PreparedPrompt};
 use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,16 +56,6 @@ pub struct WithBody<T> {
     pub value: T,
     /// The body as sent.
     pub body: Value,
-}
-
-/// Body of `POST /v1/prepare`.
-#[derive(Debug, Serialize)]
-struct PrepareBody<'a> {
-    prompt: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    language: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    instruction: Option<&'a str>,
 }
 
 /// A client for one orchestrator.
@@ -176,10 +166,10 @@ impl Client {
         language: Option<&str>,
         instruction: Option<&str>,
     ) -> Result<PreparedPrompt, ClientError> {
-        let body = PrepareBody {
-            prompt,
-            language,
-            instruction,
+        let body = PrepareRequest {
+            prompt: prompt.to_string(),
+            language: language.map(str::to_string),
+            instruction: instruction.map(str::to_string),
         };
         let req = self
             .request(Method::POST, "/v1/prepare")?

@@ -13,27 +13,7 @@ use std::time::{Duration, Instant};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::{Instrument, StateMachine, backoff};
 
-/// The breaker's state, for humans and monitors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Calls flow.
-    Closed,
-    /// Calls are refused until the cooldown ends.
-    Open,
-    /// The cooldown ended: the next call is a trial.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
+pub use cerebrum_shared::cerebrum::BreakerState;
 
 #[derive(Debug)]
 struct Observed {

@@ -256,7 +256,7 @@ mod tests {
             active_count: 0,
             queue_count: 0,
             max_in_flight: 4,
-            breaker: "closed".into(),
+            breaker: cerebrum_shared::cerebrum::BreakerState::Closed,
             breaker_retry_after_seconds: 0,
             uptime_seconds: 1,
             uptime_text: "0h 0m".into(),
