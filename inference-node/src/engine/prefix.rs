@@ -3,11 +3,18 @@
 //! KV cache it can keep. Pure: the worker applies the decision to llama.cpp.
 //!
 //! A slot keeps the tokens of its last request (prompt and answer, exactly the
-//! cells written) after the request ends. A new prompt goes to the free slot
-//! whose tokens share the longest prefix with it, the least recently used among
-//! equals — so a follow-up in a conversation lands where its history already is,
-//! and an unrelated prompt takes the stalest slot instead of destroying a
-//! conversation's cache.
+//! cells written) after the request ends. A new prompt *continues* a slot when
+//! it shares at least [`CONTINUES`] of what the slot holds; it goes to the
+//! continued slot with the longest shared prefix, so a follow-up lands where
+//! its history is. A prompt that continues no slot takes an empty slot, else the
+//! least recently used one, instead of wiping a conversation's cache for the few
+//! tokens every chat template starts with (llama-server guards this the same
+//! way, with its slot-similarity threshold).
+//!
+//! Reused cells give the same greedy text on ordinary prompts, but llama.cpp does
+//! not promise bit-identical logits when the same tokens are decoded in batches of
+//! other shapes (llama-server says the same of its `cache_prompt`), so a near-tie
+//! between two tokens may break the other way.
 
 /// What one sequence slot holds in the KV cache.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +34,9 @@ impl<T> Default for SlotCache<T> {
     }
 }
 
+/// The share of a slot's tokens a prompt must repeat to continue that slot.
+pub const CONTINUES: f64 = 0.5;
+
 /// Length of the longest common prefix of `a` and `b`.
 pub fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -44,14 +54,13 @@ pub struct Choice {
 }
 
 /// Picks a slot among `free` (`(slot, cache)` pairs) for `prompt`; `None` when
-/// no slot is free. With `reuse` off every slot counts as empty (least recently
-/// used wins) and nothing is kept.
+/// no slot is free. With `reuse` off every slot counts as empty and nothing is kept.
 pub fn choose<'a, T: PartialEq + 'a>(
     free: impl IntoIterator<Item = (usize, &'a SlotCache<T>)>,
     prompt: &[T],
     reuse: bool,
 ) -> Option<Choice> {
-    let (slot, shared, _) = free
+    let candidates: Vec<(usize, usize, &SlotCache<T>)> = free
         .into_iter()
         .map(|(slot, cache)| {
             let shared = if reuse {
@@ -59,13 +68,24 @@ pub fn choose<'a, T: PartialEq + 'a>(
             } else {
                 0
             };
-            (slot, shared, cache.last_used)
+            (slot, shared, cache)
         })
-        // Longest prefix first; among equals the least recently used.
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))?;
+        .collect();
+    let continued = candidates
+        .iter()
+        .filter(|(_, shared, cache)| {
+            !cache.tokens.is_empty() && *shared as f64 >= CONTINUES * cache.tokens.len() as f64
+        })
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.2.last_used.cmp(&a.2.last_used)));
+    // Else the least valuable slot: an empty one, then the least recently used.
+    let (slot, shared, _) = continued.or_else(|| {
+        candidates
+            .iter()
+            .min_by_key(|(_, _, cache)| (!cache.tokens.is_empty(), cache.last_used))
+    })?;
     Some(Choice {
-        slot,
-        reuse: shared.min(prompt.len().saturating_sub(1)),
+        slot: *slot,
+        reuse: (*shared).min(prompt.len().saturating_sub(1)),
     })
 }
 
@@ -97,6 +117,20 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_template_header_does_not_wipe_a_conversation() {
+        // Slot 0 holds a long conversation; the new prompt shares only the
+        // chat template's first tokens with it. The empty slot is taken.
+        let conversation: Vec<u32> = (0..100).collect();
+        let slots = [cache(&conversation, 5), cache(&[], 0)];
+        let c = choose(slots.iter().enumerate(), &[0, 1, 2, 99, 98], true).unwrap();
+        assert_eq!(c, Choice { slot: 1, reuse: 0 });
+        // With no empty slot, the least recently used one; it keeps what it shares.
+        let slots = [cache(&conversation, 5), cache(&[0, 1, 7, 7], 2)];
+        let c = choose(slots.iter().enumerate(), &[0, 1, 2, 99, 98], true).unwrap();
+        assert_eq!(c, Choice { slot: 1, reuse: 2 });
+    }
+
+    #[test]
     fn the_same_prompt_again_still_decodes_its_last_token() {
         let slots = [cache(&[1, 2, 3], 1)];
         let c = choose(slots.iter().enumerate(), &[1, 2, 3], true).unwrap();
@@ -107,8 +141,8 @@ mod tests {
     }
 
     #[test]
-    fn reuse_off_keeps_nothing_and_takes_the_least_recently_used() {
-        let slots = [cache(&[1, 2, 3], 9), cache(&[], 2)];
+    fn reuse_off_keeps_nothing_and_takes_the_least_valuable_slot() {
+        let slots = [cache(&[1, 2, 3], 9), cache(&[5], 2)];
         let c = choose(slots.iter().enumerate(), &[1, 2, 3, 4], false).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 0 });
     }
@@ -132,9 +166,16 @@ mod tests {
             let c = choose(caches.iter().enumerate(), &prompt, true).unwrap();
             prop_assert!(c.reuse < prompt.len());
             prop_assert_eq!(&caches[c.slot].tokens[..c.reuse], &prompt[..c.reuse]);
-            // No other slot shares a longer prefix.
-            let best = caches.iter().map(|s| common_prefix(&s.tokens, &prompt)).max().unwrap();
-            prop_assert_eq!(c.reuse, best.min(prompt.len() - 1));
+            // When some slot is continued, the chosen one is continued and no
+            // continued slot shares a longer prefix.
+            let continues = |s: &SlotCache<u32>| !s.tokens.is_empty()
+                && common_prefix(&s.tokens, &prompt) as f64 >= CONTINUES * s.tokens.len() as f64;
+            if let Some(best) = caches.iter().filter(|s| continues(s))
+                .map(|s| common_prefix(&s.tokens, &prompt)).max()
+            {
+                prop_assert!(continues(&caches[c.slot]));
+                prop_assert_eq!(c.reuse, best.min(prompt.len() - 1));
+            }
         }
     }
 }
