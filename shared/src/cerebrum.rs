@@ -251,6 +251,9 @@ pub struct ModelCard {
     /// Unix time (OpenAI field).
     #[serde(default)]
     pub created: u64,
+    /// Tokens one request may hold (prompt and answer), when the server says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u64>,
 }
 
 /// `GET /v1/models`: OpenAI's list and the Cerebrum keys in one body.
@@ -269,6 +272,22 @@ pub struct ModelsResponse {
 }
 
 impl ModelsResponse {
+    /// Sets every card's context length.
+    pub fn with_context_length(mut self, tokens: u64) -> Self {
+        for card in &mut self.data {
+            card.context_length = Some(tokens);
+        }
+        self
+    }
+
+    /// The context length the server states for `model`.
+    pub fn context_length(&self, model: &str) -> Option<u64> {
+        self.data
+            .iter()
+            .find(|c| c.id == model)
+            .and_then(|c| c.context_length)
+    }
+
     /// Builds the combined list from names.
     pub fn new(
         available: Vec<String>,
@@ -283,6 +302,7 @@ impl ModelsResponse {
                 object: "model".into(),
                 owned_by: owned_by.into(),
                 created: 0,
+                context_length: None,
             })
             .collect();
         Self {

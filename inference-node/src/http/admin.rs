@@ -62,12 +62,16 @@ fn inference_counts(state: &AppState) -> BTreeMap<String, u64> {
 
 /// `GET /v1/models`: OpenAI's list plus the Cerebrum keys.
 pub async fn models(State(state): State<AppState>) -> Json<ModelsResponse> {
-    Json(ModelsResponse::new(
-        state.registry.available(),
-        state.registry.loaded(),
-        inference_counts(&state),
-        "cerebrum-node",
-    ))
+    // Every model gets the same per-sequence context (prompt and answer together).
+    Json(
+        ModelsResponse::new(
+            state.registry.available(),
+            state.registry.loaded(),
+            inference_counts(&state),
+            "cerebrum-node",
+        )
+        .with_context_length(u64::from(state.config.context_size)),
+    )
 }
 
 /// `POST /v1/unload/{model}`.
