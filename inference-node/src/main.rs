@@ -3,16 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cerebrum_node::config::{FlagOverrides, NodeConfig};
+use cerebrum_node::config::{NodeConfig, Settings};
+use cerebrum_service::settings::{LOG_LEVEL, SettingFlags};
 use clap::{Parser, Subcommand};
 
 /// Cerebrum inference node: serves GGUF models through llama.cpp with token streaming.
 ///
-/// Settings come from a TOML file (--config), then environment variables
-/// (CEREBRUM_API_KEY, VPS_BIND_IP, CEREBRUM_VPS_PORT, MAX_CPU_PERCENT,
-/// CEREBRUM_N_THREADS, ALLOWED_CM4_IP, CEREBRUM_MODELS_DIR, CEREBRUM_MODELS,
-/// CEREBRUM_DEFAULT_MODEL, CEREBRUM_RAM_FLOOR_MB, CEREBRUM_IDLE_UNLOAD_SECS,
-/// CEREBRUM_MAX_LOADED_MODELS, CEREBRUM_PARALLEL, CEREBRUM_CONTEXT_SIZE), then flags.
+/// Settings come from a TOML file (--config), then environment variables, then
+/// flags; `cerebrum-node serve --help` lists every one with its default.
 #[derive(Parser)]
 #[command(name = "cerebrum-node", version, about, long_about)]
 struct Cli {
@@ -24,21 +22,11 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (Cerebrum and OpenAI shapes) on 127.0.0.1:9000 by default.
     Serve {
-        /// TOML config file.
+        /// TOML config file (keys as listed below).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Read the API key from this file.
-        #[arg(long)]
-        api_key_file: Option<PathBuf>,
-        /// Address to bind (127.0.0.1, or the Tailscale address from `tailscale ip -4`).
-        #[arg(long)]
-        bind: Option<std::net::IpAddr>,
-        /// Port.
-        #[arg(long)]
-        port: Option<u16>,
-        /// Directory of *.gguf models (name = file stem).
-        #[arg(long)]
-        models_dir: Option<PathBuf>,
+        #[command(flatten)]
+        settings: SettingFlags<Settings>,
     },
     /// Print a new random API key (256 bits, URL-safe).
     GenKey,
@@ -56,7 +44,7 @@ enum Command {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_LEVEL)
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"));
     tracing_subscriber::fmt()
@@ -108,21 +96,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve {
-            config,
-            api_key_file,
-            bind,
-            port,
-            models_dir,
-        } => {
+        Command::Serve { config, settings } => {
             init_tracing();
-            let flags = FlagOverrides {
-                bind_ip: bind,
-                port,
-                api_key_file,
-                models_dir,
-            };
-            let cfg = match NodeConfig::load(config.as_deref(), &flags) {
+            let cfg = match NodeConfig::load(config.as_deref(), settings.values()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("cerebrum-node: {e}");

@@ -1,57 +1,76 @@
-//! The orchestrator's configuration: one typed struct, read from a TOML file,
-//! overridden by environment variables (the original's names where it had them)
-//! and flags, validated at start with errors that name the bad key.
+//! The orchestrator's configuration: every setting declared once in [`Settings`]
+//! (TOML key, environment variable, flag, default, help), read from a TOML file,
+//! then the environment, then flags, and turned into [`OrchestratorConfig`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use cerebrum_service::settings::{FlagValues, Secret, Settings as _, Sources, at_least, load};
+use cerebrum_shared::limits;
 
 use crate::routing::RoutingTable;
 
 pub use cerebrum_service::config::ConfigError;
-use cerebrum_service::config::{env_parse as parse, invalid, read_toml};
+pub use cerebrum_service::settings::ConfigFile;
 
-/// The settings as they appear in the TOML file; every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Base URL of the inference node (or any OpenAI-compatible server).
-    pub vps_endpoint: Option<String>,
-    /// The node's API key.
-    pub vps_api_key: Option<String>,
-    /// Address to bind.
-    pub host: Option<IpAddr>,
-    /// Port.
-    pub port: Option<u16>,
-    /// Inference requests in flight at once (streams count until they end).
-    pub max_in_flight: Option<usize>,
-    /// Consecutive upstream failures that open the breaker.
-    pub breaker_threshold: Option<u32>,
-    /// Seconds the breaker stays open.
-    pub breaker_cooldown_secs: Option<u64>,
-    /// Seconds to establish a connection to the node.
-    pub connect_timeout_secs: Option<u64>,
-    /// Seconds to wait for the first token (a cold model load included).
-    pub first_token_timeout_secs: Option<u64>,
-    /// Seconds allowed between two tokens.
-    pub idle_timeout_secs: Option<u64>,
-    /// Language → model.
-    pub routes: Option<BTreeMap<String, String>>,
-    /// Model for languages not in `routes`.
-    pub default_model: Option<String>,
-    /// If set, clients must send one of these as `X-API-Key` or `Authorization: Bearer`.
-    pub client_keys: Option<Vec<String>>,
-    /// Requests per second per client (key or address); 0 = off.
-    pub rate_limit_per_second: Option<u32>,
-    /// Burst size for the rate limit.
-    pub rate_limit_burst: Option<u32>,
-    /// Largest prompt in characters (413 above).
-    pub max_prompt_chars: Option<usize>,
-    /// Seconds open streams get to finish on SIGTERM.
-    pub shutdown_grace_secs: Option<u64>,
+cerebrum_service::settings! {
+    /// The orchestrator's settings as read; [`OrchestratorConfig`] is what runs.
+    pub struct Settings {
+        /// Base URL of the inference node, or of any OpenAI-compatible server (http or https).
+        vps_endpoint: String = "http://127.0.0.1:9000".into(), env "VPS_ENDPOINT",
+            flag "vps-endpoint", check |url: &String| endpoint(url);
+        /// The node's API key (its CEREBRUM_API_KEY); empty: none sent.
+        vps_api_key: Secret<String> = Secret::default(), env "VPS_API_KEY";
+        /// Address to bind.
+        host: IpAddr = IpAddr::from([0, 0, 0, 0]), env "CEREBRUM_HOST", flag "host";
+        /// Port to listen on.
+        port: u16 = 7000, env "CEREBRUM_PORT", flag "port";
+        /// Inference requests handled at once (a stream counts until it ends); more get 503.
+        max_in_flight: usize = 2, env "CEREBRUM_MAX_IN_FLIGHT", check at_least(1);
+        /// Consecutive upstream failures that open the circuit breaker.
+        breaker_threshold: u32 = 3, env "CEREBRUM_BREAKER_THRESHOLD", check at_least(1);
+        /// Seconds the breaker stays open before a trial request.
+        breaker_cooldown_secs: Duration = secs(10), env "CEREBRUM_BREAKER_COOLDOWN_SECS",
+            check at_least(secs(1));
+        /// Seconds to establish a connection to the node.
+        connect_timeout_secs: Duration = secs(3), env "CEREBRUM_CONNECT_TIMEOUT_SECS",
+            check at_least(secs(1));
+        /// Seconds to wait for the first token, a cold model load included.
+        first_token_timeout_secs: Duration = secs(120), env "CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS",
+            check at_least(secs(1));
+        /// Seconds allowed between two tokens of a stream.
+        idle_timeout_secs: Duration = secs(60), env "CEREBRUM_IDLE_TIMEOUT_SECS",
+            check at_least(secs(1));
+        /// Language to model, as language=model pairs; replaces the built-in table.
+        routes: BTreeMap<String, String> = RoutingTable::default_routes(), env "CEREBRUM_ROUTES";
+        /// Model for languages not in the routes.
+        default_model: String = "qwen_7b".into(), env "CEREBRUM_DEFAULT_MODEL";
+        /// Keys clients must send (X-API-Key or Authorization: Bearer), comma-separated; empty: no client auth.
+        client_keys: Secret<Vec<String>> = Secret::default(), env "CEREBRUM_CLIENT_KEYS";
+        /// Requests per second per client (key or address); 0: no rate limit.
+        rate_limit_per_second: u32 = 0, env "CEREBRUM_RATE_LIMIT_PER_SECOND";
+        /// Burst allowed above the rate (0 counts as 1).
+        rate_limit_burst: u32 = 5, env "CEREBRUM_RATE_LIMIT_BURST";
+        /// Largest prompt in characters; longer ones get 413.
+        max_prompt_chars: usize = limits::MAX_PROMPT_CHARS, env "CEREBRUM_MAX_PROMPT_CHARS";
+        /// Seconds open streams get to finish after SIGTERM.
+        shutdown_grace_secs: Duration = secs(30), env "CEREBRUM_SHUTDOWN_GRACE_SECS";
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// An http or https URL.
+fn endpoint(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        Ok(u) => Err(format!("scheme '{}' is not http or https", u.scheme())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The validated configuration.
@@ -91,153 +110,49 @@ pub struct OrchestratorConfig {
     pub shutdown_grace: Duration,
 }
 
-/// Overrides from the command line (highest precedence).
-#[derive(Debug, Default, Clone)]
-pub struct FlagOverrides {
-    /// `--host`.
-    pub host: Option<IpAddr>,
-    /// `--port`.
-    pub port: Option<u16>,
-    /// `--vps-endpoint`.
-    pub vps_endpoint: Option<String>,
-}
-
 impl OrchestratorConfig {
     /// Reads the file (if any), then the process environment, then flags.
-    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
-        let file_cfg: FileConfig = read_toml(file)?;
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        Self::resolve(file_cfg, &env, flags)
+    pub fn load(file: Option<&Path>, flags: &FlagValues) -> Result<Self, ConfigError> {
+        load::<Settings>(file, flags).map(Self::from)
     }
 
     /// Merges file < environment < flags and validates. Pure: the environment is passed in.
     pub fn resolve(
-        mut f: FileConfig,
+        file: Option<&ConfigFile>,
         env: &BTreeMap<String, String>,
-        flags: &FlagOverrides,
+        flags: &FlagValues,
     ) -> Result<Self, ConfigError> {
-        macro_rules! env_over {
-            ($field:ident, $key:literal) => {
-                if let Some(v) = parse(env, $key)? {
-                    f.$field = Some(v);
-                }
-            };
-        }
-        env_over!(vps_endpoint, "VPS_ENDPOINT");
-        env_over!(vps_api_key, "VPS_API_KEY");
-        env_over!(host, "CEREBRUM_HOST");
-        env_over!(port, "CEREBRUM_PORT");
-        env_over!(max_in_flight, "CEREBRUM_MAX_IN_FLIGHT");
-        env_over!(breaker_threshold, "CEREBRUM_BREAKER_THRESHOLD");
-        env_over!(breaker_cooldown_secs, "CEREBRUM_BREAKER_COOLDOWN_SECS");
-        env_over!(connect_timeout_secs, "CEREBRUM_CONNECT_TIMEOUT_SECS");
-        env_over!(
-            first_token_timeout_secs,
-            "CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS"
-        );
-        env_over!(idle_timeout_secs, "CEREBRUM_IDLE_TIMEOUT_SECS");
-        env_over!(default_model, "CEREBRUM_DEFAULT_MODEL");
-        env_over!(rate_limit_per_second, "CEREBRUM_RATE_LIMIT_PER_SECOND");
-        env_over!(rate_limit_burst, "CEREBRUM_RATE_LIMIT_BURST");
-        env_over!(max_prompt_chars, "CEREBRUM_MAX_PROMPT_CHARS");
-        env_over!(shutdown_grace_secs, "CEREBRUM_SHUTDOWN_GRACE_SECS");
-        if let Some(v) = env.get("CEREBRUM_ROUTES").filter(|v| !v.trim().is_empty()) {
-            let table = f.routes.get_or_insert_with(BTreeMap::new);
-            for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (lang, model) = pair.split_once('=').ok_or_else(|| {
-                    invalid("CEREBRUM_ROUTES", format!("'{pair}' is not language=model"))
-                })?;
-                table.insert(lang.trim().to_lowercase(), model.trim().to_string());
-            }
-        }
-        if let Some(v) = env
-            .get("CEREBRUM_CLIENT_KEYS")
-            .filter(|v| !v.trim().is_empty())
-        {
-            f.client_keys = Some(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            );
-        }
-        if flags.host.is_some() {
-            f.host = flags.host;
-        }
-        if flags.port.is_some() {
-            f.port = flags.port;
-        }
-        if flags.vps_endpoint.is_some() {
-            f.vps_endpoint = flags.vps_endpoint.clone();
-        }
+        Settings::read(&Sources::new(file, env, flags)).map(Self::from)
+    }
+}
 
-        let endpoint = f
-            .vps_endpoint
-            .unwrap_or_else(|| "http://127.0.0.1:9000".into())
-            .trim_end_matches('/')
-            .to_string();
-        match reqwest::Url::parse(&endpoint) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => {
-                return Err(invalid(
-                    "VPS_ENDPOINT",
-                    format!("scheme '{}' is not http or https", u.scheme()),
-                ));
-            }
-            Err(e) => return Err(invalid("VPS_ENDPOINT", format!("'{endpoint}': {e}"))),
+impl From<Settings> for OrchestratorConfig {
+    fn from(s: Settings) -> Self {
+        Self {
+            vps_endpoint: s.vps_endpoint.value.trim_end_matches('/').to_string(),
+            vps_api_key: s.vps_api_key.value.0,
+            host: s.host.value,
+            port: s.port.value,
+            max_in_flight: s.max_in_flight.value,
+            breaker_threshold: s.breaker_threshold.value,
+            breaker_cooldown: s.breaker_cooldown_secs.value,
+            connect_timeout: s.connect_timeout_secs.value,
+            first_token_timeout: s.first_token_timeout_secs.value,
+            idle_timeout: s.idle_timeout_secs.value,
+            routing: RoutingTable::new(s.routes.value, s.default_model.value),
+            client_keys: s.client_keys.value.0,
+            rate_limit_per_second: s.rate_limit_per_second.value,
+            rate_limit_burst: s.rate_limit_burst.value.max(1),
+            max_prompt_chars: s.max_prompt_chars.value,
+            shutdown_grace: s.shutdown_grace_secs.value,
         }
-        let max_in_flight = f.max_in_flight.unwrap_or(2);
-        if max_in_flight == 0 {
-            return Err(invalid("CEREBRUM_MAX_IN_FLIGHT", "must be at least 1"));
-        }
-        let breaker_threshold = f.breaker_threshold.unwrap_or(3);
-        if breaker_threshold == 0 {
-            return Err(invalid("CEREBRUM_BREAKER_THRESHOLD", "must be at least 1"));
-        }
-        let secs = |v: Option<u64>, default: u64, key: &str| -> Result<Duration, ConfigError> {
-            let s = v.unwrap_or(default);
-            if s == 0 {
-                return Err(invalid(key, "must be at least 1 second"));
-            }
-            Ok(Duration::from_secs(s))
-        };
-        let routing = RoutingTable::new(
-            f.routes.unwrap_or_else(RoutingTable::default_routes),
-            f.default_model.unwrap_or_else(|| "qwen_7b".into()),
-        );
-        Ok(Self {
-            vps_endpoint: endpoint,
-            vps_api_key: f.vps_api_key.unwrap_or_default(),
-            host: f.host.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            port: f.port.unwrap_or(7000),
-            max_in_flight,
-            breaker_threshold,
-            breaker_cooldown: secs(
-                f.breaker_cooldown_secs,
-                10,
-                "CEREBRUM_BREAKER_COOLDOWN_SECS",
-            )?,
-            connect_timeout: secs(f.connect_timeout_secs, 3, "CEREBRUM_CONNECT_TIMEOUT_SECS")?,
-            first_token_timeout: secs(
-                f.first_token_timeout_secs,
-                120,
-                "CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS",
-            )?,
-            idle_timeout: secs(f.idle_timeout_secs, 60, "CEREBRUM_IDLE_TIMEOUT_SECS")?,
-            routing,
-            client_keys: f.client_keys.unwrap_or_default(),
-            rate_limit_per_second: f.rate_limit_per_second.unwrap_or(0),
-            rate_limit_burst: f.rate_limit_burst.unwrap_or(5).max(1),
-            max_prompt_chars: f.max_prompt_chars.unwrap_or(16_000),
-            shutdown_grace: Duration::from_secs(f.shutdown_grace_secs.unwrap_or(30)),
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cerebrum_service::settings::check_env_example;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -246,60 +161,125 @@ mod tests {
             .collect()
     }
 
+    fn resolve(
+        file: Option<&str>,
+        env_pairs: &[(&str, &str)],
+        flags: &[(&'static str, &str)],
+    ) -> Result<OrchestratorConfig, String> {
+        let file = file.map(|t| ConfigFile::parse("/etc/cerebrum/orchestrator.toml", t).unwrap());
+        let flags = flags.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        OrchestratorConfig::resolve(file.as_ref(), &env(env_pairs), &flags)
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn defaults_are_the_originals() {
-        let c = OrchestratorConfig::resolve(
-            FileConfig::default(),
-            &env(&[]),
-            &FlagOverrides::default(),
-        )
-        .unwrap();
+        let c = resolve(None, &[], &[]).unwrap();
         assert_eq!(c.vps_endpoint, "http://127.0.0.1:9000");
+        assert_eq!(c.host, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(c.port, 7000);
         assert_eq!(c.max_in_flight, 2);
         assert_eq!(c.breaker_threshold, 3);
         assert_eq!(c.breaker_cooldown, Duration::from_secs(10));
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.first_token_timeout, Duration::from_secs(120));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.max_prompt_chars, 16_000);
+        assert_eq!((c.rate_limit_per_second, c.rate_limit_burst), (0, 5));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert!(c.client_keys.is_empty() && c.vps_api_key.is_empty());
         assert_eq!(c.routing.route(Some("rust")), "codellama_7b");
+        assert_eq!(c.routing.route(Some("cobol")), "qwen_7b");
     }
 
     #[test]
     fn env_and_flags_override() {
-        let file: FileConfig = toml::from_str("port = 1\nvps_endpoint = \"http://a:1/\"").unwrap();
-        let c = OrchestratorConfig::resolve(
-            file,
-            &env(&[
+        let file = "port = 1\nvps_endpoint = \"http://a:1/\"\n[routes]\nrust = \"big\"";
+        let c = resolve(
+            Some(file),
+            &[
                 ("CEREBRUM_PORT", "2"),
-                ("CEREBRUM_ROUTES", "python=small, rust=tiny"),
-            ]),
-            &FlagOverrides {
-                port: Some(3),
-                ..Default::default()
-            },
+                ("CEREBRUM_ROUTES", "python=small, Rust=tiny"),
+                ("CEREBRUM_CLIENT_KEYS", "k1, k2,"),
+            ],
+            &[("port", "3")],
         )
         .unwrap();
         assert_eq!(c.port, 3);
         assert_eq!(c.vps_endpoint, "http://a:1");
         assert_eq!(c.routing.route(Some("rust")), "tiny");
+        assert_eq!(c.routing.route(Some("python")), "small");
+        assert_eq!(c.client_keys, ["k1", "k2"]);
+        let c = resolve(Some(file), &[], &[("vps-endpoint", "https://b")]).unwrap();
+        assert_eq!(c.vps_endpoint, "https://b");
+        assert_eq!(c.routing.route(Some("rust")), "big");
     }
 
     #[test]
-    fn bad_settings_name_the_key() {
-        for (k, v) in [
-            ("VPS_ENDPOINT", "ftp://x"),
-            ("VPS_ENDPOINT", "not a url"),
-            ("CEREBRUM_PORT", "seventy"),
-            ("CEREBRUM_MAX_IN_FLIGHT", "0"),
-            ("CEREBRUM_ROUTES", "python"),
+    fn bad_settings_name_where_they_came_from() {
+        for (k, v, want) in [
+            (
+                "VPS_ENDPOINT",
+                "ftp://x",
+                "environment VPS_ENDPOINT='ftp://x': scheme 'ftp'",
+            ),
+            (
+                "VPS_ENDPOINT",
+                "not a url",
+                "environment VPS_ENDPOINT='not a url': ",
+            ),
+            (
+                "CEREBRUM_PORT",
+                "seventy",
+                "environment CEREBRUM_PORT='seventy': ",
+            ),
+            (
+                "CEREBRUM_MAX_IN_FLIGHT",
+                "0",
+                "environment CEREBRUM_MAX_IN_FLIGHT='0': must be",
+            ),
+            (
+                "CEREBRUM_IDLE_TIMEOUT_SECS",
+                "0",
+                "environment CEREBRUM_IDLE_TIMEOUT_SECS='0': ",
+            ),
+            (
+                "CEREBRUM_ROUTES",
+                "python",
+                "environment CEREBRUM_ROUTES='python': 'python' is not",
+            ),
         ] {
-            let e = OrchestratorConfig::resolve(
-                FileConfig::default(),
-                &env(&[(k, v)]),
-                &FlagOverrides::default(),
-            )
-            .unwrap_err();
-            assert!(e.to_string().contains(k), "{k}={v}: {e}");
+            let e = resolve(None, &[(k, v)], &[]).unwrap_err();
+            assert!(e.starts_with(want), "{k}={v}: {e}");
         }
-        assert!(toml::from_str::<FileConfig>("prot = 1").is_err());
+        let e = resolve(None, &[], &[("vps-endpoint", "ftp://x")]).unwrap_err();
+        assert!(
+            e.starts_with("flag --vps-endpoint='ftp://x': scheme"),
+            "{e}"
+        );
+        let e = resolve(Some("breaker_threshold = 0"), &[], &[]).unwrap_err();
+        assert_eq!(
+            e,
+            "config file /etc/cerebrum/orchestrator.toml: key breaker_threshold: must be at least 1"
+        );
+        let e = resolve(Some("prot = 1"), &[], &[]).unwrap_err();
+        assert!(e.contains("unknown key 'prot'"), "{e}");
+    }
+
+    #[test]
+    fn the_vps_key_stays_out_of_errors() {
+        let e = resolve(Some("vps_api_key = 5"), &[], &[]).unwrap_err();
+        assert!(
+            e.starts_with("config file /etc/cerebrum/orchestrator.toml: key vps_api_key:"),
+            "{e}"
+        );
+        let c = resolve(None, &[("VPS_API_KEY", "s3cret-s3cret")], &[]).unwrap();
+        assert_eq!(c.vps_api_key, "s3cret-s3cret");
+    }
+
+    #[test]
+    fn the_env_example_documents_exactly_the_settings() {
+        check_env_example::<Settings>(include_str!("../../deploy/orchestrator.env.example"))
+            .unwrap();
     }
 }

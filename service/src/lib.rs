@@ -7,11 +7,14 @@
 //! - [`layers`]: the request-id and access-log layers both stacks start with.
 //! - [`shutdown`]: SIGTERM handling and `serve_with_grace` (bounded drain).
 //! - [`notify`]: systemd readiness and watchdog (both binaries run as `Type=notify`).
-//! - [`config`]: the settings error and TOML/environment reading.
+//! - [`settings`](mod@settings): each binary's settings declared once (TOML key, environment
+//!   variable, flag, default, help), read with file < environment < flag.
+//! - [`config`]: the error a bad setting stops start-up with.
 
 pub mod config;
 pub mod http;
 pub mod keys;
 pub mod layers;
 pub mod notify;
+pub mod settings;
 pub mod shutdown;
