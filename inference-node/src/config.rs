@@ -55,6 +55,8 @@ cerebrum_service::settings! {
         context_size: u32 = 2048, env "CEREBRUM_CONTEXT_SIZE", check within(64, 131_072);
         /// Largest prompt accepted, in bytes, before tokenizing.
         max_prompt_bytes: usize = 256 * 1024, env "CEREBRUM_MAX_PROMPT_BYTES";
+        /// Keep each slot's KV cells after a request and reuse the longest common prompt prefix (true or false).
+        prompt_cache: bool = true, env "CEREBRUM_PROMPT_CACHE";
     }
 }
 
@@ -104,6 +106,8 @@ pub struct NodeConfig {
     pub context_size: u32,
     /// Largest prompt accepted, in bytes.
     pub max_prompt_bytes: usize,
+    /// Reuse cached prompt prefixes across requests.
+    pub prompt_cache: bool,
 }
 
 /// Default models directory: `~/.cache/cerebrum/models` (where `scripts/fetch-model` puts them).
@@ -187,6 +191,7 @@ impl TryFrom<Settings> for NodeConfig {
             parallel: s.parallel.value,
             context_size: s.context_size.value,
             max_prompt_bytes: s.max_prompt_bytes.value,
+            prompt_cache: s.prompt_cache.value,
         })
     }
 }

@@ -31,7 +31,7 @@ pub fn build_state(config: NodeConfig) -> AppState {
         context_size: config.context_size,
         n_threads: config.n_threads,
         n_batch: 512.max(config.parallel),
-        prompt_cache: true,
+        prompt_cache: config.prompt_cache,
     };
     let registry = ModelRegistry::new(
         catalog,

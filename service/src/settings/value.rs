@@ -44,7 +44,7 @@ macro_rules! text_values {
         }
     )*};
 }
-text_values!(u16, u32, u64, usize, f32, String, IpAddr);
+text_values!(bool, u16, u32, u64, usize, f32, String, IpAddr);
 
 impl SettingValue for PathBuf {
     fn parse(text: &str) -> Result<Self, String> {
