@@ -11,7 +11,7 @@ use cerebrum_shared::limits::MAX_BODY_BYTES;
 use tower::ServiceBuilder;
 
 use crate::auth::{AuthPolicy, require_key};
-use crate::http::{AppState, admin, cerebrum, openai};
+use crate::http::{AppState, admin, cerebrum, openai, tokenize};
 
 /// Builds the node's HTTP application.
 pub fn router(state: AppState) -> Router {
@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/inference/stream", post(cerebrum::inference_stream))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
+        .route("/tokenize", post(tokenize::tokenize))
         .route("/v1/models", get(admin::models))
         .route("/v1/unload/{model}", post(admin::unload))
         .route("/v1/cleanup", post(admin::cleanup))

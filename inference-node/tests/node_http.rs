@@ -514,3 +514,41 @@ async fn tells_systemd_it_is_ready_pings_the_watchdog_and_says_when_it_stops() {
     terminate(&node.child);
     notify.wait_for("STOPPING=1", Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn tokenize_counts_exactly_what_generation_decodes() {
+    let node = Node::start("tokenize", &[]);
+    let messages = json!([{"role": "system", "content": "Be brief."},
+                          {"role": "user", "content": "What is the capital of Japan?"}]);
+    let (status, _, t) = post(
+        &node,
+        "/tokenize",
+        json!({"messages": messages, "count_only": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["context_length"], 2048);
+    assert_eq!(t["model"], SMOLLM);
+    assert!(t["tokens"].as_array().unwrap().is_empty(), "count_only");
+    let (_, _, chat) = post(
+        &node,
+        "/v1/chat/completions",
+        json!({"messages": messages, "max_tokens": 1, "temperature": 0}),
+    )
+    .await;
+    assert_eq!(t["count"], chat["usage"]["prompt_tokens"], "{chat}");
+
+    let (_, _, text) = post(&node, "/tokenize", json!({"content": "Hello world"})).await;
+    assert_eq!(
+        text["tokens"].as_array().unwrap().len() as u64,
+        text["count"].as_u64().unwrap()
+    );
+    let (status, _, both) = post(
+        &node,
+        "/tokenize",
+        json!({"content": "x", "messages": messages}),
+    )
+    .await;
+    assert_eq!(status, 422, "{both}");
+    assert_eq!(both["code"], "invalid_request");
+}

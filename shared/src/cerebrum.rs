@@ -334,6 +334,41 @@ impl StreamError {
     }
 }
 
+/// `POST /tokenize` on the node (llama-server's route, extended): the tokens a
+/// prompt (`content`) or a conversation (`messages`, rendered with the model's
+/// chat template as for generation) becomes. Exactly one of the two.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenizeRequest {
+    /// Model whose tokenizer to use; the node's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A raw prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// A conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<crate::openai::ChatMessage>>,
+    /// Answer the count only, without the token ids.
+    #[serde(default)]
+    pub count_only: bool,
+}
+
+/// The answer to `POST /tokenize`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenizeResponse {
+    /// The token ids (empty with `count_only`).
+    #[serde(default)]
+    pub tokens: Vec<i32>,
+    /// How many tokens.
+    pub count: u64,
+    /// Tokens one request may hold on this node (prompt and answer together).
+    pub context_length: u64,
+    /// The model whose tokenizer was used.
+    pub model: String,
+}
+
 /// The orchestrator's `GET /health`: always 200; `status` says whether a
 /// request could be served now. The original's keys first, then ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@
 pub mod prefix;
 mod sampling;
 pub mod text;
+pub mod tokenizer;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -22,9 +23,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 pub use sampling::SamplingParams;
+pub use tokenizer::Tokenizer;
 
 /// What to complete: a raw prompt, or a conversation rendered with the model's chat template.
 #[derive(Debug, Clone)]
@@ -231,6 +234,8 @@ impl EngineStats {
 
 struct Job {
     request: GenerateRequest,
+    /// The prompt's tokens (tokenized by the caller, checked to fit).
+    tokens: Vec<LlamaToken>,
     events: mpsc::UnboundedSender<GenEvent>,
 }
 
@@ -238,6 +243,7 @@ struct Job {
 /// finish what it is decoding and then free the model.
 pub struct Engine {
     info: ModelInfo,
+    tokenizer: Arc<Tokenizer>,
     stats: Arc<EngineStats>,
     jobs: std::sync::mpsc::Sender<Job>,
 }
@@ -258,7 +264,7 @@ impl Engine {
     pub fn load(name: &str, path: &Path, opts: EngineOptions) -> Result<Engine, LoadError> {
         let stats = Arc::new(EngineStats::new());
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<ModelInfo, LoadError>>(1);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let worker_stats = stats.clone();
         let (name_owned, path_owned) = (name.to_string(), path.to_path_buf());
         std::thread::Builder::new()
@@ -274,27 +280,32 @@ impl Engine {
                 )
             })
             .map_err(|e| LoadError::Thread(e.to_string()))?;
-        let info = ready_rx
+        let (info, tokenizer) = ready_rx
             .recv()
             .map_err(|_| LoadError::Thread("worker exited during load".into()))??;
         Ok(Engine {
             info,
+            tokenizer,
             stats,
             jobs: jobs_tx,
         })
     }
 
-    /// Queues a request; events arrive on the returned channel. Dropping it cancels.
+    /// Tokenizes the prompt (on the calling thread: call it from a blocking
+    /// thread) and queues the request; events arrive on the returned channel.
+    /// Dropping it cancels. A prompt that is empty or does not fit is refused here.
     pub fn submit(
         &self,
         request: GenerateRequest,
     ) -> Result<mpsc::UnboundedReceiver<GenEvent>, EngineError> {
+        let tokens = self.tokenizer.prompt(&request.prompt)?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
         if self
             .jobs
             .send(Job {
                 request,
+                tokens,
                 events: tx,
             })
             .is_err()
@@ -303,6 +314,11 @@ impl Engine {
             return Err(EngineError::WorkerGone);
         }
         Ok(rx)
+    }
+
+    /// The model's tokenizer (usable from any thread).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// Facts about the model.

@@ -13,16 +13,16 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::prefix::{self, SlotCache};
 use super::text::{StopMatcher, Utf8Assembler};
+use super::tokenizer::Tokenizer;
 use super::{
     EngineError, EngineOptions, EngineStats, FinishReason, GenEvent, Job, LoadError, ModelInfo,
-    Prompt,
 };
 
 /// One request occupying a sequence slot.
@@ -60,12 +60,12 @@ pub(super) fn run(
     opts: EngineOptions,
     stats: Arc<EngineStats>,
     jobs: Receiver<Job>,
-    ready: SyncSender<Result<ModelInfo, LoadError>>,
+    ready: SyncSender<Result<(ModelInfo, Arc<Tokenizer>), LoadError>>,
 ) {
     let t0 = Instant::now();
     let backend = super::backend();
     let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
-        Ok(m) => m,
+        Ok(m) => Arc::new(m),
         Err(e) => {
             let _ = ready.send(Err(LoadError::BadModel {
                 path,
@@ -96,27 +96,26 @@ pub(super) fn run(
             return;
         }
     };
-    let template = model.chat_template(None).ok();
+    // Per-sequence context: the pool holds context_size cells for each slot, and
+    // no sequence may grow past context_size, so none can starve the others.
+    let ctx_per_seq = opts.context_size.min(ctx.n_ctx()).max(1);
+    let tokenizer = Arc::new(Tokenizer::new(model.clone(), ctx_per_seq));
     let info = ModelInfo {
         name: name.clone(),
         path: path.clone(),
         n_params: model.n_params(),
         n_ctx_train: model.n_ctx_train(),
-        has_chat_template: template.is_some(),
+        has_chat_template: tokenizer.has_chat_template(),
         load_seconds: t0.elapsed().as_secs_f64(),
     };
-    // Per-sequence context: the pool holds context_size cells for each slot, and
-    // no sequence may grow past context_size, so none can starve the others.
-    let ctx_per_seq = opts.context_size.min(ctx.n_ctx()).max(1);
     tracing::info!(model = %name, path = %path.display(), load_seconds = info.load_seconds,
         params = info.n_params, ctx_per_seq, slots = opts.parallel, "model loaded");
-    if ready.send(Ok(info)).is_err() {
+    if ready.send(Ok((info, tokenizer))).is_err() {
         return;
     }
 
     let worker = Worker {
         model: &model,
-        template,
         ctx_per_seq,
         slots: opts.parallel as usize,
         n_batch: opts.n_batch as usize,
@@ -136,7 +135,6 @@ pub(super) fn run(
 
 struct Worker<'m> {
     model: &'m LlamaModel,
-    template: Option<LlamaChatTemplate>,
     ctx_per_seq: u32,
     slots: usize,
     n_batch: usize,
@@ -244,7 +242,7 @@ impl Worker<'_> {
         ctx: &mut LlamaContext<'_>,
     ) {
         while live.len() < self.slots {
-            let Some(job) = pending.pop_front() else {
+            let Some(mut job) = pending.pop_front() else {
                 return;
             };
             // Active before not-queued, so the engine never looks idle in between.
@@ -254,14 +252,8 @@ impl Worker<'_> {
                 self.finish_stats();
                 continue;
             }
-            let prompt = match self.tokenize(&job.request.prompt) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.finish_stats();
-                    let _ = job.events.send(GenEvent::Failed(e));
-                    continue;
-                }
-            };
+            // Tokenized by the caller, off this thread.
+            let prompt = std::mem::take(&mut job.tokens);
             let used: Vec<i32> = live.iter().map(|s| s.slot).collect();
             let free = slots
                 .caches
@@ -329,49 +321,6 @@ impl Worker<'_> {
         let _ = ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
         cache.tokens.clear();
         0
-    }
-
-    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, EngineError> {
-        let vocab = self.model.vocab();
-        let tokens = match prompt {
-            Prompt::Text(text) => vocab.tokenize(text.as_bytes(), true, false),
-            Prompt::Chat(turns) => {
-                let rendered = self.render_chat(turns)?;
-                vocab.tokenize(rendered.as_bytes(), true, true)
-            }
-        };
-        if tokens.is_empty() {
-            return Err(EngineError::EmptyPrompt);
-        }
-        // Keep at least one cell for the answer.
-        if tokens.len() as u64 >= u64::from(self.ctx_per_seq) {
-            return Err(EngineError::PromptTooLong {
-                prompt_tokens: tokens.len() as u32,
-                context_tokens: self.ctx_per_seq,
-            });
-        }
-        Ok(tokens)
-    }
-
-    fn render_chat(&self, turns: &[(String, String)]) -> Result<String, EngineError> {
-        let messages = turns
-            .iter()
-            .map(|(role, content)| LlamaChatMessage::new(role.clone(), content.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EngineError::Template(e.to_string()))?;
-        let fallback;
-        let template = match &self.template {
-            Some(t) => t,
-            None => {
-                // No template in the GGUF: ChatML is the most common convention.
-                fallback = LlamaChatTemplate::new("chatml")
-                    .map_err(|e| EngineError::Template(e.to_string()))?;
-                &fallback
-            }
-        };
-        self.model
-            .apply_chat_template(template, &messages, true)
-            .map_err(|e| EngineError::Template(e.to_string()))
     }
 
     /// One token per decoding sequence, then prompt chunks while the batch has room.

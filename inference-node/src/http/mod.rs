@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod cerebrum;
 pub mod openai;
+pub mod tokenize;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,9 +109,18 @@ impl AppState {
             RegistryError::AllBusy { .. } => self.metrics.reject(Rejection::Busy),
             _ => {}
         })?;
-        let mut events = engine
-            .submit(request)
-            .inspect_err(|_| self.registry.forget(&name))?;
+        // Tokenizing a long prompt takes milliseconds: keep it off the async workers.
+        let submitted = {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || engine.submit(request))
+                .await
+                .map_err(|_| EngineError::WorkerGone)?
+        };
+        let mut events = submitted.inspect_err(|e| {
+            if matches!(e, EngineError::WorkerGone) {
+                self.registry.forget(&name);
+            }
+        })?;
         self.metrics.inference();
         match events.recv().await {
             Some(GenEvent::Started {

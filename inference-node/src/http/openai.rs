@@ -10,8 +10,9 @@ use cerebrum_shared::cerebrum::SamplingExtras;
 use cerebrum_shared::error::{ApiError, Dialect};
 use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TOKENS_NODE};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionRequest, ChunkShaper, CompletionRequest, ObjectKind,
-    OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage, created_now,
+    ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
+    ObjectKind, OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
+    created_now,
 };
 use cerebrum_shared::sse::OPENAI_DONE;
 use cerebrum_shared::validate;
@@ -45,16 +46,17 @@ fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError
     })
 }
 
-fn chat_turns(state: &AppState, req: &ChatCompletionRequest) -> Result<Prompt, ApiError> {
-    if req.messages.is_empty() {
+/// A conversation as the engine takes it: roles checked, sizes checked.
+pub(super) fn chat_turns(state: &AppState, messages: &[ChatMessage]) -> Result<Prompt, ApiError> {
+    if messages.is_empty() {
         return Err(ApiError::invalid_field(
             "messages",
             "must hold at least one message",
         ));
     }
-    let mut turns = Vec::with_capacity(req.messages.len());
+    let mut turns = Vec::with_capacity(messages.len());
     let mut total = 0usize;
-    for (i, m) in req.messages.iter().enumerate() {
+    for (i, m) in messages.iter().enumerate() {
         let role = match m.role.as_str() {
             "system" | "developer" => "system",
             "user" => "user",
@@ -85,7 +87,7 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, HttpError> {
-    let prompt = chat_turns(&state, &req).map_err(err)?;
+    let prompt = chat_turns(&state, &req.messages).map_err(err)?;
     let request = build(prompt, &req.sampling).map_err(err)?;
     let generation = state
         .start(req.model.as_deref(), request)
