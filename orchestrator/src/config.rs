@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.first_token_timeout, Duration::from_secs(120));
         assert_eq!(c.idle_timeout, Duration::from_secs(60));
-        assert_eq!(c.max_prompt_chars, 16_000);
+        assert_eq!(
+            c.max_prompt_chars,
+            cerebrum_shared::limits::MAX_PROMPT_CHARS
+        );
         assert_eq!((c.rate_limit_per_second, c.rate_limit_burst), (0, 5));
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
         assert!(c.client_keys.is_empty() && c.vps_api_key.is_empty());

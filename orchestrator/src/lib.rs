@@ -4,6 +4,7 @@
 //! - [`prompt`]: pure prompt preparation — instruction extraction, chunking,
 //!   dedup, code-aware ranking and assembly (`cerebrum prepare`).
 //! - [`routing`]: pure: language (given or detected) → model.
+//! - [`fit`]: pure: fitting a request to the model's context (prepare harder, drop old turns, clamp).
 //! - [`config`]: settings from TOML, environment and flags, validated at start.
 //! - [`app`]: the router and the whole middleware stack, in one place.
 //! - [`layers`]: in-flight limit (load shed), rate limit, client keys.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod cpu;
+pub mod fit;
 pub mod layers;
 pub mod prompt;
 pub mod routing;

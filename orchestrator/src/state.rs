@@ -67,6 +67,7 @@ impl Metrics {
 pub struct NodeCache {
     health: RwLock<Option<NodeStatus>>,
     models: RwLock<Vec<String>>,
+    contexts: RwLock<std::collections::HashMap<String, u64>>,
 }
 
 /// The node's state as the orchestrator reports it.
@@ -103,6 +104,11 @@ impl NodeCache {
         self.models.read().map(|m| m.clone()).unwrap_or_default()
     }
 
+    /// Tokens one request may hold on `model`, when the node stated it.
+    pub fn context_length(&self, model: &str) -> Option<u64> {
+        self.contexts.read().ok()?.get(model).copied()
+    }
+
     /// Asks the node's `/health` once and stores the answer.
     pub async fn refresh_health(&self, upstream: &Upstream) {
         let status = match upstream
@@ -132,16 +138,22 @@ impl NodeCache {
             .await
         {
             Ok(body) => {
-                let names: Vec<String> = body["data"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|m| m["id"].as_str().map(str::to_string))
-                            .collect()
+                let cards = body["data"].as_array().cloned().unwrap_or_default();
+                let names: Vec<String> = cards
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect();
+                let contexts = cards
+                    .iter()
+                    .filter_map(|m| {
+                        Some((m["id"].as_str()?.to_string(), m["context_length"].as_u64()?))
                     })
-                    .unwrap_or_default();
+                    .collect();
                 if let Ok(mut slot) = self.models.write() {
                     *slot = names;
+                }
+                if let Ok(mut slot) = self.contexts.write() {
+                    *slot = contexts;
                 }
                 true
             }

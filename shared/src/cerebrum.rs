@@ -87,6 +87,9 @@ pub struct CompleteResponse {
     /// What prompt preparation did (ours; absent when not applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preparation: Option<Preparation>,
+    /// How the request was fitted to the context, when it had to be (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitReport>,
 }
 
 /// `POST /v1/inference` and `/v1/inference/stream` on the node.
@@ -177,6 +180,36 @@ pub struct StreamDone {
     /// Orchestrator only: what prompt preparation did (`applied` plus its figures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preparation: Option<Preparation>,
+    /// Orchestrator only: how the request was fitted to the context, when it had to be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitReport>,
+}
+
+/// How the orchestrator fitted a request to the model's context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FitReport {
+    /// Tokens of the prompt as sent.
+    pub prompt_tokens: u64,
+    /// Tokens one request may hold on the model (prompt and answer).
+    pub context_length: u64,
+    /// `max_tokens` as sent.
+    pub max_tokens: u32,
+    /// `max_tokens` as asked; larger than `max_tokens` when it was clamped.
+    pub max_tokens_requested: u32,
+    /// Oldest messages left out to make room.
+    pub dropped_messages: u32,
+    /// How much harder than usual the newest turn was prepared (0 = as usual).
+    pub prepare_level: u8,
+}
+
+impl FitReport {
+    /// Whether anything was changed to make the request fit.
+    pub fn changed_anything(&self) -> bool {
+        self.max_tokens < self.max_tokens_requested
+            || self.dropped_messages > 0
+            || self.prepare_level > 0
+    }
 }
 
 /// The final event of a failed stream: `{"error", "message", "done": true}`.

@@ -6,6 +6,12 @@ pub const API_KEY: &str = "x-api-key";
 pub const REQUEST_ID: &str = "x-request-id";
 /// Sent by the node with every streamed or complete answer: which model served it.
 pub const MODEL_USED: &str = "x-cerebrum-model";
+/// Sent by the orchestrator on OpenAI answers: what preparation did to the newest
+/// turn (JSON of `prepare::Preparation`).
+pub const PREPARATION: &str = "x-cerebrum-preparation";
+/// Sent by the orchestrator when it fitted a request to the model's context
+/// (JSON of `cerebrum::FitReport`): clamped `max_tokens`, dropped turns, harder preparation.
+pub const FIT: &str = "x-cerebrum-fit";
 
 /// The key a request presents: `X-API-Key`, else `Authorization: Bearer …`
 /// (both tiers accept either, so every OpenAI client can authenticate).

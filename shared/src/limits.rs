@@ -12,7 +12,9 @@ pub const MAX_TEMPERATURE: f32 = 2.0;
 pub const MAX_TOKENS_ORCHESTRATOR: u32 = 2048;
 /// Highest `max_tokens` the node accepts.
 pub const MAX_TOKENS_NODE: u32 = 4096;
-/// Largest request body either tier reads (a 16,000-character prompt in JSON fits many times over).
+/// Largest request body either tier reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Largest prompt the orchestrator accepts, in characters (the original's limit).
-pub const MAX_PROMPT_CHARS: usize = 16_000;
+/// Largest prompt the orchestrator reads, in characters: a bound on its own work.
+/// What reaches the model is fitted to the model's context in tokens (the
+/// original refused over 16,000 characters; a pasted file now gets an answer).
+pub const MAX_PROMPT_CHARS: usize = 262_144;

@@ -148,6 +148,7 @@ pub async fn inference_stream(
                     cached_tokens: Some(u64::from(cached_tokens)),
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
                     preparation: None,
+                    fit: None,
                 }))
             }
             GenEvent::Failed(e) => Some(to_json(&StreamError::from(&ApiError::from(e)))),

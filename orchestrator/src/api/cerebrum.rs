@@ -9,16 +9,18 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{
-    CompleteRequest, CompleteResponse, StreamDone, StreamError, StreamToken,
+    CompleteRequest, CompleteResponse, FitReport, StreamDone, StreamError, StreamToken,
 };
 use cerebrum_shared::error::{ApiError, Dialect, to_json};
 use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
+use cerebrum_shared::openai::ChatMessage;
 use cerebrum_shared::prepare::Preparation;
 use cerebrum_shared::validate;
 use serde_json::json;
 
 use super::{
-    ApiJson, HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route,
+    ApiJson, HttpError, Newest, Sendable, check_prompt_size, collect, fit_request, open,
+    prepare_logged, request_id, route,
 };
 use crate::prompt::{PromptInput, PromptPlan};
 use crate::routing::RouteDecision;
@@ -34,6 +36,12 @@ struct Prepared {
     plan: PromptPlan,
     decision: RouteDecision,
     request_id: String,
+    /// The user turn as sent, after fitting.
+    prompt: String,
+    /// `max_tokens` as sent.
+    max_tokens: u32,
+    /// How it was fitted to the context, when the node counted.
+    fit: Option<FitReport>,
 }
 
 async fn prepare_request(
@@ -64,11 +72,36 @@ async fn prepare_request(
         &request_id,
     )
     .await?;
+    let mut sendable = Sendable::Messages(vec![ChatMessage::new("user", &plan.prompt)]);
+    let newest = Newest {
+        index: 0,
+        input: PromptInput {
+            text: &req.prompt,
+            instruction: None,
+            language: Some(&req.language),
+        },
+    };
+    let (max_tokens, fit) = fit_request(
+        state,
+        &decision.model,
+        &mut sendable,
+        Some(newest),
+        req.max_tokens,
+        &request_id,
+    )
+    .await?;
+    let Sendable::Messages(mut messages) = sendable else {
+        unreachable!("a conversation stays a conversation")
+    };
+    let prompt = messages.pop().map(|m| m.text()).unwrap_or_default();
     Ok(Prepared {
         req,
         plan,
         decision,
         request_id,
+        prompt,
+        max_tokens,
+        fit,
     })
 }
 
@@ -77,8 +110,8 @@ async fn prepare_request(
 fn upstream_body(p: &Prepared) -> serde_json::Value {
     let mut body = json!({
         "model": p.decision.model,
-        "messages": [{"role": "user", "content": p.plan.prompt}],
-        "max_tokens": p.req.max_tokens,
+        "messages": [{"role": "user", "content": p.prompt}],
+        "max_tokens": p.max_tokens,
         "temperature": p.req.temperature,
     });
     if let Some(stop) = &p.req.stop {
@@ -89,6 +122,9 @@ fn upstream_body(p: &Prepared) -> serde_json::Value {
     }
     if let Some(top_p) = p.req.sampling.top_p {
         body["top_p"] = json!(top_p);
+    }
+    if let Some(cache) = p.req.sampling.cache_prompt {
+        body["cache_prompt"] = json!(cache);
     }
     body
 }
@@ -132,6 +168,7 @@ pub async fn complete(
         inference_time_seconds: done.seconds,
         timestamp: cerebrum_shared::unix_timestamp(),
         preparation: p.plan.applied.then(|| Preparation::from(&p.plan)),
+        fit: p.fit,
     })
     .into_response())
 }
@@ -146,6 +183,7 @@ pub async fn complete_stream(
     let (p, stream) = start(&state, &headers, req).await.map_err(err)?;
     let relay = Relay {
         preparation: Some(Preparation::from(&p.plan)),
+        fit: p.fit,
         stream,
         count: 0,
         started,
@@ -165,6 +203,8 @@ pub async fn complete_stream(
 struct Relay {
     /// Preparation figures for the `done` event.
     preparation: Option<Preparation>,
+    /// How the request was fitted, for the `done` event.
+    fit: Option<FitReport>,
     stream: TokenStream,
     count: u64,
     started: Instant,
@@ -210,6 +250,7 @@ impl Relay {
                     cached_tokens,
                     timestamp: Some(cerebrum_shared::unix_timestamp()),
                     preparation: self.preparation.take(),
+                    fit: self.fit,
                 }))
             }
             Some(Err(e)) => {

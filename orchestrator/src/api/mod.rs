@@ -134,3 +134,179 @@ pub async fn collect(
     }
     Err(UpstreamError::Broken("stream ended early".into()))
 }
+
+/// What a request sends, as fitting sees it: a conversation or one raw prompt.
+pub enum Sendable {
+    /// OpenAI chat messages (the node renders them with the model's template).
+    Messages(Vec<cerebrum_shared::openai::ChatMessage>),
+    /// A raw prompt (`/v1/completions`).
+    Text(String),
+}
+
+impl Sendable {
+    /// A bound on its tokens without asking the node: a token covers at least one
+    /// byte, and a chat template adds a few per message.
+    fn token_bound(&self) -> u64 {
+        match self {
+            Sendable::Messages(m) => m
+                .iter()
+                .map(|m| (m.text().len() + m.role.len() + 16) as u64)
+                .sum::<u64>()
+                .saturating_add(16),
+            Sendable::Text(t) => t.len() as u64 + 8,
+        }
+    }
+
+    fn tokenize_body(&self, model: &str) -> serde_json::Value {
+        match self {
+            Sendable::Messages(m) => {
+                serde_json::json!({"model": model, "messages": m, "count_only": true})
+            }
+            Sendable::Text(t) => {
+                serde_json::json!({"model": model, "content": t, "count_only": true})
+            }
+        }
+    }
+}
+
+/// The newest user turn as typed, so fitting can prepare it harder.
+pub struct Newest<'a> {
+    /// Its index in the messages (0 for a raw prompt).
+    pub index: usize,
+    /// What preparation reads.
+    pub input: PromptInput<'a>,
+}
+
+impl Newest<'_> {
+    /// Whether there is code in it that a harder preparation could cut.
+    fn has_code(&self) -> bool {
+        self.input.text.len() > crate::fit::HARDER_MIN_CHARS
+    }
+}
+
+/// How long a token count may take before the request goes out unfitted.
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Fits `sendable` to `model`'s context (see [`crate::fit`]): returns the
+/// `max_tokens` to send, and a report when the node counted tokens. A node
+/// that cannot count (another engine, or unreachable) gets the request as it is.
+pub async fn fit_request(
+    state: &AppState,
+    model: &str,
+    sendable: &mut Sendable,
+    newest: Option<Newest<'_>>,
+    max_tokens: u32,
+    request_id: &str,
+) -> Result<(u32, Option<cerebrum_shared::cerebrum::FitReport>), ApiError> {
+    use crate::fit::{Fitting, Step, next};
+    // Most requests are far below the context: no round trip for them.
+    if let Some(context) = state.node.context_length(model)
+        && sendable.token_bound() + u64::from(max_tokens) <= context
+    {
+        return Ok((max_tokens, None));
+    }
+    let mut level = 0u8;
+    let mut dropped = 0u32;
+    let mut newest_index = newest.as_ref().map(|n| n.index);
+    loop {
+        let counted = state
+            .upstream
+            .post_json(
+                "/tokenize",
+                &sendable.tokenize_body(model),
+                request_id,
+                COUNT_TIMEOUT,
+            )
+            .await;
+        let (prompt_tokens, context) = match counted {
+            Ok(v) => match (v["count"].as_u64(), v["context_length"].as_u64()) {
+                (Some(n), Some(c)) => (n, c),
+                _ => return Ok((max_tokens, None)),
+            },
+            Err(e) => {
+                tracing::debug!(request_id, error = %e, "cannot count tokens; sending unfitted");
+                return Ok((max_tokens, None));
+            }
+        };
+        let droppable = match sendable {
+            Sendable::Messages(m) => usize::from(oldest_droppable(m, newest_index).is_some()),
+            Sendable::Text(_) => 0,
+        };
+        let step = next(&Fitting {
+            prompt_tokens,
+            context,
+            max_tokens,
+            level,
+            can_prepare_harder: newest.as_ref().is_some_and(Newest::has_code),
+            droppable,
+        });
+        let report = |max| cerebrum_shared::cerebrum::FitReport {
+            prompt_tokens,
+            context_length: context,
+            max_tokens: max,
+            max_tokens_requested: max_tokens,
+            dropped_messages: dropped,
+            prepare_level: level,
+        };
+        match step {
+            Step::Send { max_tokens: max } => {
+                let r = report(max);
+                if r.changed_anything() {
+                    tracing::info!(request_id, ?r, "fitted to the context");
+                }
+                return Ok((max, Some(r)));
+            }
+            Step::PrepareHarder => {
+                level += 1;
+                let (Some(n), Some(index)) = (newest.as_ref(), newest_index) else {
+                    unreachable!("offered only with a newest turn")
+                };
+                let plan = prepare(&n.input, &state.prepare.harder(level));
+                match sendable {
+                    Sendable::Messages(m) => {
+                        m[index] = cerebrum_shared::openai::ChatMessage::new("user", &plan.prompt)
+                    }
+                    Sendable::Text(t) => *t = plan.prompt,
+                }
+            }
+            Step::DropOldest => {
+                let Sendable::Messages(m) = sendable else {
+                    unreachable!("only conversations have turns to drop")
+                };
+                let Some(i) = oldest_droppable(m, newest_index) else {
+                    unreachable!("offered only when one exists")
+                };
+                // A user turn goes with the answers that follow it.
+                let mut end = i + 1;
+                while end < m.len() && m[end].role == "assistant" {
+                    end += 1;
+                }
+                let end = end.min(newest_index.unwrap_or(m.len() - 1)).max(i + 1);
+                m.drain(i..end);
+                dropped += (end - i) as u32;
+                if let Some(index) = newest_index.as_mut() {
+                    *index -= end - i;
+                }
+            }
+            Step::Refuse { fits } => {
+                return Err(ApiError::new(
+                    ErrorCode::PromptTooLarge,
+                    format!(
+                        "the prompt is {prompt_tokens} tokens even with the newest turn prepared as hard as it goes and older turns left out; {fits} fit in the model's context of {context} (with room for the answer)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The oldest message that may be dropped: not a system message, not the newest turn.
+fn oldest_droppable(
+    messages: &[cerebrum_shared::openai::ChatMessage],
+    newest: Option<usize>,
+) -> Option<usize> {
+    let end = newest.unwrap_or(messages.len().saturating_sub(1));
+    messages[..end]
+        .iter()
+        .position(|m| m.role != "system" && m.role != "developer")
+}

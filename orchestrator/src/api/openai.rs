@@ -8,22 +8,27 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::HeaderValue;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::error::{ApiError, Dialect};
-use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
+use cerebrum_shared::cerebrum::FitReport;
+use cerebrum_shared::error::{ApiError, Dialect, to_json};
+use cerebrum_shared::headers;
+use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionRequest, ChunkShaper, CompletionRequest, ObjectKind,
-    OpenAiSampling, PromptTokensDetails, ResponseMessage, TextChoice, TextCompletion, Usage,
-    created_now,
+    ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
+    ObjectKind, OpenAiSampling, PromptTokensDetails, ResponseMessage, TextChoice, TextCompletion,
+    Usage, created_now,
 };
+use cerebrum_shared::prepare::Preparation;
 use cerebrum_shared::validate;
 use serde_json::{Value, json};
 
 use super::{
-    ApiJson, HttpError, check_prompt_size, collect, open, prepare_logged, request_id, route,
+    ApiJson, HttpError, Newest, Sendable, check_prompt_size, collect, fit_request, open,
+    prepare_logged, request_id, route,
 };
-use crate::prompt::PromptInput;
+use crate::prompt::{PromptInput, prepare};
 use crate::state::AppState;
 use crate::upstream::{Piece, TokenStream};
 
@@ -51,14 +56,35 @@ fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
     if let Some(seed) = s.seed {
         body["seed"] = json!(seed);
     }
+    if let Some(cache) = s.cache_prompt {
+        body["cache_prompt"] = json!(cache);
+    }
     Ok(())
+}
+
+/// The headers that say what the orchestrator did to the request.
+fn with_report(
+    mut response: Response,
+    preparation: &Preparation,
+    fit: Option<&FitReport>,
+) -> Response {
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&to_json(preparation)) {
+        h.insert(headers::PREPARATION, v);
+    }
+    if let Some(fit) = fit
+        && let Ok(v) = HeaderValue::from_str(&to_json(fit))
+    {
+        h.insert(headers::FIT, v);
+    }
+    response
 }
 
 /// `POST /v1/chat/completions`.
 pub async fn chat(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(mut req): ApiJson<ChatCompletionRequest>,
+    ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
@@ -70,26 +96,20 @@ pub async fn chat(
     }
     let chars: usize = req.messages.iter().map(|m| m.text().chars().count()).sum();
     check_prompt_size(&state, "messages", chars).map_err(err)?;
-    let system: Vec<String> = req
-        .messages
-        .iter()
-        .filter(|m| m.role == "system" || m.role == "developer")
-        .map(|m| m.text())
-        .collect();
+    // Checked before any work; the node gets the fitted max_tokens below.
+    sampling_into(&req.sampling, &mut json!({})).map_err(err)?;
     let last_user = req.messages.iter().rposition(|m| m.role == "user");
     let user_text = last_user
         .map(|i| req.messages[i].text())
         .unwrap_or_default();
-    let instruction = (!system.is_empty()).then(|| system.join("\n"));
-    let plan = prepare_logged(
-        &state,
-        &PromptInput {
-            text: &user_text,
-            instruction: instruction.as_deref(),
-            language: None,
-        },
-        &rid,
-    );
+    // The newest turn is prepared from its own words (the instruction is found
+    // in it); system and assistant messages go as sent.
+    let newest = PromptInput {
+        text: &user_text,
+        instruction: None,
+        language: None,
+    };
+    let plan = prepare_logged(&state, &newest, &rid);
     let decision = route(
         &state,
         req.model.as_deref(),
@@ -99,35 +119,76 @@ pub async fn chat(
     )
     .await
     .map_err(err)?;
-    if plan.applied
-        && let Some(i) = last_user
-    {
-        req.messages[i] = cerebrum_shared::openai::ChatMessage::new("user", &plan.prompt);
-        // The plan already starts with the system text (the instruction): don't send it twice.
-        req.messages
-            .retain(|m| m.role != "system" && m.role != "developer");
-    }
-    let mut body = json!({"model": decision.model, "messages": req.messages});
+    // Earlier user turns get the very preparation they got as the newest turn
+    // (it is a pure function of the turn): history sent back becomes the same
+    // tokens on the node, so its prefix cache serves every follow-up.
+    let messages = req
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let prepared = if Some(i) == last_user {
+                plan.applied.then(|| plan.prompt.clone())
+            } else if m.role == "user" {
+                let text = m.text();
+                let p = prepare(
+                    &PromptInput {
+                        text: &text,
+                        instruction: None,
+                        language: None,
+                    },
+                    &state.prepare,
+                );
+                p.applied.then_some(p.prompt)
+            } else {
+                None
+            };
+            prepared.map_or_else(|| m.clone(), |p| ChatMessage::new("user", &p))
+        })
+        .collect();
+    let mut sendable = Sendable::Messages(messages);
+    let asked = req.sampling.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    let newest_turn = last_user.map(|index| Newest {
+        index,
+        input: newest,
+    });
+    let (max_tokens, fit) = fit_request(
+        &state,
+        &decision.model,
+        &mut sendable,
+        newest_turn,
+        asked,
+        &rid,
+    )
+    .await
+    .map_err(err)?;
+    let Sendable::Messages(messages) = sendable else {
+        unreachable!("a conversation stays a conversation")
+    };
+    let mut body = json!({"model": decision.model, "messages": messages});
     sampling_into(&req.sampling, &mut body).map_err(err)?;
+    body["max_tokens"] = json!(max_tokens);
     let stream = open(&state, "/v1/chat/completions", body, &rid)
         .await
         .map_err(err)?;
+    let report = Preparation::from(&plan);
     let id = completion_id(ObjectKind::Chat);
     if req.sampling.stream {
         let shaper = ChunkShaper::new(ObjectKind::Chat, id, decision.model.clone());
-        return Ok(relay(
+        let response = relay(
             stream,
             shaper,
             decision.model,
             req.sampling.include_usage(),
             rid,
-        ));
+        );
+        return Ok(with_report(response, &report, fit.as_ref()));
     }
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
     let usage = usage_of(&done);
-    Ok(Json(ChatCompletion {
+    let response = Json(ChatCompletion {
         id,
         object: "chat.completion".into(),
         created: created_now(),
@@ -142,7 +203,8 @@ pub async fn chat(
         }],
         usage,
     })
-    .into_response())
+    .into_response();
+    Ok(with_report(response, &report, fit.as_ref()))
 }
 
 /// `POST /v1/completions`.
@@ -162,15 +224,13 @@ pub async fn completions(
     };
     validate::non_empty("prompt", prompt).map_err(err)?;
     check_prompt_size(&state, "prompt", prompt.chars().count()).map_err(err)?;
-    let plan = prepare_logged(
-        &state,
-        &PromptInput {
-            text: prompt,
-            instruction: None,
-            language: None,
-        },
-        &rid,
-    );
+    sampling_into(&req.sampling, &mut json!({})).map_err(err)?;
+    let input = PromptInput {
+        text: prompt,
+        instruction: None,
+        language: None,
+    };
+    let plan = prepare_logged(&state, &input, &rid);
     let decision = route(
         &state,
         req.model.as_deref(),
@@ -180,27 +240,46 @@ pub async fn completions(
     )
     .await
     .map_err(err)?;
-    let mut body = json!({"model": decision.model, "prompt": plan.prompt});
+    let mut sendable = Sendable::Text(plan.prompt.clone());
+    let asked = req.sampling.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    let newest = Newest { index: 0, input };
+    let (max_tokens, fit) = fit_request(
+        &state,
+        &decision.model,
+        &mut sendable,
+        Some(newest),
+        asked,
+        &rid,
+    )
+    .await
+    .map_err(err)?;
+    let Sendable::Text(prompt) = sendable else {
+        unreachable!("a prompt stays a prompt")
+    };
+    let mut body = json!({"model": decision.model, "prompt": prompt});
     sampling_into(&req.sampling, &mut body).map_err(err)?;
+    body["max_tokens"] = json!(max_tokens);
     let stream = open(&state, "/v1/completions", body, &rid)
         .await
         .map_err(err)?;
+    let report = Preparation::from(&plan);
     let id = completion_id(ObjectKind::Text);
     if req.sampling.stream {
         let shaper = ChunkShaper::new(ObjectKind::Text, id, decision.model.clone());
-        return Ok(relay(
+        let response = relay(
             stream,
             shaper,
             decision.model,
             req.sampling.include_usage(),
             rid,
-        ));
+        );
+        return Ok(with_report(response, &report, fit.as_ref()));
     }
     let done = collect(stream, started)
         .await
         .map_err(|e| err(e.to_api_error()))?;
     let usage = usage_of(&done);
-    Ok(Json(TextCompletion {
+    let response = Json(TextCompletion {
         id,
         object: "text_completion".into(),
         created: created_now(),
@@ -213,7 +292,8 @@ pub async fn completions(
         }],
         usage: Some(usage),
     })
-    .into_response())
+    .into_response();
+    Ok(with_report(response, &report, fit.as_ref()))
 }
 
 /// The usage of a whole answer; cached tokens when the node reported them.

@@ -275,21 +275,45 @@ impl Upstream {
         request_id: &str,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        let r = self
-            .request(reqwest::Method::GET, path, request_id)
-            .timeout(timeout)
-            .send()
+        self.call_json(reqwest::Method::GET, path, None, request_id, timeout)
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    UpstreamError::Timeout(e.to_string())
-                } else {
-                    UpstreamError::Unreachable {
-                        endpoint: self.endpoint.clone(),
-                        detail: error_chain(&e),
-                    }
+    }
+
+    /// `POST path` with a JSON body on the node, with a short timeout; never
+    /// touches the breaker.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        self.call_json(reqwest::Method::POST, path, Some(body), request_id, timeout)
+            .await
+    }
+
+    async fn call_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let mut r = self.request(method, path, request_id).timeout(timeout);
+        if let Some(body) = body {
+            r = r.json(body);
+        }
+        let r = r.send().await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout(e.to_string())
+            } else {
+                UpstreamError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    detail: error_chain(&e),
                 }
-            })?;
+            }
+        })?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let bytes = r
