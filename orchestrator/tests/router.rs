@@ -599,3 +599,44 @@ async fn the_model_list_is_read_in_the_background_and_kept_when_the_node_fails()
     assert!(!gone.node.refresh_models(&gone.upstream).await);
     assert!(gone.node.models().is_empty());
 }
+
+#[tokio::test]
+async fn a_follow_up_sends_the_previous_turn_exactly_as_before() {
+    let s = stack(&[]).await;
+    // A pasted file big enough to be prepared, then a follow-up carrying it back.
+    let mut file = String::from("Why does parse_config fail?\n```python\n");
+    for i in 0..60 {
+        file.push_str(&format!("def step_{i}(x):\n    return x + {i}\n\n"));
+    }
+    file.push_str("def parse_config(path):\n    return open(path).read().split('=')\n```");
+    let first = json!([
+        {"role": "system", "content": "You review Python."},
+        {"role": "user", "content": file},
+    ]);
+    let body = json!({"messages": first, "max_tokens": 8}).to_string();
+    let (status, headers, _) = post(&s.app, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200);
+    let prep: cerebrum_shared::prepare::Preparation =
+        serde_json::from_slice(headers["x-cerebrum-preparation"].as_bytes()).unwrap();
+    assert!(prep.applied, "the paste was cut down: {prep:?}");
+
+    let mut second = first.as_array().unwrap().clone();
+    second.push(json!({"role": "assistant", "content": "Hello world"}));
+    second.push(json!({"role": "user", "content": "Now add a test for it."}));
+    let body = json!({"messages": second, "max_tokens": 8}).to_string();
+    assert_eq!(post(&s.app, "/v1/chat/completions", &body).await.0, 200);
+
+    let sent = s.fake.bodies();
+    let (turn1, turn2) = (
+        sent[0]["messages"].as_array().unwrap(),
+        sent[1]["messages"].as_array().unwrap(),
+    );
+    assert_eq!(turn1[0]["role"], "system", "the system message is kept");
+    assert!(turn1[1]["content"].as_str().unwrap().len() < file.len());
+    assert_eq!(
+        &turn2[..turn1.len()],
+        &turn1[..],
+        "turn 2 starts with exactly what turn 1 sent, so the node's cache hits"
+    );
+    assert_eq!(turn2.len(), turn1.len() + 2);
+}

@@ -39,6 +39,7 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     models: Mutex<Vec<String>>,
     generations: AtomicUsize,
+    bodies: Mutex<Vec<serde_json::Value>>,
     release: watch::Sender<bool>,
 }
 
@@ -57,6 +58,7 @@ impl FakeUpstream {
             behaviour: Mutex::new(Behaviour::Stream(vec!["Hello".into(), " world".into()])),
             models: Mutex::new(vec!["fake-model".into()]),
             generations: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
             release: watch::channel(false).0,
         });
         let app = Router::new()
@@ -90,6 +92,11 @@ impl FakeUpstream {
     /// Generations asked of the fake so far.
     pub fn generations(&self) -> usize {
         self.shared.generations.load(Ordering::SeqCst)
+    }
+
+    /// The bodies of the generations asked so far, in order.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.shared.bodies.lock().unwrap().clone()
     }
 
     /// Lets every held stream finish.
@@ -128,10 +135,9 @@ async fn models(axum::extract::State(s): State) -> axum::Json<ModelsResponse> {
 
 async fn generate(axum::extract::State(s): State, body: Bytes, kind: ObjectKind) -> Response {
     s.generations.fetch_add(1, Ordering::SeqCst);
-    let model = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["model"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let model = json["model"].as_str().unwrap_or_default().to_string();
+    s.bodies.lock().unwrap().push(json);
     let behaviour = s.behaviour.lock().unwrap().clone();
     let mut shaper = ChunkShaper::new(kind, format!("{}-fake", kind.id_prefix()), model);
     let frame = |json: String| Ok::<_, std::io::Error>(Bytes::from(format!("data: {json}\n\n")));
