@@ -296,7 +296,11 @@ async fn bad_input_gets_clear_errors() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let cases = [
-        (json!({"prompt": "x".repeat(16_001)}), 413),
+        // Over the orchestrator's own bound (what fits the model is fitted, not refused).
+        (
+            json!({"prompt": "x".repeat(cerebrum_shared::limits::MAX_PROMPT_CHARS + 1)}),
+            413,
+        ),
         (json!({"prompt": "x", "max_tokens": 2049}), 422),
         (json!({"prompt": "x", "max_tokens": 0}), 422),
         (json!({"prompt": "x", "temperature": -1}), 422),
