@@ -1,12 +1,13 @@
 //! A scripted coding session (a bench binary, not a timed test): five turns over
 //! a 6 KB source file, time to first token per turn, on our node with the prefix
-//! cache on and off and on llama.cpp's llama-server, in the same run, alternating
-//! engines each round. Prints a Markdown table for BENCHMARKS.md.
+//! cache on, on a second node with it off (`CEREBRUM_PROMPT_CACHE=false`), and on
+//! llama.cpp's llama-server, in the same run, alternating engines each turn.
+//! Prints a Markdown table for BENCHMARKS.md.
 //!
 //!     scripts/build-llama-server          # once (~12 min), cached
 //!     cargo bench -p cerebrum-node --bench sessions
 //!
-//! Both engines: SmolLM2-135M Q4_1, 2 threads, 2 slots of 2,048 tokens, OpenMP
+//! Both engines: SmolLM2-135M Q4_1, 2 threads, 2 slots of 4,096 tokens, OpenMP
 //! off, greedy, 16 answer tokens, the same messages (scripted assistant replies,
 //! so every engine sees the same prompts). Each round starts a new session (a
 //! round tag opens the system message), so turn 1 is never served from a cache.
@@ -73,7 +74,13 @@ async fn ttft(
         req = req.header("x-api-key", k);
     }
     let r = req.send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    if !r.status().is_success() {
+        panic!(
+            "{url}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
     let mut body = r.bytes_stream();
     let (mut first, mut usage, mut buf) = (None, Value::Null, String::new());
     while let Some(chunk) = body.next().await {
@@ -137,8 +144,7 @@ impl LlamaServer {
                 "-np",
                 "2",
                 "-c",
-                "4096",
-                "--no-webui",
+                "8192",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,13 +175,27 @@ async fn main() {
     let file = source_file();
     let node = Node::start(
         "bench-sessions",
-        &[("CEREBRUM_N_THREADS", "2"), ("CEREBRUM_PARALLEL", "2")],
+        &[
+            ("CEREBRUM_N_THREADS", "2"),
+            ("CEREBRUM_PARALLEL", "2"),
+            ("CEREBRUM_CONTEXT_SIZE", "4096"),
+        ],
+    );
+    let uncached = Node::start(
+        "bench-sessions-off",
+        &[
+            ("CEREBRUM_N_THREADS", "2"),
+            ("CEREBRUM_PARALLEL", "2"),
+            ("CEREBRUM_CONTEXT_SIZE", "4096"),
+            ("CEREBRUM_PROMPT_CACHE", "false"),
+        ],
     );
     let peer =
         LlamaServer::start().expect("llama-server (scripts/build-llama-server) did not start");
     // Warm both (model load, first allocation).
     let warm = vec![json!({"role": "user", "content": "Hi"})];
     ttft(&node.url, Some(KEY), &warm, true).await;
+    ttft(&uncached.url, Some(KEY), &warm, true).await;
     ttft(&peer.url, None, &warm, true).await;
 
     // [engine][turn] -> samples (ms); prompt and cached tokens of the last round.
@@ -195,7 +215,7 @@ async fn main() {
                 let m = messages(round * 3 + e, turn, &file);
                 let (t, p, c) = match e {
                     0 => ttft(&node.url, Some(KEY), &m, true).await,
-                    1 => ttft(&node.url, Some(KEY), &m, false).await,
+                    1 => ttft(&uncached.url, Some(KEY), &m, true).await,
                     _ => ttft(&peer.url, None, &m, true).await,
                 };
                 ms[e][turn].push(t.as_secs_f64() * 1000.0);

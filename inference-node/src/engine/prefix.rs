@@ -54,7 +54,9 @@ pub struct Choice {
 }
 
 /// Picks a slot among `free` (`(slot, cache)` pairs) for `prompt`; `None` when
-/// no slot is free. With `reuse` off every slot counts as empty and nothing is kept.
+/// no slot is free. With `reuse` off the slot is chosen the same way (a request
+/// that opts out still goes to its own conversation's slot instead of wiping
+/// another's) but nothing is kept.
 pub fn choose<'a, T: PartialEq + 'a>(
     free: impl IntoIterator<Item = (usize, &'a SlotCache<T>)>,
     prompt: &[T],
@@ -62,14 +64,7 @@ pub fn choose<'a, T: PartialEq + 'a>(
 ) -> Option<Choice> {
     let candidates: Vec<(usize, usize, &SlotCache<T>)> = free
         .into_iter()
-        .map(|(slot, cache)| {
-            let shared = if reuse {
-                common_prefix(&cache.tokens, prompt)
-            } else {
-                0
-            };
-            (slot, shared, cache)
-        })
+        .map(|(slot, cache)| (slot, common_prefix(&cache.tokens, prompt), cache))
         .collect();
     let continued = candidates
         .iter()
@@ -85,7 +80,11 @@ pub fn choose<'a, T: PartialEq + 'a>(
     })?;
     Some(Choice {
         slot: *slot,
-        reuse: (*shared).min(prompt.len().saturating_sub(1)),
+        reuse: if reuse {
+            (*shared).min(prompt.len().saturating_sub(1))
+        } else {
+            0
+        },
     })
 }
 
@@ -141,9 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn reuse_off_keeps_nothing_and_takes_the_least_valuable_slot() {
+    fn reuse_off_keeps_nothing_but_stays_in_its_own_slot() {
         let slots = [cache(&[1, 2, 3], 9), cache(&[5], 2)];
         let c = choose(slots.iter().enumerate(), &[1, 2, 3, 4], false).unwrap();
+        assert_eq!(c, Choice { slot: 0, reuse: 0 });
+        let c = choose(slots.iter().enumerate(), &[7, 7], false).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 0 });
     }
 

@@ -78,10 +78,11 @@ pub(super) fn run(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx_total))
         .with_n_seq_max(opts.parallel)
-        // One KV pool for all sequences, as llama-server does with several slots: a
-        // batch then holds tokens of every live sequence in one ubatch. Split
-        // pools make llama.cpp decode each sequence's tokens separately.
-        .with_kv_unified(true)
+        // One KV stream per slot, as llama-server's default: slots keep their cells
+        // between requests (the prefix cache), and with a unified pool every
+        // sequence's attention would also run over the other slots' kept cells.
+        // Measured on the session benchmark (BENCHMARKS.md).
+        .with_kv_unified(false)
         .with_n_batch(opts.n_batch)
         .with_n_ubatch(opts.n_batch)
         .with_n_threads(opts.n_threads as i32)
