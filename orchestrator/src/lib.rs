@@ -12,12 +12,14 @@
 //! - [`state`]: `AppState` and the node facts cache.
 //! - [`cpu`]: the Pi's CPU gauge.
 //! - [`serve`]: `cerebrum serve`, graceful shutdown.
+//! - [`openapi`]: `GET /openapi.json` and `/docs` (feature `openapi`).
 
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod cpu;
 pub mod layers;
+pub mod openapi;
 pub mod prompt;
 pub mod routing;
 pub mod serve;

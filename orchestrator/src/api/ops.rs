@@ -138,6 +138,7 @@ pub async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Json<Va
 
 /// Body of `POST /v1/prepare`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrepareRequest {
     /// The prompt.
     pub prompt: String,
