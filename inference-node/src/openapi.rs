@@ -3,9 +3,12 @@
 //! and allow-list layer: they describe the open-source API and reveal no key,
 //! model path or figure.
 //!
-//! Behind the `openapi` cargo feature (default on). The document is built on
-//! its first request and kept. The route table below is the one list of the
-//! router's operations: the `openapi` integration test holds it against `app.rs`.
+//! The document is generated from the wire types (utoipa) and the route table
+//! below by [`api`], at test time: `inference-node/openapi.json` is that output,
+//! committed and embedded, so the server runs no generator. Behind the
+//! `openapi` cargo feature (default on). The route table is the one list of the
+//! router's operations: the `openapi` integration test holds it against
+//! `app.rs` and the committed document against it.
 
 use axum::Router;
 
@@ -18,12 +21,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 #[cfg(feature = "openapi")]
-pub use document::api;
+pub use document::{DOCUMENT, api};
 
 #[cfg(feature = "openapi")]
 mod document {
-    use std::sync::OnceLock;
-
     use axum::Router;
     use axum::http::header;
     use axum::response::{Html, IntoResponse, Response};
@@ -38,10 +39,14 @@ mod document {
             .route("/docs", get(docs))
     }
 
+    /// The served document: `openapi.json` beside `Cargo.toml`, which [`api`]
+    /// generates from the types (the `openapi` test fails while it is stale, and
+    /// rewrites it with `CEREBRUM_UPDATE_OPENAPI=1`). Embedded, so the server
+    /// runs no generator: [`api`] and utoipa's code are not in the binary.
+    pub const DOCUMENT: &str = include_str!("../openapi.json");
+
     async fn openapi_json() -> Response {
-        static DOC: OnceLock<String> = OnceLock::new();
-        let doc = DOC.get_or_init(|| api().document().to_string());
-        ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+        ([(header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
     }
 
     async fn docs() -> Html<&'static str> {
@@ -92,9 +97,10 @@ mod document {
                 .doc(OPS, "Models this node serves", "OpenAI's `data` and the Cerebrum keys.")
                 .access(key),
             Operation::post("/v1/unload/{model}", "unload", Json("Unloaded"))
-                .doc(OPS, "Unload a model", "404 when it is not loaded; 409 while it is serving.")
+                .doc(OPS, "Unload a model",
+                    "400 when the name is not UTF-8; 404 when it is not loaded; 409 while it is serving.")
                 .access(key)
-                .errors(&[404, 409]),
+                .errors(&[400, 404, 409]),
             Operation::post("/v1/cleanup", "cleanup", Json("CleanedUp"))
                 .doc(OPS, "Unload every model that is not serving", "")
                 .access(key),
@@ -121,6 +127,7 @@ mod document {
             openai_max_tokens: MAX_TOKENS_NODE,
             operations,
             schemas: schemas(),
+            refinements: Vec::new(),
         }
     }
 

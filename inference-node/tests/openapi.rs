@@ -15,7 +15,7 @@ use cerebrum_node::config::{FileConfig, FlagOverrides, NodeConfig};
 use cerebrum_shared::error::{Dialect, dialect_of};
 use cerebrum_shared::limits::MAX_BODY_BYTES;
 use cerebrum_testkit::openapi::{
-    Document, bad_body_mismatches, call, concrete, document, routing_mismatches,
+    Document, bad_body_mismatches, call, check_committed, concrete, document, routing_mismatches,
     undocumented_routes,
 };
 use serde_json::Value;
@@ -82,6 +82,13 @@ fn valid_body(doc: &Document, method: &str, path: &str) -> &'static str {
     body
 }
 
+#[test]
+fn the_served_document_is_the_one_the_types_generate() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let generated = cerebrum_node::openapi::api().document();
+    check_committed(&generated, cerebrum_node::openapi::DOCUMENT, path).unwrap();
+}
+
 #[tokio::test]
 async fn every_route_of_the_router_is_documented_and_no_other() {
     let models = EmptyModels::new("routes");
@@ -93,7 +100,6 @@ async fn every_route_of_the_router_is_documented_and_no_other() {
     .concat();
     let mismatches = undocumented_routes(&doc, &source);
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    assert_eq!(doc.operations().len(), 12);
 }
 
 #[tokio::test]
@@ -165,6 +171,11 @@ async fn bad_requests_are_answered_as_documented() {
         ),
         ("/v1/completions", r#"{"prompt":"x","stop":""}"#, true),
         ("/v1/completions", r#"{"prompt":[]}"#, true),
+        (
+            "/v1/chat/completions",
+            r#"{"messages":[{"role":"system","content":""},{"role":"user","content":[{"type":"image_url"}]}]}"#,
+            true,
+        ),
     ] {
         let a = call(&app, "POST", path, Some(KEY), body).await;
         if a.status != 422 {
@@ -180,6 +191,10 @@ async fn bad_requests_are_answered_as_documented() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A model name that is not UTF-8 once percent-decoded: a JSON 400 too.
+    let a = call(&app, "POST", "/v1/unload/%FF", Some(KEY), Body::empty()).await;
+    assert_eq!((a.status, a.code().as_deref()), (400, Some("bad_request")));
+    a.check(&doc, "POST", "/v1/unload/{model}").unwrap();
     for path in ["/v1/nope", "/v2/chat/completions"] {
         let a = call(&app, "GET", path, Some(KEY), Body::empty()).await;
         assert_eq!(

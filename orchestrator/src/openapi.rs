@@ -2,11 +2,17 @@
 //! (a page listing it), both public like `/health`: they say what the open
 //! source already says, and a browser must be able to read them.
 //!
+//! The document is generated from the wire types (utoipa) and the route table
+//! below by [`api`], at test time: `orchestrator/openapi.json` is that output,
+//! committed (API changes show in review) and embedded. Serving it runs nothing
+//! at start-up and no code but a copy on its own route. What it costs the
+//! stripped x86_64 binary (with vs `--no-default-features`): 103,464 bytes in
+//! the `dist` profile, 148,544 in `release`, nearly all the JSON and the page;
+//! generating the document in the server instead cost 591,256 (`release`).
 //! Behind the `openapi` cargo feature (default on; `--no-default-features`
-//! leaves both routes out and the binary smaller). The document is built on its
-//! first request and kept; nothing of it runs at start-up or on other routes.
-//! The route table below is the one list of the router's operations: the
-//! `openapi` integration test holds it against `app.rs`.
+//! leaves both routes out). The route table is the one list of the router's operations:
+//! the `openapi` integration test holds it against `app.rs` and the committed
+//! document against it.
 
 use axum::Router;
 
@@ -19,18 +25,17 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 #[cfg(feature = "openapi")]
-pub use document::api;
+pub use document::{DOCUMENT, api};
 
 #[cfg(feature = "openapi")]
 mod document {
-    use std::sync::OnceLock;
-
     use axum::Router;
     use axum::http::header;
     use axum::response::{Html, IntoResponse, Response};
     use axum::routing::get;
     use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR;
-    use cerebrum_shared::openapi::{Access, Api, DOCS_PAGE, ErrorBody, Operation, Success};
+    use cerebrum_shared::openapi::{Access, Api, Change, DOCS_PAGE, ErrorBody, Operation, Success};
+    use serde_json::json;
     use utoipa::ToSchema;
 
     pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -39,10 +44,14 @@ mod document {
             .route("/docs", get(docs))
     }
 
+    /// The served document: `openapi.json` beside `Cargo.toml`, which [`api`]
+    /// generates from the types (the `openapi` test fails while it is stale, and
+    /// rewrites it with `CEREBRUM_UPDATE_OPENAPI=1`). Embedded, so the server
+    /// runs no generator: [`api`] and utoipa's code are not in the binary.
+    pub const DOCUMENT: &str = include_str!("../openapi.json");
+
     async fn openapi_json() -> Response {
-        static DOC: OnceLock<String> = OnceLock::new();
-        let doc = DOC.get_or_init(|| api().document().to_string());
-        ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+        ([(header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
     }
 
     async fn docs() -> Html<&'static str> {
@@ -138,7 +147,22 @@ mod document {
             openai_max_tokens: MAX_TOKENS_ORCHESTRATOR,
             operations,
             schemas: schemas(),
+            refinements: ignored_sampling(),
         }
+    }
+
+    /// `top_k` and `repeat_penalty` of `/v1/complete` are read and not used: the
+    /// orchestrator generates through the node's OpenAI API, which has neither.
+    fn ignored_sampling() -> Vec<(&'static str, &'static str, Change)> {
+        ["top_k", "repeat_penalty"]
+            .into_iter()
+            .map(|field| {
+                let kind = if field == "top_k" { "integer" } else { "number" };
+                let schema = json!({"type": [kind, "null"],
+                    "description": "Accepted and ignored by the orchestrator (the node's OpenAI API has no such knob)."});
+                ("SamplingExtras", field, Change::Replace(schema))
+            })
+            .collect()
     }
 
     fn schemas() -> Vec<cerebrum_shared::openapi::NamedSchema> {

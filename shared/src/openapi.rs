@@ -188,6 +188,9 @@ pub struct Api {
     pub operations: Vec<Operation>,
     /// Schemas of the tier's own answers (beyond the wire types).
     pub schemas: Vec<NamedSchema>,
+    /// What this tier accepts differently from the shared refinements, applied
+    /// after them: (schema, property, change).
+    pub refinements: Vec<(&'static str, &'static str, Change)>,
 }
 
 impl Api {
@@ -207,7 +210,7 @@ impl Api {
         {
             schemas.insert(name, serde_json::to_value(schema).unwrap_or_default());
         }
-        refine(&mut schemas, self.openai_max_tokens);
+        refine(&mut schemas, self.openai_max_tokens, &self.refinements);
         let mut doc = json!({
             "openapi": "3.1.0",
             "info": {
@@ -239,34 +242,60 @@ fn json_content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
 
-fn events_content(event: &str) -> Value {
+/// A JSON value carried in a string (an SSE `data:` line).
+fn json_in_string(schema: Value) -> Value {
+    json!({"type": "string", "contentMediaType": "application/json", "contentSchema": schema})
+}
+
+/// A Server-Sent Events body, described one event at a time as OpenAPI 3.2 models
+/// an event stream (and as tools read the `schema` of a 3.1 document): an object
+/// whose `data` is the `data:` line. Cerebrum streams carry one `event` schema
+/// per line; OpenAI streams carry chunks, an error body when generation fails
+/// midway, and end with `[DONE]`.
+fn events_content(event: &str, dialect: Dialect) -> Value {
+    let (data, description) = match dialect {
+        Dialect::Cerebrum => (
+            json_in_string(schema_ref(event)),
+            format!("One event: `data` is a `{event}` as JSON."),
+        ),
+        Dialect::OpenAi => (
+            json!({"oneOf": [
+                {"const": crate::sse::OPENAI_DONE},
+                json_in_string(json!({"anyOf": [schema_ref(event), schema_ref("OpenAiErrorBody")]})),
+            ]}),
+            format!(
+                "One event: `data` is a `{event}` as JSON, an `OpenAiErrorBody` when \
+                generation fails midway, or `[DONE]`, the last."
+            ),
+        ),
+    };
     json!({"text/event-stream": {"schema": {
-        "type": "string",
-        "description": format!("Server-Sent Events: each `data:` line holds one `{event}` as JSON \
-            (OpenAI streams end with `data: [DONE]`)."),
-        "x-event-schema": schema_ref(event),
+        "type": "object",
+        "description": description,
+        "required": ["data"],
+        "properties": {"data": data},
     }}})
 }
 
-fn success(s: Success) -> Value {
+fn success(s: Success, dialect: Dialect) -> Value {
     let (description, content) = match s {
         Success::Json(name) => ("OK", json_content(schema_ref(name))),
         Success::JsonOrEvents(name, event) => {
             let mut c = json_content(schema_ref(name));
-            c.as_object_mut().map(|o| {
-                o.extend(
-                    events_content(event)
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                )
-            });
+            if let (Some(o), Value::Object(events)) =
+                (c.as_object_mut(), events_content(event, dialect))
+            {
+                o.extend(events);
+            }
             (
                 "JSON when `stream` is false (the default); a Server-Sent Events stream when true.",
                 c,
             )
         }
-        Success::Events(event) => ("A Server-Sent Events stream.", events_content(event)),
+        Success::Events(event) => (
+            "A Server-Sent Events stream.",
+            events_content(event, dialect),
+        ),
         Success::Metrics => (
             "Prometheus text exposition format 0.0.4.",
             json!({"text/plain": {"schema": {"type": "string"}}}),
@@ -336,7 +365,7 @@ fn error_response(status: u16, body: ErrorBody) -> Value {
 
 fn operation(op: &Operation) -> Value {
     let mut responses = Map::new();
-    responses.insert("200".into(), success(op.success));
+    responses.insert("200".into(), success(op.success, dialect_of(op.path)));
     for (&status, &body) in &op.errors {
         responses.insert(status.to_string(), error_response(status, body));
     }
@@ -396,7 +425,8 @@ pub fn wire_schemas() -> Vec<NamedSchema> {
 }
 
 /// How a refinement changes a property's schema.
-enum Change {
+#[derive(Debug, Clone)]
+pub enum Change {
     /// Adds (or overwrites) keywords.
     Merge(Value),
     /// Replaces the schema (keeping its description).
@@ -491,10 +521,25 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
                 {"type": "array", "maxItems": 8, "items": stop_item},
             ]})),
         ),
+        // The messages' text, joined, must hold a character other than white space (422).
         (
             "ChatCompletionRequest",
             "messages",
-            Merge(json!({"minItems": 1})),
+            Merge(json!({"minItems": 1, "contains": {
+                "type": "object",
+                "required": ["content"],
+                "properties": {"content": {"anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "contains": {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {
+                            "type": {"const": "text"},
+                            "text": {"type": "string", "minLength": 1},
+                        },
+                    }},
+                ]}},
+            }})),
         ),
         (
             "ChatMessage",
@@ -514,8 +559,15 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
 
 /// Applies [`refinements`] to the schemas present. A refinement naming a
 /// property its schema lacks is a bug in this table: it panics (and the tests say so).
-fn refine(schemas: &mut Map<String, Value>, openai_max_tokens: u32) {
-    for (schema, field, change) in refinements(openai_max_tokens) {
+fn refine(
+    schemas: &mut Map<String, Value>,
+    openai_max_tokens: u32,
+    tier: &[(&'static str, &'static str, Change)],
+) {
+    for (schema, field, change) in refinements(openai_max_tokens)
+        .into_iter()
+        .chain(tier.iter().cloned())
+    {
         let Some(s) = schemas.get_mut(schema) else {
             continue;
         };
@@ -555,10 +607,10 @@ fn referenced(doc: &Value, mut all: Map<String, Value>) -> Map<String, Value> {
     let mut todo = Vec::new();
     collect_refs(doc, &mut todo);
     while let Some(name) = todo.pop() {
-        if keep.insert(name.clone()) {
-            if let Some(s) = all.get(&name) {
-                collect_refs(s, &mut todo);
-            }
+        if keep.insert(name.clone())
+            && let Some(s) = all.get(&name)
+        {
+            collect_refs(s, &mut todo);
         }
     }
     all.retain(|name, _| keep.contains(name));
@@ -634,6 +686,7 @@ mod tests {
                 .request("CompletionRequest"),
             ],
             schemas: vec![],
+            refinements: vec![],
         }
     }
 
@@ -647,7 +700,7 @@ mod tests {
         for (schema, _, _) in refinements(1) {
             assert!(schemas.contains_key(schema), "no schema {schema}");
         }
-        refine(&mut schemas, 1);
+        refine(&mut schemas, 1, &[]);
     }
 
     #[test]

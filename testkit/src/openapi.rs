@@ -198,6 +198,13 @@ impl Document {
                         }
                     }
                 }
+                "contains" => {
+                    if let Value::Array(items) = v
+                        && !items.iter().any(|item| self.at(kv, item, at).is_ok())
+                    {
+                        return Err(format!("{at}: no item matches {kv}"));
+                    }
+                }
                 "minItems" | "maxItems" => {
                     if let Value::Array(a) = v {
                         bound(key, kv, a.len() as f64, at)?;
@@ -312,6 +319,28 @@ fn bound(key: &str, limit: &Value, n: f64, at: &str) -> Result<(), String> {
     } else {
         Err(format!("{at}: {n} is outside {key} {limit}"))
     }
+}
+
+/// Holds the committed document (`path`, as the server embeds it) to the one
+/// the types generate now. With `CEREBRUM_UPDATE_OPENAPI=1` it rewrites the
+/// file instead (then rebuild: the server embeds it at compile time).
+pub fn check_committed(generated: &Value, committed: &str, path: &str) -> Result<(), String> {
+    if std::env::var_os("CEREBRUM_UPDATE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(generated).map_err(|e| e.to_string())? + "\n";
+        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+        eprintln!("wrote {path}");
+        return Ok(());
+    }
+    let committed: Value =
+        serde_json::from_str(committed).map_err(|e| format!("{path} is not JSON: {e}"))?;
+    if &committed == generated {
+        return Ok(());
+    }
+    Err(format!(
+        "{path} is not what the types and the route table generate now; \
+         rewrite it with `CEREBRUM_UPDATE_OPENAPI=1 cargo test --release --test openapi`, \
+         review the difference and commit it"
+    ))
 }
 
 /// One answer of the router under test.
@@ -436,10 +465,9 @@ pub async fn routing_mismatches(
                     a.status,
                     a.code()
                 ));
-            } else if !routed {
-                if let Err(e) = doc.validate_component(error_schema(path), &a.json()) {
-                    out.push(format!("{method} {path} 405: {e}"));
-                }
+            } else if !routed && let Err(e) = doc.validate_component(error_schema(path), &a.json())
+            {
+                out.push(format!("{method} {path} 405: {e}"));
             }
         }
     }
