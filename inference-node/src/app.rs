@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         // Public and answered from cached figures: monitors must never wait on inference.
         .route("/health", get(admin::health))
+        .merge(crate::openapi::routes())
         .merge(protected)
         // Unknown routes and wrong methods answer JSON in the path's dialect, not empty bodies.
         .fallback(service_http::route_not_found)

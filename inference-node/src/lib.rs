@@ -10,6 +10,7 @@
 //! - [`metrics`]: Prometheus counters.
 //! - [`inspect`]: what a GGUF file holds and needs.
 //! - [`server`]: wiring it together and serving until SIGTERM.
+//! - [`openapi`]: `GET /openapi.json` and `/docs`, public (feature `openapi`).
 
 pub mod app;
 pub mod auth;
@@ -19,5 +20,6 @@ pub mod guard;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod openapi;
 pub mod registry;
 pub mod server;

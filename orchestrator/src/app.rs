@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stats", get(ops::stats))
         .route("/v1/vps/health", get(ops::vps_health).post(ops::vps_health))
         .route("/v1/prepare", post(ops::prepare_dry_run))
+        .merge(crate::openapi::routes())
         .merge(inference)
         // Unknown routes and wrong methods answer JSON in the path's dialect, not empty bodies.
         .fallback(service_http::route_not_found)

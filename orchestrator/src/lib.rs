@@ -14,6 +14,7 @@
 //! - [`cpu`]: the Pi's CPU gauge.
 //! - [`serve`]: `cerebrum serve`, graceful shutdown.
 //! - [`client`]: typed client for every orchestrator route (what the CLI calls).
+//! - [`openapi`]: `GET /openapi.json` and `/docs` (feature `openapi`).
 
 pub mod api;
 pub mod app;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod cpu;
 pub mod fit;
 pub mod layers;
+pub mod openapi;
 pub mod prompt;
 pub mod routing;
 pub mod serve;

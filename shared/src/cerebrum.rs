@@ -24,6 +24,7 @@ fn default_temperature() -> f32 {
 
 /// Sampling knobs beyond the original's, shared by every request type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SamplingExtras {
     /// Nucleus sampling mass (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +45,7 @@ pub struct SamplingExtras {
 
 /// `POST /v1/complete` and `/v1/complete/stream` on the orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteRequest {
     /// The prompt; large code prompts are prepared (chunked, deduplicated, ranked).
     pub prompt: String,
@@ -69,6 +71,7 @@ pub struct CompleteRequest {
 
 /// The answer to `POST /v1/complete`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteResponse {
     /// Generated text.
     pub result: String,
@@ -94,6 +97,7 @@ pub struct CompleteResponse {
 
 /// `POST /v1/inference` and `/v1/inference/stream` on the node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InferenceRequest {
     /// The raw prompt, completed as-is (no chat template).
     pub prompt: String,
@@ -116,6 +120,7 @@ pub struct InferenceRequest {
 
 /// The answer to `POST /v1/inference`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InferenceResponse {
     /// Generated text.
     pub result: String,
@@ -140,6 +145,7 @@ pub struct InferenceResponse {
 
 /// One streamed token: `{"token": "…", "total_tokens": n}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamToken {
     /// Text of this token (always valid UTF-8; may be several tokens' bytes).
     pub token: String,
@@ -149,6 +155,7 @@ pub struct StreamToken {
 
 /// The final event of a successful stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamDone {
     /// Always true.
     pub done: bool,
@@ -214,6 +221,7 @@ impl FitReport {
 
 /// The final event of a failed stream: `{"error", "message", "done": true}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamError {
     /// Short title (`"VPS unavailable"`, `"Streaming failed"`).
     pub error: String,
@@ -229,6 +237,7 @@ pub struct StreamError {
 
 /// Any event on a Cerebrum stream, for clients that read one.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 // Read one at a time off a stream and matched at once: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -243,6 +252,7 @@ pub enum StreamEvent {
 
 /// The node's `GET /health`; answered from cached figures, never behind inference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeHealth {
     /// `"healthy"` or `"overloaded"`.
     pub status: String,
@@ -274,6 +284,7 @@ pub struct NodeHealth {
 
 /// One model in `GET /v1/models`, OpenAI's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelCard {
     /// Model name.
     pub id: String,
@@ -291,6 +302,7 @@ pub struct ModelCard {
 
 /// `GET /v1/models`: OpenAI's list and the Cerebrum keys in one body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelsResponse {
     /// Always `"list"`.
     pub object: String,

@@ -19,6 +19,8 @@ pub mod error;
 pub mod headers;
 pub mod limits;
 pub mod openai;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod prepare;
 pub mod sse;
 pub mod validate;

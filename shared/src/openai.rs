@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// `content` as a plain string or as an array of typed parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum MessageContent {
     /// `"content": "text"`.
@@ -17,6 +18,7 @@ pub enum MessageContent {
 
 /// One part of an array `content`; only text parts carry text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContentPart {
     /// `"text"` (other types are ignored).
     #[serde(rename = "type")]
@@ -43,6 +45,7 @@ impl MessageContent {
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessage {
     /// `system`, `user`, `assistant` (or `developer`, treated as system).
     pub role: String,
@@ -71,6 +74,7 @@ impl ChatMessage {
 
 /// A string or a list of strings (`stop`, `prompt`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// One string.
@@ -91,6 +95,7 @@ impl OneOrMany {
 
 /// `stream_options`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamOptions {
     /// Send a final chunk with `usage` before `[DONE]`.
     #[serde(default)]
@@ -99,6 +104,7 @@ pub struct StreamOptions {
 
 /// Sampling fields common to chat and text completions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenAiSampling {
     /// Tokens to generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +151,7 @@ impl OpenAiSampling {
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletionRequest {
     /// Model name; the server's choice when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +165,7 @@ pub struct ChatCompletionRequest {
 
 /// `POST /v1/completions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompletionRequest {
     /// Model name; the server's choice when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +179,7 @@ pub struct CompletionRequest {
 
 /// Token counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Prompt tokens.
     pub prompt_tokens: u64,
@@ -185,6 +194,7 @@ pub struct Usage {
 
 /// `usage.prompt_tokens_details`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PromptTokensDetails {
     /// Prompt tokens reused from the KV cache, not processed again.
     pub cached_tokens: u64,
@@ -215,6 +225,7 @@ impl Usage {
 
 /// An assistant message in a response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponseMessage {
     /// Always `"assistant"`.
     pub role: String,
@@ -224,6 +235,7 @@ pub struct ResponseMessage {
 
 /// One choice of a chat completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatChoice {
     /// 0.
     pub index: u32,
@@ -235,6 +247,7 @@ pub struct ChatChoice {
 
 /// The answer to a non-streamed chat completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletion {
     /// `chatcmpl-…`.
     pub id: String,
@@ -252,6 +265,7 @@ pub struct ChatCompletion {
 
 /// The incremental part of a streamed chat choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delta {
     /// Present on the first chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,6 +277,7 @@ pub struct Delta {
 
 /// One choice in a streamed chat chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChunkChoice {
     /// 0.
     pub index: u32,
@@ -274,6 +289,7 @@ pub struct ChunkChoice {
 
 /// `data: {chat.completion.chunk}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatCompletionChunk {
     /// Same for every chunk of a stream.
     pub id: String,
@@ -292,6 +308,7 @@ pub struct ChatCompletionChunk {
 
 /// One choice of a text completion (streamed or not).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextChoice {
     /// 0.
     pub index: u32,
@@ -300,11 +317,13 @@ pub struct TextChoice {
     /// `"stop"`, `"length"`, or null mid-stream.
     pub finish_reason: Option<String>,
     /// Always null.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::null_schema))]
     pub logprobs: Option<()>,
 }
 
 /// The answer to `/v1/completions` (`object: "text_completion"`), also each streamed chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextCompletion {
     /// `cmpl-…`.
     pub id: String,

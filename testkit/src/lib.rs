@@ -1,6 +1,9 @@
 //! Test harness shared by the workspace's tests and benches: real `cerebrum-node`
 //! and `cerebrum serve` processes on loopback ports, with the real SmolLM2 model
-//! fetched (once, cached) by the project's own `scripts/fetch-model`.
+//! fetched (once, cached) by the project's own `scripts/fetch-model`; and
+//! [`openapi`], which holds a tier's answers and router against its OpenAPI document.
+
+pub mod openapi;
 
 pub mod fake;
 pub mod router;

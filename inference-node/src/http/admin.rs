@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -74,11 +75,17 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelsResponse> {
     )
 }
 
-/// `POST /v1/unload/{model}`.
+/// `POST /v1/unload/{model}`; a name that is not UTF-8 once decoded is a JSON 400.
 pub async fn unload(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    model: Result<Path<String>, PathRejection>,
 ) -> Result<Response, HttpError> {
+    let Path(model) = model.map_err(|e| {
+        HttpError(
+            ApiError::bad_request(format!("model: {}", e.body_text())),
+            Dialect::Cerebrum,
+        )
+    })?;
     match state.registry.unload(&model) {
         Ok(true) => Ok(Json(json!({"status": "unloaded", "model": model})).into_response()),
         Ok(false) => Err(HttpError(

@@ -1,5 +1,6 @@
 //! Optional client keys: when configured, every route but the health checks
-//! needs one of them as `X-API-Key` or `Authorization: Bearer` (401 missing, 403 wrong).
+//! and the API documents needs one of them as `X-API-Key` or `Authorization: Bearer`
+//! (401 missing, 403 wrong).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -18,7 +19,13 @@ pub async fn require_client_key(
 ) -> Response {
     let keys = &state.config.client_keys;
     let path = request.uri().path();
-    if keys.is_empty() || path == "/health" || path == "/health/ready" {
+    // Health checks and the API documents (`/openapi.json`, `/docs`) stay open.
+    if keys.is_empty()
+        || matches!(
+            path,
+            "/health" | "/health/ready" | "/openapi.json" | "/docs"
+        )
+    {
         return next.run(request).await;
     }
     match cerebrum_service::keys::check(keys, request.headers(), "your key") {
