@@ -93,6 +93,14 @@ mod document {
                 .access(key)
                 .request("CompletionRequest")
                 .errors(GENERATION),
+            Operation::post("/tokenize", "tokenize", Json("TokenizeResponse"))
+                .doc(OPS, "Count the tokens of a prompt or a conversation",
+                    "Exactly one of `content` (a raw prompt) and `messages` (rendered with the model's \
+                     chat template, as for generation); states the per-request context. Loads the \
+                     model when it is not loaded.")
+                .access(key)
+                .request("TokenizeRequest")
+                .errors(&[404, 413, 500, 503]),
             Operation::get("/v1/models", "models", Json("ModelsResponse"))
                 .doc(OPS, "Models this node serves", "OpenAI's `data` and the Cerebrum keys.")
                 .access(key),

@@ -74,6 +74,7 @@ fn valid_body(doc: &Document, method: &str, path: &str) -> &'static str {
             r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}"#
         }
         "CompletionRequest" => r#"{"prompt":"Hi","max_tokens":4}"#,
+        "TokenizeRequest" => r#"{"content":"Hi","count_only":true}"#,
         other => panic!("no example body for {other}: add one"),
     };
     doc.validate_component(&schema, &serde_json::from_str(body).unwrap())

@@ -413,6 +413,8 @@ pub fn wire_schemas() -> Vec<NamedSchema> {
     add::<c::ModelsResponse>(&mut v);
     add::<c::OrchestratorHealth>(&mut v);
     add::<c::Ready>(&mut v);
+    add::<c::TokenizeRequest>(&mut v);
+    add::<c::TokenizeResponse>(&mut v);
     add::<o::ChatCompletionRequest>(&mut v);
     add::<o::CompletionRequest>(&mut v);
     add::<o::ChatCompletion>(&mut v);
