@@ -96,6 +96,7 @@ async fn every_route_of_the_router_is_documented_and_no_other() {
     let source = [
         include_str!("../src/app.rs"),
         include_str!("../src/openapi.rs"),
+        include_str!("../../service/src/docs.rs"),
     ]
     .concat();
     let mismatches = undocumented_routes(&doc, &source);

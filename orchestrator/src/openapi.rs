@@ -30,18 +30,13 @@ pub use document::{DOCUMENT, api};
 #[cfg(feature = "openapi")]
 mod document {
     use axum::Router;
-    use axum::http::header;
-    use axum::response::{Html, IntoResponse, Response};
-    use axum::routing::get;
     use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR;
-    use cerebrum_shared::openapi::{Access, Api, Change, DOCS_PAGE, ErrorBody, Operation, Success};
+    use cerebrum_shared::openapi::{Access, Api, Change, ErrorBody, Operation, Success};
     use serde_json::json;
     use utoipa::ToSchema;
 
     pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-        Router::new()
-            .route("/openapi.json", get(openapi_json))
-            .route("/docs", get(docs))
+        cerebrum_service::docs::routes(DOCUMENT)
     }
 
     /// The served document: `openapi.json` beside `Cargo.toml`, which [`api`]
@@ -49,14 +44,6 @@ mod document {
     /// rewrites it with `CEREBRUM_UPDATE_OPENAPI=1`). Embedded, so the server
     /// runs no generator: [`api`] and utoipa's code are not in the binary.
     pub const DOCUMENT: &str = include_str!("../openapi.json");
-
-    async fn openapi_json() -> Response {
-        ([(header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
-    }
-
-    async fn docs() -> Html<&'static str> {
-        Html(DOCS_PAGE)
-    }
 
     const CEREBRUM: &str = "Cerebrum API";
     const OPENAI: &str = "OpenAI API";

@@ -3,6 +3,7 @@
 //! - [`http`]: the one [`http::HttpError`] that turns an `ApiError` into a response
 //!   in the route's dialect, the [`http::ApiJson`] extractor that routes every body
 //!   rejection into it, and the JSON 404/405 fallbacks.
+//! - [`docs`]: `/openapi.json` and `/docs` (each tier brings its document).
 //! - [`keys`]: the API-key check both tiers use (constant time, 401/403).
 //! - [`layers`]: the request-id and access-log layers both stacks start with.
 //! - [`shutdown`]: SIGTERM handling and `serve_with_grace` (bounded drain).
@@ -12,6 +13,7 @@
 //! - [`config`]: the error a bad setting stops start-up with.
 
 pub mod config;
+pub mod docs;
 pub mod http;
 pub mod keys;
 pub mod layers;

@@ -643,10 +643,6 @@ pub fn null_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-/// The `/docs` page: lists the operations and schemas of `openapi.json` (next to
-/// it) with no other resource, and shows Swagger UI too when its CDN is reachable.
-pub const DOCS_PAGE: &str = include_str!("openapi_docs.html");
-
 #[cfg(test)]
 mod tests {
     use super::*;
