@@ -6,6 +6,9 @@ pub const API_KEY: &str = "x-api-key";
 pub const REQUEST_ID: &str = "x-request-id";
 /// Sent by the node with every streamed or complete answer: which model served it.
 pub const MODEL_USED: &str = "x-cerebrum-model";
+/// Sent by the orchestrator with its OpenAI answers: what preparation did to
+/// the prompt, as the JSON of [`crate::prepare::Preparation`].
+pub const PREPARATION: &str = "x-cerebrum-preparation";
 
 /// The key a request presents: `X-API-Key`, else `Authorization: Bearer …`
 /// (both tiers accept either, so every OpenAI client can authenticate).
