@@ -727,3 +727,59 @@ fn two_chats_at_once_keep_their_own_conversations_and_both_histories() {
         );
     }
 }
+
+#[test]
+fn a_conversation_near_the_context_says_so() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A small context: a few short turns fill most of it.
+    let stack = Stack::live_with("chat-full", &[("CEREBRUM_CONTEXT_SIZE", "160")], &[]);
+    let home = Scratch::new("chat-full-home");
+    let mut p = chat(&stack, &home, &["--temperature", "0", "--max-tokens", "24"]);
+
+    let mut previous = 0;
+    let countries = [
+        "Japan", "France", "Italy", "Spain", "Peru", "Chile", "Kenya",
+    ];
+    let warned = countries.iter().enumerate().find_map(|(i, country)| {
+        let question = if i == 0 {
+            format!("What is the capital of {country}?")
+        } else {
+            format!("And of {country}?")
+        };
+        enter(&mut p, &question);
+        let (_, summary) = p.exp_regex(SUMMARY).expect("the summary line");
+        let after = p.exp_string(PROMPT).expect("prompt");
+        let context = summary.split("context ").nth(1).expect("context");
+        let (used, length) = context
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.split_once('/'))
+            .expect("used/length");
+        let used: u64 = used.replace(',', "").parse().expect("used");
+        assert_eq!(length, "160", "{summary}");
+        assert!(
+            used > previous,
+            "each turn adds to the conversation: {summary}"
+        );
+        previous = used;
+        let nearly_full = used * 100 >= 160 * 80;
+        assert_eq!(
+            after.contains("context nearly full"),
+            nearly_full,
+            "said from 80% on, not before: {summary}{after}"
+        );
+        nearly_full.then_some(after)
+    });
+    let warning = warned.expect("the conversation reached 80% of 160 tokens");
+    assert!(
+        warning.contains("/clear starts over"),
+        "says what to do: {warning}"
+    );
+    enter(&mut p, "/clear");
+    p.exp_regex(r"new conversation: forgot \d+ messages and 0 attached files")
+        .expect("cleared");
+    p.exp_string(PROMPT).expect("prompt");
+    let fresh = ask(&mut p, "What is the capital of Japan?");
+    assert!(fresh.used < 80, "a fresh conversation: {fresh:?}");
+    leave(p);
+}

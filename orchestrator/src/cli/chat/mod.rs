@@ -50,14 +50,12 @@ use super::style::Style;
 use commands::{Choice, Command};
 use conversation::Conversation;
 use input::{LineReader, expand_home, history_path};
-use render::Tracked;
+use render::{LeftOut, Tracked};
 use reply::Reply;
 use store::Store;
 
-/// Arguments of `cerebrum chat`.
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Talk to the orchestrator: a REPL whose answers stream as they are generated, \
+/// The long `--help` text (set on the subcommand, where clap reads it).
+pub const LONG_ABOUT: &str = "Talk to the orchestrator: a REPL whose answers stream as they are generated, \
 in one conversation: each question is sent with the earlier questions and answers, so \
 follow-ups need no repeating.\n\n\
 Type a question and press Enter. Paste code freely, or type \"\"\" on a line, then any number \
@@ -71,8 +69,10 @@ Each conversation is kept in $XDG_STATE_HOME/cerebrum/conversations (default \
 --continue resumes the most recent one. An answer stopped with Ctrl-C or cut off by an error \
 is not kept, and neither is its question.\n\n\
 Ctrl-C stops an answer (the server stops generating) and keeps you in the REPL; Ctrl-D or \
-/quit leaves. Line-editing history is kept in ~/.cerebrum_history."
-)]
+/quit leaves. Line-editing history is kept in ~/.cerebrum_history.";
+
+/// Arguments of `cerebrum chat`.
+#[derive(Debug, Args)]
 pub struct ChatArgs {
     /// Ask this model instead of the one routing picks.
     #[arg(long, short = 'm', value_name = "NAME")]
@@ -454,16 +454,17 @@ impl Session {
                 if out.mid_line() {
                     println!();
                 }
-                self.say(&render::stopped(self.out));
+                self.say(&render::left_out(LeftOut::Stopped, self.out));
             }
             Some(Ok(reply)) => self.answered(&prompt, reply),
             Some(Err(AnswerError::Client(e))) => {
                 self.error(&e);
-                self.say(&render::not_kept(self.out));
+                let why = LeftOut::after(&e, self.conversation.is_empty());
+                self.say(&render::left_out(why, self.out));
             }
             Some(Err(AnswerError::Output(e))) => {
                 self.warn(&format!("cannot write the answer: {e}"));
-                self.say(&render::not_kept(self.out));
+                self.say(&render::left_out(LeftOut::Failed, self.out));
             }
         }
         let _ = io::stdout().flush();

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use cerebrum::client::ClientError;
+use cerebrum_shared::error::ErrorCode;
 use cerebrum_shared::prepare::PreparedPrompt;
 
 use std::path::Path;
@@ -109,15 +110,43 @@ fn nearly_full(context: &ContextUse) -> Option<String> {
     })
 }
 
-/// The line after an answer stopped by Ctrl-C.
-pub fn stopped(style: Style) -> String {
-    style.dim("(stopped; the question and its partial answer are left out of the conversation)")
+/// Why a question was left out of the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// Ctrl-C stopped its answer.
+    Stopped,
+    /// The answer failed.
+    Failed,
+    /// The conversation with it does not fit the model's context.
+    TooLong,
 }
 
-/// The line after a failed answer.
-pub fn not_kept(style: Style) -> String {
-    style
-        .dim("(the question is left out of the conversation; ask again when the server can answer)")
+impl LeftOut {
+    /// Why after a failed answer: the conversation grew too long for the
+    /// model (the node's or the orchestrator's size refusal with earlier
+    /// turns to drop), or any other failure.
+    pub fn after(e: &ClientError, conversation_empty: bool) -> Self {
+        match e.api().map(|a| a.code) {
+            Some(ErrorCode::PromptTooLong | ErrorCode::PromptTooLarge) if !conversation_empty => {
+                LeftOut::TooLong
+            }
+            _ => LeftOut::Failed,
+        }
+    }
+}
+
+/// The line after an answer that did not join the conversation.
+pub fn left_out(why: LeftOut, style: Style) -> String {
+    style.dim(match why {
+        LeftOut::Stopped => {
+            "(stopped; the question and its partial answer are left out of the conversation)"
+        }
+        LeftOut::Failed => "(the question is left out of the conversation)",
+        LeftOut::TooLong => {
+            "(the question is left out: the conversation no longer fits the model's context; \
+             /clear starts over, after /save FILE to keep a copy)"
+        }
+    })
 }
 
 /// The banner's line for `--continue`, with the last question's first line.
@@ -227,6 +256,7 @@ impl<W: Write> Write for Tracked<W> {
 mod tests {
     use super::*;
     use cerebrum_shared::cerebrum::OrchestratorHealth;
+    use cerebrum_shared::error::ApiError;
     use cerebrum_shared::prepare::{KeptRange, PrepareStats};
 
     #[test]
@@ -376,6 +406,28 @@ mod tests {
             Style::plain(),
         );
         assert!(!unknown.contains("nearly full"), "{unknown}");
+    }
+
+    #[test]
+    fn a_conversation_too_long_for_the_model_says_how_to_go_on() {
+        let refused = |code| ClientError::Api(ApiError::new(code, "prompt is 170 tokens"));
+        let too_long = refused(ErrorCode::PromptTooLong);
+        assert_eq!(LeftOut::after(&too_long, false), LeftOut::TooLong);
+        assert_eq!(
+            LeftOut::after(&refused(ErrorCode::PromptTooLarge), false),
+            LeftOut::TooLong
+        );
+        // A first question too long on its own: clearing would not help.
+        assert_eq!(LeftOut::after(&too_long, true), LeftOut::Failed);
+        assert_eq!(
+            LeftOut::after(&refused(ErrorCode::VpsTimeout), false),
+            LeftOut::Failed
+        );
+        assert!(
+            left_out(LeftOut::TooLong, Style::plain()).contains(
+                "the conversation no longer fits the model's context; /clear starts over"
+            )
+        );
     }
 
     #[test]
