@@ -29,7 +29,6 @@ mod store;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use cerebrum::client::{Client, ClientError};
@@ -52,7 +51,7 @@ use conversation::Conversation;
 use input::{LineReader, expand_home, history_path};
 use render::{LeftOut, Tracked};
 use reply::Reply;
-use store::Store;
+use store::{Keeper, Store};
 
 /// The long `--help` text (set on the subcommand, where clap reads it).
 pub const LONG_ABOUT: &str = "Talk to the orchestrator: a REPL whose answers stream as they are generated, \
@@ -102,44 +101,6 @@ enum Next {
     Quit,
 }
 
-/// Where the current conversation is kept, and whether keeping it fails.
-struct Keeping {
-    store: Option<Store>,
-    /// When this process started, for its conversations' file names.
-    started: SystemTime,
-    /// This process's conversation number (1, then +1 at each `/clear` or `/load`).
-    number: u32,
-    /// The last write failed (said once, until a write works again).
-    failing: bool,
-}
-
-impl Keeping {
-    /// The current conversation's file.
-    fn file(&self) -> Option<PathBuf> {
-        let store = self.store.as_ref()?;
-        Some(store.session_file(self.started, std::process::id(), self.number))
-    }
-
-    /// Writes the conversation to its file; a warning when that fails for
-    /// the first time in a row.
-    fn keep(&mut self, conversation: &Conversation) -> Option<String> {
-        let (store, file) = (self.store.as_ref()?, self.file()?);
-        match store.create().and_then(|()| conversation.save(&file)) {
-            Ok(()) => {
-                self.failing = false;
-                None
-            }
-            Err(e) => (!std::mem::replace(&mut self.failing, true))
-                .then(|| format!("cannot keep the conversation in {}: {e}", file.display())),
-        }
-    }
-
-    /// The next conversation goes to a file of its own.
-    fn next(&mut self) {
-        self.number += 1;
-    }
-}
-
 /// One chat session.
 struct Session {
     client: Client,
@@ -147,7 +108,7 @@ struct Session {
     settings: Settings,
     attachments: Vec<Attachment>,
     conversation: Conversation,
-    keeping: Keeping,
+    keeping: Keeper,
     /// Each model's context length, as `/v1/models` stated it (read once per
     /// model; `/model` forgets them).
     contexts: HashMap<String, Option<u64>>,
@@ -180,12 +141,7 @@ pub fn run(args: &ChatArgs) -> Result<(), CliError> {
         },
         attachments: Vec::new(),
         conversation: Conversation::default(),
-        keeping: Keeping {
-            store: Store::from_env(),
-            started: SystemTime::now(),
-            number: 1,
-            failing: false,
-        },
+        keeping: Keeper::new(Store::from_env(), SystemTime::now()),
         contexts: HashMap::new(),
         out: Style::stdout(),
         err: Style::stderr(),
@@ -246,7 +202,7 @@ impl Session {
     /// (its later turns go to this session's own file, so the earlier file
     /// is never written by two chats at once).
     fn resume(&mut self) {
-        let Some(store) = &self.keeping.store else {
+        let Some(store) = self.keeping.store() else {
             return self.caution(
                 "nothing to continue: conversations are not kept (neither XDG_STATE_HOME nor HOME is set)",
             );
@@ -390,7 +346,7 @@ impl Session {
             },
             Command::Help => self.say(&render::help(
                 &self.settings,
-                self.keeping.store.as_ref().map(Store::dir),
+                self.keeping.store().map(Store::dir),
                 self.out,
             )),
             Command::Quit => {}

@@ -10,6 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::conversation::Conversation;
+
 /// The folder under the state directory.
 const SUBDIR: &str = "cerebrum/conversations";
 
@@ -106,6 +108,63 @@ impl Store {
     }
 }
 
+/// Keeps one process's conversations: the current one in its own file,
+/// rewritten after every answer; the next (after `/clear` or `/load`) in
+/// another.
+#[derive(Debug)]
+pub struct Keeper {
+    store: Option<Store>,
+    /// When this process started, for its files' names.
+    started: SystemTime,
+    /// Which of this process's conversations is current (from 1).
+    number: u32,
+    /// The last write failed (said once, until a write works again).
+    failing: bool,
+}
+
+impl Keeper {
+    /// Keeps conversations in `store` (none without one), for a process
+    /// started at `started`.
+    pub fn new(store: Option<Store>, started: SystemTime) -> Self {
+        Self {
+            store,
+            started,
+            number: 1,
+            failing: false,
+        }
+    }
+
+    /// Where conversations are kept, if anywhere.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The current conversation's file.
+    pub fn file(&self) -> Option<PathBuf> {
+        let store = self.store.as_ref()?;
+        Some(store.session_file(self.started, std::process::id(), self.number))
+    }
+
+    /// Writes the conversation to its file; a warning when that fails for
+    /// the first time in a row.
+    pub fn keep(&mut self, conversation: &Conversation) -> Option<String> {
+        let (store, file) = (self.store.as_ref()?, self.file()?);
+        match store.create().and_then(|()| conversation.save(&file)) {
+            Ok(()) => {
+                self.failing = false;
+                None
+            }
+            Err(e) => (!std::mem::replace(&mut self.failing, true))
+                .then(|| format!("cannot keep the conversation in {}: {e}", file.display())),
+        }
+    }
+
+    /// The next conversation goes to a file of its own.
+    pub fn next(&mut self) {
+        self.number += 1;
+    }
+}
+
 /// `2025-06-01T12-30-05Z` for Unix seconds (UTC; `-` for `:`, which some
 /// file systems refuse).
 pub fn utc_stamp(unix_seconds: u64) -> String {
@@ -138,7 +197,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::chat::conversation::{Conversation, write_atomic};
+    use crate::cli::chat::conversation::write_atomic;
     use std::time::Duration;
 
     fn scratch(tag: &str) -> PathBuf {
@@ -184,6 +243,51 @@ mod tests {
         assert_eq!(utc_stamp(0), "1970-01-01T00-00-00Z");
         assert_eq!(utc_stamp(951_782_400), "2000-02-29T00-00-00Z");
         assert_eq!(utc_stamp(4_107_542_399), "2100-02-28T23-59-59Z");
+    }
+
+    #[test]
+    fn each_conversation_is_kept_in_its_own_file_and_a_failure_is_said_once() {
+        let dir = scratch("keeper");
+        let started = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut keeper = Keeper::new(Some(Store::at(dir.join("conversations"))), started);
+        let mut c = Conversation::default();
+        c.push_turn("a", "b");
+        assert_eq!(keeper.keep(&c), None);
+        let first = keeper.file().unwrap_or_else(|| panic!("a file"));
+        assert_eq!(Conversation::load(&first), Ok(c.clone()));
+        c.push_turn("c", "d");
+        assert_eq!(keeper.keep(&c), None);
+        assert_eq!(Conversation::load(&first), Ok(c.clone()), "rewritten whole");
+
+        keeper.next();
+        let second = keeper.file().unwrap_or_else(|| panic!("a file"));
+        assert_ne!(first, second);
+        let fresh = Conversation::default();
+        assert_eq!(keeper.keep(&fresh), None);
+        assert_eq!(
+            Conversation::load(&first),
+            Ok(c),
+            "the earlier one is left as it was"
+        );
+        assert_eq!(Conversation::load(&second), Ok(fresh.clone()));
+
+        // The folder cannot be made (a file is in the way): said once, then
+        // again only after a write worked.
+        let blocked = dir.join("blocked");
+        fs::write(&blocked, "").unwrap_or_else(|e| panic!("{e}"));
+        let mut keeper = Keeper::new(Some(Store::at(blocked.join("c"))), started);
+        let warning = keeper.keep(&fresh).unwrap_or_else(|| panic!("a warning"));
+        assert!(
+            warning.starts_with("cannot keep the conversation in "),
+            "{warning}"
+        );
+        assert_eq!(keeper.keep(&fresh), None, "not repeated");
+        assert_eq!(
+            Keeper::new(None, started).keep(&fresh),
+            None,
+            "nowhere to keep"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
