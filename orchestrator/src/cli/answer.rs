@@ -168,6 +168,45 @@ pub struct Summary {
     pub model: Option<String>,
     /// What preparation did to the prompt (see [`reduction_text`]), when known.
     pub reduction: Option<String>,
+    /// How much of the model's context the conversation fills, when known (chat).
+    pub context: Option<ContextUse>,
+    /// Prompt tokens served from the node's cache, when reported (chat).
+    pub cached_tokens: Option<u64>,
+}
+
+/// The share of a model's context a conversation fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextUse {
+    /// Tokens of the conversation so far: the last prompt and its answer.
+    pub used: u64,
+    /// Tokens the model's context holds, when the server says.
+    pub length: Option<u64>,
+}
+
+impl ContextUse {
+    /// From this share on, the context is nearly full (80%).
+    pub const NEARLY_FULL_PERCENT: u64 = 80;
+
+    /// The share used, in whole percent (rounded down), when the length is known.
+    pub fn percent(&self) -> Option<u64> {
+        self.length
+            .filter(|&length| length > 0)
+            .map(|length| self.used.saturating_mul(100) / length)
+    }
+
+    /// Whether the conversation fills [`Self::NEARLY_FULL_PERCENT`] or more.
+    pub fn nearly_full(&self) -> bool {
+        self.percent()
+            .is_some_and(|p| p >= Self::NEARLY_FULL_PERCENT)
+    }
+
+    /// `context 1,234/2,048`, or `context 1,234 tokens` when the length is unknown.
+    pub fn text(&self) -> String {
+        match self.length {
+            Some(length) => format!("context {}/{}", thousands(self.used), thousands(length)),
+            None => format!("context {} tokens", thousands(self.used)),
+        }
+    }
 }
 
 impl Summary {
@@ -187,10 +226,13 @@ impl Summary {
                     .filter(|p| p.applied)
                     .map(|p| &p.stats),
             )),
+            context: None,
+            cached_tokens: None,
         }
     }
 
-    /// `12 tokens · 25.3 tok/s · 1.4 s · smollm2 · no reduction`.
+    /// `12 tokens · 25.3 tok/s · 1.4 s · smollm2 · no reduction`; in a chat
+    /// also `· context 1,234/2,048 · 1,180 cached`.
     pub fn line(&self) -> String {
         let mut parts = vec![format!(
             "{} token{}",
@@ -206,6 +248,12 @@ impl Summary {
         }
         if let Some(r) = &self.reduction {
             parts.push(r.clone());
+        }
+        if let Some(context) = &self.context {
+            parts.push(context.text());
+        }
+        if let Some(cached) = self.cached_tokens {
+            parts.push(format!("{} cached", thousands(cached)));
         }
         parts.join(" · ")
     }
@@ -245,86 +293,144 @@ impl From<AnswerError> for CliError {
     }
 }
 
+/// Writes an answer as it streams: a spinner (on a terminal) until the first
+/// token, each token's text at once, and a newline at the end when the
+/// answer did not end its line. Times the tokens for the summary.
+pub struct Printer<'a> {
+    out: &'a mut dyn Write,
+    spinner: Spinner,
+    started: Instant,
+    first_token: Option<Duration>,
+    last_token: Instant,
+    count: u64,
+    ends_with_newline: bool,
+}
+
+impl<'a> Printer<'a> {
+    /// Starts the clock and the spinner.
+    pub fn start(out: &'a mut dyn Write) -> Self {
+        let started = Instant::now();
+        Self {
+            out,
+            spinner: Spinner::start("thinking…"),
+            started,
+            first_token: None,
+            last_token: started,
+            count: 0,
+            ends_with_newline: true,
+        }
+    }
+
+    /// One token's text (possibly empty), written and flushed at once.
+    pub fn token(&mut self, text: &str) -> Result<(), AnswerError> {
+        if self.first_token.is_none() {
+            self.spinner.stop();
+            self.first_token = Some(self.started.elapsed());
+        }
+        self.count += 1;
+        self.last_token = Instant::now();
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.ends_with_newline = text.ends_with('\n');
+        self.out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+            .map_err(AnswerError::Output)
+    }
+
+    /// The answer failed part-way: the spinner goes, an open line is ended.
+    pub fn abandon(&mut self) {
+        self.spinner.stop();
+        if !self.ends_with_newline {
+            let _ = writeln!(self.out);
+            self.ends_with_newline = true;
+        }
+    }
+
+    /// The answer is complete: ends its line; the summary's first figures
+    /// (`tokens` as the server counted them, when it did; `inference_time`,
+    /// the server's seconds, for the rate when too few tokens were timed here).
+    pub fn finish(
+        mut self,
+        tokens: Option<u64>,
+        inference_time: Option<f64>,
+    ) -> Result<Summary, AnswerError> {
+        self.spinner.stop();
+        if !self.ends_with_newline {
+            self.out.write_all(b"\n").map_err(AnswerError::Output)?;
+        }
+        self.out.flush().map_err(AnswerError::Output)?;
+        let count = self.count;
+        let tokens = tokens.unwrap_or(0).max(count);
+        let rate = match self.first_token {
+            Some(first) if count >= 2 => {
+                let span = self
+                    .last_token
+                    .duration_since(self.started)
+                    .saturating_sub(first);
+                (span.as_secs_f64() > 0.0).then(|| (count - 1) as f64 / span.as_secs_f64())
+            }
+            _ => None,
+        }
+        .or_else(|| {
+            inference_time
+                .filter(|&t| t > 0.0 && tokens > 0)
+                .map(|t| tokens as f64 / t)
+        });
+        Ok(Summary {
+            tokens,
+            tokens_per_second: rate,
+            elapsed: self.started.elapsed(),
+            model: None,
+            reduction: None,
+            context: None,
+            cached_tokens: None,
+        })
+    }
+}
+
 /// Streams the answer to `request` into `out`, a token at a time, behind a
 /// spinner (on a terminal) until the first token; the reduction figures come
 /// with the final event. The answer ends with a newline.
 ///
-/// Dropping the returned future part-way (Ctrl-C in `chat`) drops the
-/// connection, and with it the generation.
+/// Dropping the returned future part-way drops the connection, and with it
+/// the generation.
 pub async fn stream_answer(
     client: &Client,
     request: &CompleteRequest,
     out: &mut dyn Write,
 ) -> Result<Summary, AnswerError> {
-    let started = Instant::now();
-    let mut spinner = Spinner::start("thinking…");
+    let mut printer = Printer::start(out);
     let mut stream = client.complete_stream(request).await?;
-    let mut first_token = None;
-    let mut last_token = started;
-    let mut count = 0u64;
-    let mut ends_with_newline = true;
-    let write_err = AnswerError::Output;
     let done = loop {
         let chunk = match stream.next().await {
-            Ok(c) => c,
-            Err(e) => {
-                spinner.stop();
-                if !ends_with_newline {
-                    let _ = writeln!(out);
-                }
-                return Err(e.into());
-            }
-        };
-        match chunk {
-            Some(Chunk::Token(token)) => {
-                let text = token.token;
-                if first_token.is_none() {
-                    spinner.stop();
-                    first_token = Some(started.elapsed());
-                }
-                count += 1;
-                last_token = Instant::now();
-                if text.is_empty() {
-                    continue;
-                }
-                ends_with_newline = text.ends_with('\n');
-                out.write_all(text.as_bytes()).map_err(write_err)?;
-                out.flush().map_err(write_err)?;
-            }
-            Some(Chunk::Done(done)) => break *done,
-            None => {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                printer.abandon();
                 return Err(ClientError::Protocol(
                     "the answer ended without its final event".into(),
                 )
                 .into());
             }
+            Err(e) => {
+                printer.abandon();
+                return Err(e.into());
+            }
+        };
+        match chunk {
+            Chunk::Token(token) => printer.token(&token.token)?,
+            Chunk::Done(done) => break *done,
         }
     };
-    spinner.stop();
-    if !ends_with_newline {
-        out.write_all(b"\n").map_err(write_err)?;
-    }
-    out.flush().map_err(write_err)?;
-    let tokens = done.total_tokens.max(count);
-    let rate = match first_token {
-        Some(first) if count >= 2 => {
-            let span = last_token.duration_since(started).saturating_sub(first);
-            (span.as_secs_f64() > 0.0).then(|| (count - 1) as f64 / span.as_secs_f64())
-        }
-        _ => None,
-    }
-    .or_else(|| {
-        (done.inference_time > 0.0 && tokens > 0).then(|| tokens as f64 / done.inference_time)
-    });
+    let summary = printer.finish(Some(done.total_tokens), Some(done.inference_time))?;
     Ok(Summary {
-        tokens,
-        tokens_per_second: rate,
-        elapsed: started.elapsed(),
         model: done.model,
         reduction: done
             .preparation
             .as_ref()
             .map(|p| reduction_text(p.applied.then_some(&p.stats))),
+        ..summary
     })
 }
 
@@ -397,6 +503,8 @@ mod tests {
             elapsed: Duration::from_millis(1400),
             model: Some("smollm2".into()),
             reduction: None,
+            context: None,
+            cached_tokens: None,
         };
         assert_eq!(s.line(), "12 tokens · 25.3 tok/s · 1.4 s · smollm2");
         let s = Summary {

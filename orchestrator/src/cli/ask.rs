@@ -15,10 +15,8 @@ use super::connect::{ServerArgs, runtime};
 use super::exit::EXIT_CODES_HELP;
 use super::style::Spinner;
 
-/// Arguments of `cerebrum ask`.
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Ask the orchestrator one question and stream the answer to standard output.\n\n\
+/// The long `--help` text (set on the subcommand, where clap reads it).
+pub const LONG_ABOUT: &str = "Ask the orchestrator one question and stream the answer to standard output.\n\n\
 The question is the PROMPT argument (several words are joined with spaces). Files given \
 with --file, and standard input when it is piped, are attached to it as fenced code; with \
 no PROMPT, piped input is the whole prompt. Large code is cut down by the server to what \
@@ -29,9 +27,11 @@ Examples:\n  \
 cerebrum ask \"What is the capital of Japan?\"\n  \
 cerebrum ask --file src/lib.rs \"Where is the config parsed?\"\n  \
 git diff | cerebrum ask \"Write a commit message for this diff\"\n  \
-cerebrum ask --json \"Say hi\" | jq -r .result",
-    after_help = EXIT_CODES_HELP
-)]
+cerebrum ask --json \"Say hi\" | jq -r .result";
+
+/// Arguments of `cerebrum ask`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub struct AskArgs {
     /// The question; several words are joined with spaces.
     #[arg(value_name = "PROMPT")]

@@ -13,16 +13,16 @@ use super::connect::{ServerArgs, runtime};
 use super::exit::{EXIT_CODES_HELP, describe};
 use super::style::{Style, table, thousands};
 
-/// Arguments of `cerebrum health`.
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Show whether the stack can serve a request now: the orchestrator, the \
+/// The long `--help` text (set on the subcommand, where clap reads it).
+pub const LONG_ABOUT: &str = "Show whether the stack can serve a request now: the orchestrator, the \
 inference node behind it, and the circuit breaker between them.\n\n\
 Exits 0 only when a request could be served now, so cron jobs and monitors can call it: \
 3 when the orchestrator cannot be reached, 4 when it answers but cannot serve (node down \
-or overloaded, breaker open).",
-    after_help = EXIT_CODES_HELP
-)]
+or overloaded, breaker open).";
+
+/// Arguments of `cerebrum health`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES_HELP)]
 pub struct HealthArgs {
     /// Print the orchestrator's `/health` object as JSON (an object with
     /// `"status": "unreachable"` when it cannot be reached).

@@ -41,11 +41,14 @@ pub enum Command {
     Prepare(prepare::PrepareArgs),
     /// Run the orchestrator server (the Pi tier) in front of the inference node.
     Serve(serve::ServeArgs),
-    /// Talk to the orchestrator: a REPL whose answers stream as they arrive.
+    /// Talk to the orchestrator in one conversation: a REPL whose answers stream as they arrive.
+    #[command(long_about = chat::LONG_ABOUT)]
     Chat(chat::ChatArgs),
     /// Ask one question; the answer streams to standard output.
+    #[command(long_about = ask::LONG_ABOUT)]
     Ask(ask::AskArgs),
     /// Show whether the stack can serve now (exits non-zero when it cannot).
+    #[command(long_about = health::LONG_ABOUT)]
     Health(health::HealthArgs),
     /// List the models the inference node serves.
     Models(models::ModelsArgs),
@@ -112,6 +115,23 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn long_help_is_the_subcommands_own() {
+        let mut cli = Cli::command();
+        for (name, long) in [
+            ("chat", chat::LONG_ABOUT),
+            ("ask", ask::LONG_ABOUT),
+            ("health", health::LONG_ABOUT),
+        ] {
+            let sub = cli
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("{name}"));
+            let help = sub.render_long_help().to_string();
+            let first = long.split("\n\n").next().unwrap_or_default();
+            assert!(help.starts_with(first), "{name} --help:\n{help}");
+        }
     }
 
     #[test]

@@ -213,7 +213,9 @@ impl Client {
         Ok(self.post("/v1/chat/completions", &request).await?.value)
     }
 
-    /// `POST /v1/chat/completions`, streamed: chunks until `[DONE]`.
+    /// `POST /v1/chat/completions`, streamed: chunks until `[DONE]`. The
+    /// stream keeps the response's headers (what preparation did, for one:
+    /// [`OpenAiStream::preparation`]).
     pub async fn chat_stream(
         &self,
         request: &ChatCompletionRequest,

@@ -7,9 +7,12 @@ use std::pin::Pin;
 
 use cerebrum_shared::cerebrum::{StreamDone, StreamEvent, StreamToken};
 use cerebrum_shared::error::{ApiError, ErrorCode, OpenAiErrorBody};
+use cerebrum_shared::headers::PREPARATION;
+use cerebrum_shared::prepare::Preparation;
 use cerebrum_shared::sse::OPENAI_DONE;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
+use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use super::ClientError;
@@ -131,15 +134,44 @@ pub fn decode_openai<T: DeserializeOwned>(data: &str) -> Result<Option<T>, Clien
 
 /// An open OpenAI stream (`/v1/chat/completions` or `/v1/completions` with
 /// `stream: true`): chunks of type `T` until `[DONE]`. Dropping it closes the
-/// connection and stops the generation.
+/// connection and stops the generation. The response's headers stay readable
+/// ([`OpenAiStream::headers`], [`OpenAiStream::preparation`]).
 pub struct OpenAiStream<T> {
+    headers: HeaderMap,
     lines: DataLines,
     chunk: PhantomData<fn() -> T>,
+}
+
+impl<T> OpenAiStream<T> {
+    /// The response's headers, as the server sent them.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// What preparation did to the prompt, from the orchestrator's
+    /// `x-cerebrum-preparation` header: `Ok(None)` when the header is absent
+    /// (an older server, or a node answering directly).
+    pub fn preparation(&self) -> Result<Option<Preparation>, ClientError> {
+        preparation_of(&self.headers)
+    }
+}
+
+/// The [`Preparation`] a response's `x-cerebrum-preparation` header carries;
+/// `Ok(None)` without the header, [`ClientError::Protocol`] when it is not
+/// that JSON.
+pub fn preparation_of(headers: &HeaderMap) -> Result<Option<Preparation>, ClientError> {
+    let Some(value) = headers.get(PREPARATION) else {
+        return Ok(None);
+    };
+    serde_json::from_slice(value.as_bytes())
+        .map(Some)
+        .map_err(|e| ClientError::Protocol(format!("header {PREPARATION}: {e}")))
 }
 
 impl<T: DeserializeOwned> OpenAiStream<T> {
     pub(crate) fn new(response: reqwest::Response) -> Self {
         Self {
+            headers: response.headers().clone(),
             lines: DataLines::new(response),
             chunk: PhantomData,
         }
@@ -214,6 +246,26 @@ mod tests {
             decode_openai::<ChatCompletionChunk>(OPENAI_DONE),
             Ok(None)
         ));
+    }
+
+    #[test]
+    fn the_preparation_header_is_read_when_sent() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(preparation_of(&headers), Ok(None), "absent: nothing to say");
+        let sent = r#"{"applied":true,"original_chars":12000,"final_chars":3000,"chunks_total":20,"chunks_unique":10,"chunks_kept":4,"reduction_percent":75.0,"elapsed_us":300,"kept_ranges":[],"skipped_reason":null}"#;
+        headers.insert(PREPARATION, sent.parse().unwrap_or_else(|e| panic!("{e}")));
+        let read = preparation_of(&headers)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("present"));
+        assert!(read.applied);
+        assert_eq!(read.stats.final_chars, 3000);
+        headers.insert(
+            PREPARATION,
+            "{\"applied\":".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert!(
+            matches!(preparation_of(&headers), Err(ClientError::Protocol(m)) if m.starts_with("header x-cerebrum-preparation: ")),
+        );
     }
 
     #[test]

@@ -61,7 +61,16 @@ pub struct Stack {
 impl Stack {
     /// The real node with SmolLM2 and an orchestrator in front of it, ready.
     pub fn live(tag: &str, orchestrator_env: &[(&str, &str)]) -> Stack {
-        let node = Node::start(&format!("cli-{tag}"), &[]);
+        Self::live_with(tag, &[], orchestrator_env)
+    }
+
+    /// [`Stack::live`] with settings for the node too.
+    pub fn live_with(
+        tag: &str,
+        node_env: &[(&str, &str)],
+        orchestrator_env: &[(&str, &str)],
+    ) -> Stack {
+        let node = Node::start(&format!("cli-{tag}"), node_env);
         let node_url = node.url.clone();
         let stack = Self::over(&node_url, Some(node), orchestrator_env);
         assert!(

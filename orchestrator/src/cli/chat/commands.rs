@@ -41,8 +41,12 @@ pub enum Command {
     Temperature(Option<f32>),
     /// `/file [PATH]`: attach a file; `None` lists the attachments.
     File(Option<String>),
-    /// `/clear`: drop the attachments.
+    /// `/clear`: start over (forget the conversation and the attachments).
     Clear,
+    /// `/save FILE`: write the conversation to a file; `None` says where it is kept.
+    Save(Option<String>),
+    /// `/load FILE`: replace the conversation with a file's; `None` asks for the file.
+    Load(Option<String>),
     /// `/prepare [QUESTION]`: what would be sent.
     Prepare(String),
     /// `/health`.
@@ -70,13 +74,15 @@ pub struct Help {
 
 impl Command {
     /// Every command once, in `/help` order (with placeholder arguments).
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 13] = [
         Command::Model(Choice::Show),
         Command::Language(Choice::Show),
         Command::MaxTokens(None),
         Command::Temperature(None),
         Command::File(None),
         Command::Clear,
+        Command::Save(None),
+        Command::Load(None),
         Command::Prepare(String::new()),
         Command::Health,
         Command::Models,
@@ -118,7 +124,24 @@ impl Command {
                     "PATH",
                     "attach a file to the next question (alone: list attachments)".into(),
                 ),
-                Command::Clear => ("/clear", &[], "", "drop the attached files".into()),
+                Command::Clear => (
+                    "/clear",
+                    &[],
+                    "",
+                    "start over: forget the conversation and attached files".into(),
+                ),
+                Command::Save(_) => (
+                    "/save",
+                    &[],
+                    "FILE",
+                    "write the conversation to FILE (JSON chat messages)".into(),
+                ),
+                Command::Load(_) => (
+                    "/load",
+                    &[],
+                    "FILE",
+                    "replace the conversation with the one in FILE".into(),
+                ),
                 Command::Prepare(_) => (
                     "/prepare",
                     &[],
@@ -185,13 +208,18 @@ impl Command {
                     .map(|a| parse_temperature(a).map_err(|e| format!("temperature: {e}")))
                     .transpose()?,
             ),
-            Command::File(_) => {
-                Command::File(given.map(|a| a.trim_matches(|c| c == '"' || c == '\'').to_owned()))
-            }
+            Command::File(_) => Command::File(given.map(unquote)),
+            Command::Save(_) => Command::Save(given.map(unquote)),
+            Command::Load(_) => Command::Load(given.map(unquote)),
             Command::Prepare(_) => Command::Prepare(arg.to_owned()),
             other => other,
         })
     }
+}
+
+/// A path as typed, without the quotes around it.
+fn unquote(arg: &str) -> String {
+    arg.trim_matches(|c| c == '"' || c == '\'').to_owned()
 }
 
 #[cfg(test)]
@@ -268,6 +296,15 @@ mod tests {
             Some(Ok(Command::File(Some("my file.py".into()))))
         );
         assert_eq!(parsed("/file"), Some(Ok(Command::File(None))));
+        assert_eq!(
+            parsed("/save 'chat one.json'"),
+            Some(Ok(Command::Save(Some("chat one.json".into()))))
+        );
+        assert_eq!(parsed("/save"), Some(Ok(Command::Save(None))));
+        assert_eq!(
+            parsed("/load ~/c.json"),
+            Some(Ok(Command::Load(Some("~/c.json".into()))))
+        );
         assert_eq!(
             parsed("/prepare What does f do?"),
             Some(Ok(Command::Prepare("What does f do?".into())))

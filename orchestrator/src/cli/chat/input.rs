@@ -1,5 +1,10 @@
 //! Reading what the person types: a line editor with history, completion of
 //! commands and paths, `"""` blocks and bracketed pastes that span lines.
+//!
+//! The history file is shared by every chat running at once: each new line is
+//! appended to it under the file's lock (rustyline's `append_history`), never
+//! written over the whole file from one session's memory, so no session drops
+//! another's lines.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -8,7 +13,7 @@ use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::history::DefaultHistory;
+use rustyline::history::{FileHistory, History};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Config, Context, Editor, Helper};
 
@@ -91,7 +96,10 @@ impl Completer for ChatHelper {
         pos: usize,
         ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        if line.starts_with("/file ") {
+        if ["/file ", "/save ", "/load "]
+            .iter()
+            .any(|c| line.starts_with(c))
+        {
             return self.files.complete(line, pos, ctx);
         }
         let head = &line[..pos];
@@ -142,12 +150,13 @@ impl Helper for ChatHelper {}
 
 /// Reads one input at a time with a line editor that exists only while it
 /// reads: the editor installs its own SIGINT handler, and dropping it gives
-/// SIGINT back to the answer's Ctrl-C handler.
+/// SIGINT back to the answer's Ctrl-C handler. The history outlives the
+/// editors.
 pub struct LineReader {
     config: Config,
     color: bool,
     path: Option<PathBuf>,
-    entries: Vec<String>,
+    history: FileHistory,
     warning: Option<String>,
     save_failed: bool,
 }
@@ -162,72 +171,58 @@ impl LineReader {
             .completion_type(rustyline::CompletionType::List)
             .build();
         Ok(Self {
+            history: FileHistory::with_config(&config),
             config,
             color,
             path,
-            entries: Vec::new(),
             warning: None,
             save_failed: false,
         })
     }
 
     /// Loads the history file; a warning when it exists but cannot be read.
+    /// A missing file is created empty (owner only), so that sessions
+    /// starting together all append to one file under its lock.
     pub fn load(&mut self) -> Option<String> {
         let path = self.path.clone()?;
         if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Not truncated if another session created it meanwhile; a
+            // failure shows when the first line is saved.
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&path);
             return None;
         }
-        let mut editor = match Editor::<(), DefaultHistory>::with_config(self.config.clone()) {
-            Ok(e) => e,
-            Err(e) => return Some(format!("cannot read history {}: {e}", path.display())),
-        };
-        if let Err(e) = editor.load_history(&path) {
-            return Some(format!("cannot read history {}: {e}", path.display()));
-        }
-        self.entries = editor.history().iter().cloned().collect();
-        None
+        self.history
+            .load(&path)
+            .err()
+            .map(|e| format!("cannot read history {}: {e}", path.display()))
     }
 
-    fn editor(&self) -> rustyline::Result<Editor<ChatHelper, DefaultHistory>> {
-        let mut editor = Editor::with_config(self.config.clone())?;
+    /// One input: a line, a paste, or a whole `"""` block; added to the
+    /// history and appended to its file at once.
+    pub fn read(&mut self) -> rustyline::Result<String> {
+        let history = std::mem::replace(&mut self.history, FileHistory::with_config(&self.config));
+        let mut editor = Editor::with_history(self.config.clone(), history)?;
         editor.set_helper(Some(ChatHelper {
             files: FilenameCompleter::new(),
             color: self.color,
         }));
-        for entry in &self.entries {
-            editor.add_history_entry(entry.as_str())?;
-        }
-        Ok(editor)
-    }
-
-    /// One input: a line, a paste, or a whole `"""` block; added to the
-    /// history, which is saved at once.
-    pub fn read(&mut self) -> rustyline::Result<String> {
-        let mut editor = self.editor()?;
-        let mut input = editor.readline(">>> ")?;
-        // Without a terminal the editor does not validate: gather the block here.
-        while block(&input) == Block::Open {
-            match editor.readline("... ") {
-                Ok(more) => {
-                    input.push('\n');
-                    input.push_str(&more);
-                }
-                Err(ReadlineError::Eof) => break,
-                Err(e) => return Err(e),
-            }
-        }
+        let input = read_input(&mut editor);
+        // Back before anything else: the history outlives this editor.
+        self.history =
+            std::mem::replace(editor.history_mut(), FileHistory::with_config(&self.config));
+        let input = input?;
         if input.trim().is_empty() {
             return Ok(input);
         }
-        editor.add_history_entry(input.as_str())?;
-        if self.entries.last() != Some(&input) {
-            self.entries.push(input.clone());
-            if self.entries.len() > HISTORY_SIZE {
-                self.entries.remove(0);
-            }
-        }
-        if let Some(path) = &self.path
-            && let Err(e) = editor.save_history(path)
+        // False for a repeat of the line before: nothing new to append.
+        if self.history.add(&input)?
+            && let Some(path) = &self.path
+            && let Err(e) = self.history.append(path)
             && !self.save_failed
         {
             // Said once: the same cause would repeat at every line.
@@ -241,6 +236,23 @@ impl LineReader {
     pub fn take_warning(&mut self) -> Option<String> {
         self.warning.take()
     }
+}
+
+/// Reads a line, or a whole `"""` block.
+fn read_input(editor: &mut Editor<ChatHelper, FileHistory>) -> rustyline::Result<String> {
+    let mut input = editor.readline(">>> ")?;
+    // Without a terminal the editor does not validate: gather the block here.
+    while block(&input) == Block::Open {
+        match editor.readline("... ") {
+            Ok(more) => {
+                input.push('\n');
+                input.push_str(&more);
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(input)
 }
 
 #[cfg(test)]
