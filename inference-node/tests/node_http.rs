@@ -529,6 +529,10 @@ async fn tokenize_counts_exactly_what_generation_decodes() {
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["context_length"], 2048);
     assert_eq!(t["model"], SMOLLM);
+    let (_, health) = get(&node, "/health").await;
+    assert_eq!(health["context_length"], 2048, "/health states it too");
+    let (_, models) = get(&node, "/v1/models").await;
+    assert_eq!(models["data"][0]["context_length"], 2048);
     assert!(t["tokens"].as_array().unwrap().is_empty(), "count_only");
     let (_, _, chat) = post(
         &node,

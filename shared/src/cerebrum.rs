@@ -278,6 +278,9 @@ pub struct NodeHealth {
     /// Sequences generating now, all models.
     #[serde(default)]
     pub active_sequences: u64,
+    /// Tokens one request may hold on this node, prompt and answer (every model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u64>,
     /// Seconds since start.
     pub uptime_seconds: u64,
 }

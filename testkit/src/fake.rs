@@ -119,6 +119,7 @@ async fn health() -> axum::Json<NodeHealth> {
         models_in_cache: vec![],
         models_loading: vec![],
         active_sequences: 0,
+        context_length: None,
         uptime_seconds: 1,
     })
 }

@@ -43,6 +43,7 @@ pub async fn health(State(state): State<AppState>) -> Json<NodeHealth> {
         models_in_cache: state.registry.loaded(),
         models_loading: state.registry.loading(),
         active_sequences: active as u64,
+        context_length: Some(u64::from(state.config.context_size)),
         uptime_seconds: state.started.elapsed().as_secs(),
     })
 }

@@ -270,6 +270,7 @@ mod tests {
             models_in_cache: vec!["smollm2".into()],
             models_loading: vec!["qwen".into()],
             active_sequences: 1,
+            context_length: Some(2048),
             uptime_seconds: 7260,
         });
         let text = r.render("http://x", Style::plain());
