@@ -157,6 +157,14 @@ impl Sendable {
         }
     }
 
+    /// The node request for `model`: OpenAI chat `messages` or a completion `prompt`.
+    pub fn into_body(self, model: &str) -> serde_json::Value {
+        match self {
+            Sendable::Messages(m) => serde_json::json!({"model": model, "messages": m}),
+            Sendable::Text(t) => serde_json::json!({"model": model, "prompt": t}),
+        }
+    }
+
     fn tokenize_body(&self, model: &str) -> serde_json::Value {
         match self {
             Sendable::Messages(m) => {

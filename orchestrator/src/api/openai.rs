@@ -62,6 +62,25 @@ fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Fits what the request sends to the model's context, then builds the node
+/// request with its sampling fields and the fitted `max_tokens`.
+async fn fitted_body(
+    state: &AppState,
+    model: &str,
+    mut sendable: Sendable,
+    newest: Option<Newest<'_>>,
+    sampling: &OpenAiSampling,
+    request_id: &str,
+) -> Result<(Value, Option<FitReport>), ApiError> {
+    let asked = sampling.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    let (max_tokens, fit) =
+        fit_request(state, model, &mut sendable, newest, asked, request_id).await?;
+    let mut body = sendable.into_body(model);
+    sampling_into(sampling, &mut body)?;
+    body["max_tokens"] = json!(max_tokens);
+    Ok((body, fit))
+}
+
 /// The headers that say what the orchestrator did to the request.
 fn with_report(
     mut response: Response,
@@ -146,28 +165,21 @@ pub async fn chat(
             prepared.map_or_else(|| m.clone(), |p| ChatMessage::new("user", &p))
         })
         .collect();
-    let mut sendable = Sendable::Messages(messages);
-    let asked = req.sampling.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    let sendable = Sendable::Messages(messages);
     let newest_turn = last_user.map(|index| Newest {
         index,
         input: newest,
     });
-    let (max_tokens, fit) = fit_request(
+    let (body, fit) = fitted_body(
         &state,
         &decision.model,
-        &mut sendable,
+        sendable,
         newest_turn,
-        asked,
+        &req.sampling,
         &rid,
     )
     .await
     .map_err(err)?;
-    let Sendable::Messages(messages) = sendable else {
-        unreachable!("a conversation stays a conversation")
-    };
-    let mut body = json!({"model": decision.model, "messages": messages});
-    sampling_into(&req.sampling, &mut body).map_err(err)?;
-    body["max_tokens"] = json!(max_tokens);
     let stream = open(&state, "/v1/chat/completions", body, &rid)
         .await
         .map_err(err)?;
@@ -240,25 +252,18 @@ pub async fn completions(
     )
     .await
     .map_err(err)?;
-    let mut sendable = Sendable::Text(plan.prompt.clone());
-    let asked = req.sampling.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+    let sendable = Sendable::Text(plan.prompt.clone());
     let newest = Newest { index: 0, input };
-    let (max_tokens, fit) = fit_request(
+    let (body, fit) = fitted_body(
         &state,
         &decision.model,
-        &mut sendable,
+        sendable,
         Some(newest),
-        asked,
+        &req.sampling,
         &rid,
     )
     .await
     .map_err(err)?;
-    let Sendable::Text(prompt) = sendable else {
-        unreachable!("a prompt stays a prompt")
-    };
-    let mut body = json!({"model": decision.model, "prompt": prompt});
-    sampling_into(&req.sampling, &mut body).map_err(err)?;
-    body["max_tokens"] = json!(max_tokens);
     let stream = open(&state, "/v1/completions", body, &rid)
         .await
         .map_err(err)?;
