@@ -88,7 +88,7 @@ pub enum NodeStatus {
 pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// How often its model list is asked once known.
 pub const MODELS_EVERY: Duration = Duration::from_secs(30);
-/// How often it is asked while the list is unknown or the last ask failed.
+/// How often it is asked again when the last ask failed but a list is known.
 pub const MODELS_RETRY: Duration = Duration::from_secs(5);
 /// Time allowed for one lookup.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -174,7 +174,9 @@ impl NodeCache {
         loop {
             tick.tick().await;
             let now = tokio::time::Instant::now();
-            if now >= next_models {
+            // While the list is unknown it is asked on every tick, so a node
+            // that comes up after us is routable as soon as it is healthy.
+            if now >= next_models || self.models().is_empty() {
                 let (_, known) = tokio::join!(
                     self.refresh_health(&upstream),
                     self.refresh_models(&upstream)

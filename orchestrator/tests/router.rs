@@ -640,3 +640,22 @@ async fn a_follow_up_sends_the_previous_turn_exactly_as_before() {
     );
     assert_eq!(turn2.len(), turn1.len() + 2);
 }
+
+#[tokio::test]
+async fn a_request_before_the_model_list_is_read_routes_to_a_served_model() {
+    // The node came up after the orchestrator: nothing cached yet.
+    let fake = FakeUpstream::start().await;
+    let state = build_state(config(&fake.url, &[])).unwrap();
+    assert!(state.node.models().is_empty());
+    let app = router(state.clone());
+    // Language routing alone would pick qwen_7b, which this node does not serve.
+    let (status, _, body) = post(
+        &app,
+        "/v1/complete",
+        r#"{"prompt":"def add(a, b):","language":"python","max_tokens":8}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(fake.bodies()[0]["model"], "fake-model");
+    assert_eq!(state.node.models(), ["fake-model"]);
+}

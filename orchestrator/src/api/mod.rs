@@ -62,7 +62,13 @@ pub async fn route(
         let retry_after = state.upstream.breaker.retry_after_secs();
         return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
     }
-    let served = state.node.models();
+    let mut served = state.node.models();
+    if served.is_empty() {
+        // Not read yet (the node came up after us): ask now rather than route
+        // blind to a model it may not serve.
+        state.node.refresh_models(&state.upstream).await;
+        served = state.node.models();
+    }
     let decision = state
         .config
         .routing
