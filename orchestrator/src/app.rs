@@ -1,6 +1,8 @@
 //! The orchestrator's router and its whole middleware stack, in one place:
 //! reading this file is reading the Pi tier's request path.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{self, from_fn_with_state};
@@ -10,12 +12,19 @@ use cerebrum_shared::limits::MAX_BODY_BYTES;
 use tower::ServiceBuilder;
 
 use crate::api::{cerebrum, openai, ops};
+use crate::layers::host::AllowedHosts;
 use crate::layers::rate_limit::ClientRateLimit;
-use crate::layers::{client_auth, in_flight, rate_limit};
+use crate::layers::{client_auth, host, in_flight, rate_limit};
 use crate::state::{AppState, Metrics};
 
-/// Builds the orchestrator's HTTP application.
+/// Builds the orchestrator's HTTP application, allowing this machine's names as `Host`.
 pub fn router(state: AppState) -> Router {
+    let hosts = AllowedHosts::here(&state.config.allowed_hosts);
+    router_with_hosts(state, hosts)
+}
+
+/// [`router`] with the `Host` allow-list given (tests name the machine).
+pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
     let mut inference = Router::new()
         .route("/v1/complete", post(cerebrum::complete))
         .route("/v1/complete/stream", post(cerebrum::complete_stream))
@@ -26,8 +35,10 @@ pub fn router(state: AppState) -> Router {
     if let Some(limiter) = ClientRateLimit::new(
         state.config.rate_limit_per_second,
         state.config.rate_limit_burst,
+        &state.config.client_keys,
     ) {
-        // Per-client rate limit (off by default): 429 before a request takes an in-flight slot.
+        // Per-client rate limit (off by default; a client is its configured key, else its
+        // address): 429 before a request takes an in-flight slot.
         inference = inference.route_layer(from_fn_with_state(
             (state.clone(), limiter),
             rate_limit::limit,
@@ -35,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     }
 
     let counted = state.metrics.clone();
+    let body_read_timeout = state.config.body_read_timeout;
     Router::new()
         .route("/health", get(ops::health))
         .route("/health/ready", get(ops::ready))
@@ -61,11 +73,21 @@ pub fn router(state: AppState) -> Router {
                     Metrics::inc(&counted.requests);
                     next.run(req)
                 }))
+                // DNS rebinding: 403 unless Host is an address or one of this machine's names.
+                .layer(from_fn_with_state(
+                    Arc::new(hosts),
+                    host::require_allowed_host,
+                ))
                 // Optional client keys (health checks stay open).
                 .layer(from_fn_with_state(
                     state.clone(),
                     client_auth::require_client_key,
                 ))
+                // The whole body within a bound (408) and a size (413), before any
+                // in-flight slot is taken: a slow sender holds none.
+                .layer(middleware::from_fn(move |req, next| {
+                    layers::read_body_within(MAX_BODY_BYTES, body_read_timeout, req, next)
+                }))
                 // Bodies over the limit are refused with 413 (JSON, by ApiJson) before they are read.
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )

@@ -47,9 +47,21 @@ cerebrum_service::settings! {
         routes: BTreeMap<String, String> = RoutingTable::default_routes(), env "CEREBRUM_ROUTES";
         /// Model for languages not in the routes.
         default_model: String = "qwen_7b".into(), env "CEREBRUM_DEFAULT_MODEL";
-        /// Keys clients must send (X-API-Key or Authorization: Bearer), comma-separated; empty: no client auth.
+        /// Keys clients must send (X-API-Key or Authorization: Bearer), comma-separated; empty: no client auth (then /v1/stats shows the node's file paths to loopback callers only).
         client_keys: Secret<Vec<String>> = Secret::default(), env "CEREBRUM_CLIENT_KEYS";
-        /// Requests per second per client (key or address); 0: no rate limit.
+        /// Host names clients may address this server by, besides loopback, any IP address and this machine's name (NAME, NAME.local, NAME.lan, NAME.home.arpa, NAME.<tailnet>.ts.net); * = any. Others get 403.
+        allowed_hosts: Vec<String> = Vec::new(), env "CEREBRUM_ALLOWED_HOSTS",
+            check |hosts: &Vec<String>| host_names(hosts);
+        /// Seconds a client has to send a request's headers (also how long an idle keep-alive connection is kept); then the connection is closed.
+        header_read_timeout_secs: Duration = cerebrum_service::shutdown::HEADER_READ_TIMEOUT,
+            env "CEREBRUM_HEADER_READ_TIMEOUT_SECS", check at_least(secs(1));
+        /// Seconds a client has to send a request's body, read before the request takes an in-flight slot; then 408.
+        body_read_timeout_secs: Duration = secs(30), env "CEREBRUM_BODY_READ_TIMEOUT_SECS",
+            check at_least(secs(1));
+        /// Seconds a client may leave a stream unread before it loses its in-flight slot and its stream is cut.
+        stalled_reader_timeout_secs: Duration = secs(30), env "CEREBRUM_STALLED_READER_TIMEOUT_SECS",
+            check at_least(secs(1));
+        /// Requests per second per client (a configured client key, else the peer address); 0: no rate limit.
         rate_limit_per_second: u32 = 0, env "CEREBRUM_RATE_LIMIT_PER_SECOND";
         /// Burst allowed above the rate (0 counts as 1).
         rate_limit_burst: u32 = 5, env "CEREBRUM_RATE_LIMIT_BURST";
@@ -70,6 +82,20 @@ fn endpoint(url: &str) -> Result<(), String> {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
         Ok(u) => Err(format!("scheme '{}' is not http or https", u.scheme())),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Host names (no port, no scheme), or `*`.
+fn host_names(hosts: &[String]) -> Result<(), String> {
+    match hosts.iter().find(|h| {
+        h.is_empty()
+            || h.contains(|c: char| c == '/' || c == ':' || c == '@' || c.is_whitespace())
+            || (h.contains('*') && h.as_str() != "*")
+    }) {
+        Some(bad) => Err(format!(
+            "'{bad}' is not a host name (no port or scheme; * alone means any)"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -100,6 +126,14 @@ pub struct OrchestratorConfig {
     pub routing: RoutingTable,
     /// Accepted client keys (empty: no client auth).
     pub client_keys: Vec<String>,
+    /// Host names allowed besides the automatic ones; `*`: any.
+    pub allowed_hosts: Vec<String>,
+    /// Time to send a request's headers (and idle keep-alive bound).
+    pub header_read_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Time a stream may go unread before its in-flight slot is taken back.
+    pub stalled_reader_timeout: Duration,
     /// Requests per second per client (0 = off).
     pub rate_limit_per_second: u32,
     /// Rate-limit burst.
@@ -141,6 +175,10 @@ impl From<Settings> for OrchestratorConfig {
             idle_timeout: s.idle_timeout_secs.value,
             routing: RoutingTable::new(s.routes.value, s.default_model.value),
             client_keys: s.client_keys.value.0,
+            allowed_hosts: s.allowed_hosts.value,
+            header_read_timeout: s.header_read_timeout_secs.value,
+            body_read_timeout: s.body_read_timeout_secs.value,
+            stalled_reader_timeout: s.stalled_reader_timeout_secs.value,
             rate_limit_per_second: s.rate_limit_per_second.value,
             rate_limit_burst: s.rate_limit_burst.value.max(1),
             max_prompt_chars: s.max_prompt_chars.value,
@@ -190,6 +228,10 @@ mod tests {
         );
         assert_eq!((c.rate_limit_per_second, c.rate_limit_burst), (0, 5));
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.stalled_reader_timeout, Duration::from_secs(30));
+        assert!(c.allowed_hosts.is_empty());
         assert!(c.client_keys.is_empty() && c.vps_api_key.is_empty());
         assert_eq!(c.routing.route(Some("rust")), "codellama_7b");
         assert_eq!(c.routing.route(Some("cobol")), "qwen_7b");
@@ -250,6 +292,21 @@ mod tests {
                 "CEREBRUM_ROUTES",
                 "python",
                 "environment CEREBRUM_ROUTES='python': 'python' is not",
+            ),
+            (
+                "CEREBRUM_ALLOWED_HOSTS",
+                "pi.lan, http://x",
+                "environment CEREBRUM_ALLOWED_HOSTS='pi.lan, http://x': 'http://x' is not a host",
+            ),
+            (
+                "CEREBRUM_ALLOWED_HOSTS",
+                "*.example.com",
+                "environment CEREBRUM_ALLOWED_HOSTS='*.example.com': '*.example.com' is not",
+            ),
+            (
+                "CEREBRUM_BODY_READ_TIMEOUT_SECS",
+                "0",
+                "environment CEREBRUM_BODY_READ_TIMEOUT_SECS='0': must be at least 1",
             ),
         ] {
             let e = resolve(None, &[(k, v)], &[]).unwrap_err();

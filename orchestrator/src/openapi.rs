@@ -54,6 +54,8 @@ mod document {
     /// `max_prompt_chars` 413, 429 (when a rate limit is set), the node's 500s
     /// passed on, a broken stream 502, busy/down/paused 503, a node timeout 504.
     const INFERENCE: &[u16] = &[400, 404, 413, 429, 500, 502, 503, 504];
+    /// A body that did not arrive within `body_read_timeout_secs`: 408.
+    const SLOW_BODY: &[u16] = &[408];
     /// A call to the node that failed: unreadable 502, unreachable 503, too slow 504.
     const UPSTREAM: &[u16] = &[502, 503, 504];
 
@@ -68,6 +70,7 @@ mod document {
                      to a model the node serves, and answers when generation ends.")
                 .access(key)
                 .request("CompleteRequest")
+                .errors(SLOW_BODY)
                 .errors(INFERENCE),
             Operation::post("/v1/complete/stream", "complete_stream", Events("StreamEvent"))
                 .doc(CEREBRUM, "Complete a prompt, streamed",
@@ -75,6 +78,7 @@ mod document {
                      `{done: true, …}` or, when generation fails midway, `{error, code, message, done: true}`.")
                 .access(key)
                 .request("CompleteRequest")
+                .errors(SLOW_BODY)
                 .errors(INFERENCE),
             Operation::post("/v1/chat/completions", "chat_completions", JsonOrEvents("ChatCompletion", "ChatCompletionChunk"))
                 .doc(OPENAI, "Chat completion (OpenAI)",
@@ -82,17 +86,20 @@ mod document {
                      `data: [DONE]`. The system messages are the instruction when a code prompt is prepared.")
                 .access(key)
                 .request("ChatCompletionRequest")
+                .errors(SLOW_BODY)
                 .errors(INFERENCE),
             Operation::post("/v1/completions", "completions", JsonOrEvents("TextCompletion", "TextCompletion"))
                 .doc(OPENAI, "Text completion (OpenAI)", "OpenAI's legacy completions, one prompt per request.")
                 .access(key)
                 .request("CompletionRequest")
+                .errors(SLOW_BODY)
                 .errors(INFERENCE),
             Operation::post("/v1/prepare", "prepare", Json("PreparedPrompt"))
                 .doc(CEREBRUM, "Prepare a prompt without inference",
                     "What would be sent to the model for this prompt, and the figures (a dry run).")
                 .access(key)
-                .request("PrepareRequest"),
+                .request("PrepareRequest")
+                .errors(SLOW_BODY),
             Operation::get("/v1/models", "models", Json("ModelsResponse"))
                 .doc(OPS, "Models the node serves",
                     "The node's list, passed through: OpenAI's `data` and the Cerebrum keys. Its failures \
@@ -108,7 +115,9 @@ mod document {
                 .doc(OPS, "Readiness", "200 when a request could be served now; 503 (with `Retry-After`) when not.")
                 .errors(&[503]),
             Operation::get("/v1/stats", "stats", Json("OrchestratorStats"))
-                .doc(OPS, "Counters of the orchestrator, and the node's", "")
+                .doc(OPS, "Counters of the orchestrator, and the node's",
+                    "The node's figures without the places on its disk (`path`, `*_path`, `*_dir`, \
+                     `*_file`) unless the caller presented a client key or is on this machine (loopback).")
                 .access(key),
             Operation::get("/v1/vps/health", "vps_health", Json("NodeHealth"))
                 .doc(OPS, "The node's own health", "The node's `GET /health`, passed through.")
@@ -130,7 +139,10 @@ mod document {
             description: "The Pi tier: the original Cerebrum API and the OpenAI API in front of an \
                 inference node, with prompt preparation, routing, load shedding and a circuit breaker. \
                 Client keys are optional (`client_keys`); when set, every route but the health checks \
-                and these documents needs one. Every answer carries `X-Request-ID`.",
+                and these documents needs one. JSON bodies must be sent as `application/json` (415 \
+                otherwise). A request whose `Host` is not an IP address, `localhost` or one of the \
+                machine's names (or `allowed_hosts`) is refused with 403 `peer_not_allowed` on every \
+                route (DNS rebinding). Every answer carries `X-Request-ID`.",
             openai_max_tokens: MAX_TOKENS_ORCHESTRATOR,
             operations,
             schemas: schemas(),

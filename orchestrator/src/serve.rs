@@ -30,7 +30,10 @@ pub fn build_state(config: OrchestratorConfig) -> Result<AppState, String> {
 /// Serves until SIGTERM or Ctrl-C.
 pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
     let addr = SocketAddr::new(config.host, config.port);
-    let grace = config.shutdown_grace;
+    let serving = cerebrum_service::shutdown::Serving {
+        grace: config.shutdown_grace,
+        header_read_timeout: config.header_read_timeout,
+    };
     let state = build_state(config)?;
     // Node health and model list, refreshed in the background: requests never wait on them.
     tokio::spawn(state.node.clone().run(state.upstream.clone()));
@@ -44,7 +47,12 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
     cerebrum_service::notify::ready(&format!("serving on {addr}"));
     tokio::spawn(cerebrum_service::notify::run_watchdog());
     let app = crate::app::router(state);
-    cerebrum_service::shutdown::serve_with_grace(listener, app, grace)
-        .await
-        .map_err(|e| e.to_string())
+    cerebrum_service::shutdown::serve_until(
+        listener,
+        app,
+        serving,
+        cerebrum_service::shutdown::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

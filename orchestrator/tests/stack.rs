@@ -290,6 +290,7 @@ async fn bad_input_gets_clear_errors() {
     let c = client();
     let r = c
         .post(format!("{}/v1/complete", orch.url))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

@@ -34,16 +34,45 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// A JSON body parsed with [`parse_json`]: malformed → 400, a wrong or missing
-/// field → 422 naming it, over the body limit → 413, each in the route's dialect.
+/// A JSON body parsed with [`parse_json`]: not sent as `application/json` →
+/// 415, malformed → 400, a wrong or missing field → 422 naming it, over the
+/// body limit → 413, each in the route's dialect.
+///
+/// The media type is required so that a web page cannot post to either server
+/// from a visitor's browser: a cross-site form may send `text/plain` without a
+/// CORS preflight, but not `application/json`.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
+
+/// Whether `headers` say the body is JSON: `application/json`, with or without
+/// parameters (`; charset=utf-8`), in any letter case.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let dialect = dialect_of(req.uri().path());
+        if !is_json(req.headers()) {
+            let sent = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let message = match sent {
+                Some(t) => format!("the body is sent as '{t}'; send it as application/json"),
+                None => "the body has no Content-Type; send it as application/json".to_owned(),
+            };
+            return Err(HttpError(
+                ApiError::new(ErrorCode::UnsupportedMediaType, message),
+                dialect,
+            ));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let err = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -93,4 +122,38 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_application_json_with_any_parameters_and_case() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            is_json(&h)
+        };
+        for yes in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            " application/json ",
+        ] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "application/json-seq",
+            "text/json",
+            "",
+        ] {
+            assert!(!with(no), "{no}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
 }

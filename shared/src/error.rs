@@ -48,11 +48,14 @@ pub enum ErrorCode {
     PromptTooLong,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 408: the request body did not arrive within the server's bound.
+    RequestTimeout,
     /// 401: no API key was presented.
     MissingApiKey,
     /// 403: the API key does not match.
     InvalidApiKey,
-    /// 403: the peer address is not on the node's allow-list.
+    /// 403: the caller is not allowed: its address is not on the node's
+    /// allow-list, or the `Host` it named is not one the orchestrator answers to.
     PeerNotAllowed,
     /// 404: no such model.
     ModelNotFound,
@@ -95,13 +98,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build knows (all but [`ErrorCode::Unknown`]).
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidRequest,
         ErrorCode::BodyTooLarge,
         ErrorCode::PromptTooLarge,
         ErrorCode::PromptTooLong,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::RequestTimeout,
         ErrorCode::MissingApiKey,
         ErrorCode::InvalidApiKey,
         ErrorCode::PeerNotAllowed,
@@ -133,6 +137,7 @@ impl ErrorCode {
             InvalidApiKey | PeerNotAllowed => 403,
             ModelNotFound | ModelNotLoaded | RouteNotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             ModelBusy => 409,
             BodyTooLarge | PromptTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -155,6 +160,7 @@ impl ErrorCode {
             PromptTooLarge => "Prompt too large",
             PromptTooLong => "Prompt too long",
             UnsupportedMediaType => "Unsupported media type",
+            RequestTimeout => "Request timeout",
             MissingApiKey => "Missing API key",
             InvalidApiKey => "Invalid API key",
             PeerNotAllowed => "Forbidden",
@@ -180,7 +186,7 @@ impl ErrorCode {
     /// OpenAI's error `type` for this code.
     pub fn openai_type(self) -> &'static str {
         match self.status() {
-            400 | 404 | 405 | 413 | 415 | 422 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 413 | 415 | 422 => "invalid_request_error",
             401 | 403 => "authentication_error",
             409 => "conflict_error",
             429 => "rate_limit_error",
@@ -199,6 +205,7 @@ impl ErrorCode {
             403 => InvalidApiKey,
             404 => RouteNotFound,
             405 => MethodNotAllowed,
+            408 => RequestTimeout,
             409 => ModelBusy,
             413 => BodyTooLarge,
             415 => UnsupportedMediaType,

@@ -147,10 +147,11 @@ impl Operation {
     }
 
     /// A JSON body of the named schema: malformed → 400, over the byte limit →
-    /// 413, a field missing, of the wrong type or out of range → 422.
+    /// 413, not sent as `application/json` → 415, a field missing, of the wrong
+    /// type or out of range → 422.
     pub fn request(mut self, schema: &'static str) -> Self {
         self.request = Some(schema);
-        self.errors(&[400, 413, 422])
+        self.errors(&[400, 413, 415, 422])
     }
 
     /// Error statuses answered in the path's dialect.

@@ -388,7 +388,10 @@ pub async fn call(
     key: Option<&str>,
     body: impl Into<Body>,
 ) -> Answer {
-    let mut req = Request::builder().method(method).uri(path);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     if let Some(k) = key {
         req = req.header("x-api-key", k);
     }

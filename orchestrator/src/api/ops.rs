@@ -1,11 +1,12 @@
 //! Health, readiness, models, stats, the node's health, dry-run preparation and metrics.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready};
@@ -115,13 +116,27 @@ pub async fn vps_health(
         .map_err(|e| HttpError(e.to_api_error(), Dialect::Cerebrum))
 }
 
-/// `GET /v1/stats`.
-pub async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
-    let vps = state
+/// `GET /v1/stats`. The node's figures include where its files are (model
+/// paths); those go only to a caller that presented a client key (when keys
+/// are configured every caller here has) or that is on this machine (loopback).
+pub async fn stats(State(state): State<AppState>, request: Request) -> Json<Value> {
+    let local = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
+    let trusted = local || !state.config.client_keys.is_empty();
+    let mut vps = state
         .upstream
-        .get_json("/v1/stats", &request_id(&headers), Duration::from_secs(3))
+        .get_json(
+            "/v1/stats",
+            &request_id(request.headers()),
+            Duration::from_secs(3),
+        )
         .await
         .unwrap_or_else(|e| json!({"error": e.to_string()}));
+    if !trusted {
+        strip_locations(&mut vps);
+    }
     Json(json!({
         "cm4": {
             "uptime_seconds": state.started.elapsed().as_secs(),
@@ -133,6 +148,24 @@ pub async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Json<Va
         },
         "vps": vps,
     }))
+}
+
+/// Removes, at any depth, the keys that name places on the node's disk:
+/// `path`, and any ending in `_path`, `_dir` or `_file`.
+fn strip_locations(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| {
+                !(k == "path"
+                    || k.ends_with("_path")
+                    || k.ends_with("_dir")
+                    || k.ends_with("_file"))
+            });
+            map.values_mut().for_each(strip_locations);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_locations),
+        _ => {}
+    }
 }
 
 /// `POST /v1/prepare`: what would be sent, and the figures; no inference.
@@ -250,6 +283,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locations_are_stripped_at_any_depth_and_nothing_else() {
+        let mut v = serde_json::json!({
+            "models": [{"name": "m", "path": "/srv/m.gguf", "parameters": 1}],
+            "models_dir": "/srv", "cache_path": "/c", "log_file": "/l",
+            "limits": {"max_cpu_percent": 80, "path": "/x"},
+            "uptime_seconds": 5,
+        });
+        super::strip_locations(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "models": [{"name": "m", "parameters": 1}],
+                "limits": {"max_cpu_percent": 80},
+                "uptime_seconds": 5,
+            })
+        );
+    }
+
     #[test]
     fn uptime_text_is_hours_and_minutes() {
         assert_eq!(super::uptime_text(3 * 3600 + 7 * 60 + 5), "3h 7m");

@@ -50,8 +50,9 @@ fn class(e: &ApiError) -> Class {
             Class::Unavailable
         }
         BadRequest | InvalidRequest | BodyTooLarge | PromptTooLarge | PromptTooLong
-        | UnsupportedMediaType | MissingApiKey | InvalidApiKey | PeerNotAllowed | ModelNotFound
-        | ModelNotLoaded | RouteNotFound | MethodNotAllowed | ModelBusy => Class::Refused,
+        | UnsupportedMediaType | RequestTimeout | MissingApiKey | InvalidApiKey
+        | PeerNotAllowed | ModelNotFound | ModelNotLoaded | RouteNotFound | MethodNotAllowed
+        | ModelBusy => Class::Refused,
         VpsTimeout | StreamingFailed | ModelLoadFailed | InferenceFailed | Internal => {
             Class::Failed
         }
@@ -185,6 +186,7 @@ mod tests {
                     PromptTooLarge,
                     PromptTooLong,
                     UnsupportedMediaType,
+                    RequestTimeout,
                     MissingApiKey,
                     InvalidApiKey,
                     PeerNotAllowed,

@@ -1,5 +1,6 @@
 //! Cross-cutting concerns, one file each, composed in `app.rs`.
 
 pub mod client_auth;
+pub mod host;
 pub mod in_flight;
 pub mod rate_limit;

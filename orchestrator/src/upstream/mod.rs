@@ -137,7 +137,10 @@ impl Upstream {
     pub fn new(cfg: &OrchestratorConfig) -> Result<Self, String> {
         let builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the node's header-read timeout (10 s, which also closes idle
+            // keep-alive connections): we drop an idle connection before the node
+            // does, so a request is never written into one it is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(8)
             .tcp_keepalive(Duration::from_secs(15))
             .tcp_nodelay(true);
