@@ -8,6 +8,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::OrchestratorConfig;
 use crate::prompt::PrepareConfig;
+use cerebrum_shared::cerebrum::VpsAuth;
+
 use crate::upstream::Upstream;
 
 /// Shared state of the orchestrator server.
@@ -117,13 +119,19 @@ impl NodeCache {
         {
             Ok(h) => {
                 let status = h["status"].as_str().unwrap_or("healthy").to_string();
+                let healthy = matches!(status.as_str(), "healthy" | "ok");
                 // Engines without our fields (llama-server's {"status":"ok"}) are available when they answer.
-                let available = h["available"]
-                    .as_bool()
-                    .unwrap_or(matches!(status.as_str(), "healthy" | "ok"));
+                let available = h["available"].as_bool().unwrap_or(healthy);
+                let loading = h["models_loading"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty());
+                upstream.set_node_busy(!available || !healthy || loading);
                 NodeStatus::Up { status, available }
             }
-            Err(e) => NodeStatus::Unreachable(e.to_string()),
+            Err(e) => {
+                upstream.set_node_busy(false);
+                NodeStatus::Unreachable(e.to_string())
+            }
         };
         if let Ok(mut slot) = self.health.write() {
             *slot = Some(status);
@@ -166,7 +174,10 @@ impl NodeCache {
 
     /// Keeps both readings fresh until the process ends: health every
     /// [`HEALTH_EVERY`], models every [`MODELS_EVERY`] ([`MODELS_RETRY`] while
-    /// unknown). Spawn it once on the server's runtime.
+    /// unknown). The model list is the authenticated probe: while the node has
+    /// not accepted the orchestrator's key (unknown or refused) it is asked on
+    /// every tick too, so `/health` shows a fix within [`HEALTH_EVERY`].
+    /// Spawn it once on the server's runtime.
     pub async fn run(self: Arc<Self>, upstream: Arc<Upstream>) {
         let mut next_models = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(HEALTH_EVERY);
@@ -176,7 +187,8 @@ impl NodeCache {
             let now = tokio::time::Instant::now();
             // While the list is unknown it is asked on every tick, so a node
             // that comes up after us is routable as soon as it is healthy.
-            if now >= next_models || self.models().is_empty() {
+            let auth_ok = upstream.auth().0 == VpsAuth::Ok;
+            if now >= next_models || self.models().is_empty() || !auth_ok {
                 let (_, known) = tokio::join!(
                     self.refresh_health(&upstream),
                     self.refresh_models(&upstream)

@@ -445,6 +445,15 @@ pub struct OrchestratorHealth {
     /// Seconds until the breaker lets a trial call through (0 when closed).
     #[serde(default)]
     pub breaker_retry_after_seconds: u64,
+    /// Whether the node accepts this orchestrator (its `VPS_API_KEY`, and its
+    /// address on the node's `ALLOWED_CM4_IP`), as its last authenticated
+    /// answer said; `refused` makes `status` `degraded`.
+    #[serde(default)]
+    pub vps_auth: VpsAuth,
+    /// When `vps_auth` is `refused`: what the node said and what the operator
+    /// must fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vps_auth_problem: Option<String>,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// `"Xh Ym"`.
@@ -474,6 +483,31 @@ impl BreakerState {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
             BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Whether the node accepts the orchestrator's credentials, as `/health` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VpsAuth {
+    /// No authenticated call has been answered yet.
+    #[default]
+    Unknown,
+    /// The node accepted the key and the address.
+    Ok,
+    /// The node answered 401 or 403: the operator's configuration is wrong.
+    Refused,
+}
+
+impl VpsAuth {
+    /// The wire name (`unknown`, `ok`, `refused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VpsAuth::Unknown => "unknown",
+            VpsAuth::Ok => "ok",
+            VpsAuth::Refused => "refused",
         }
     }
 }

@@ -83,6 +83,10 @@ pub enum ErrorCode {
     VpsTimeout,
     /// 502: the node's answer broke off or was unreadable.
     StreamingFailed,
+    /// 502: the node refused the orchestrator itself (its `VPS_API_KEY`, or its
+    /// address is not on the node's `ALLOWED_CM4_IP`): the operator's
+    /// configuration, not the request. The message says which to fix.
+    UpstreamAuth,
     /// 500: the model could not be loaded.
     ModelLoadFailed,
     /// 500: inference failed.
@@ -98,7 +102,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build knows (all but [`ErrorCode::Unknown`]).
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidRequest,
         ErrorCode::BodyTooLarge,
@@ -122,6 +126,7 @@ impl ErrorCode {
         ErrorCode::ModelUnavailable,
         ErrorCode::VpsTimeout,
         ErrorCode::StreamingFailed,
+        ErrorCode::UpstreamAuth,
         ErrorCode::ModelLoadFailed,
         ErrorCode::InferenceFailed,
         ErrorCode::UpstreamError,
@@ -144,7 +149,7 @@ impl ErrorCode {
             InvalidRequest => 422,
             RateLimited => 429,
             ModelLoadFailed | InferenceFailed | Internal | UpstreamError | Unknown => 500,
-            StreamingFailed => 502,
+            StreamingFailed | UpstreamAuth => 502,
             Cm4Busy | VpsUnavailable | BreakerOpen | VpsOverloaded | ModelUnavailable => 503,
             VpsTimeout => 504,
         }
@@ -176,6 +181,7 @@ impl ErrorCode {
             ModelUnavailable => "Model unavailable",
             VpsTimeout => "VPS timeout",
             StreamingFailed => "Streaming failed",
+            UpstreamAuth => "VPS refused the orchestrator",
             ModelLoadFailed => "Model load failed",
             InferenceFailed => "Inference failed",
             UpstreamError | Unknown => "Upstream error",

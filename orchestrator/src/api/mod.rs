@@ -87,7 +87,12 @@ pub async fn open(
     request_id: &str,
 ) -> Result<TokenStream, ApiError> {
     state.upstream.open_stream(path, body, request_id).await.map_err(|e| {
-        tracing::warn!(request_id, error = %e, "upstream refused or failed before the first token");
+        if let UpstreamError::Auth(_) = e {
+            // Logged loudly once per change by the upstream, not per request.
+            tracing::debug!(request_id, error = %e, "upstream refused the orchestrator");
+        } else {
+            tracing::warn!(request_id, error = %e, "upstream refused or failed before the first token");
+        }
         e.to_api_error()
     })
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready};
+use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready, VpsAuth};
 use cerebrum_shared::error::{ApiError, Dialect, ErrorCode};
 use cerebrum_shared::prepare::{PrepareRequest, PreparedPrompt};
 use serde_json::{Value, json};
@@ -38,7 +38,9 @@ fn node_view(state: &AppState) -> (String, bool, bool) {
 pub async fn health(State(state): State<AppState>) -> Json<OrchestratorHealth> {
     let (vps_status, connected, available) = node_view(&state);
     let breaker = state.upstream.breaker.state();
-    let ready = connected && available && breaker != BreakerState::Open;
+    let (vps_auth, vps_auth_problem) = state.upstream.auth();
+    let ready =
+        connected && available && breaker != BreakerState::Open && vps_auth != VpsAuth::Refused;
     let up = state.started.elapsed().as_secs();
     Json(OrchestratorHealth {
         status: if ready { "healthy" } else { "degraded" }.into(),
@@ -51,13 +53,16 @@ pub async fn health(State(state): State<AppState>) -> Json<OrchestratorHealth> {
         max_in_flight: state.config.max_in_flight as u64,
         breaker,
         breaker_retry_after_seconds: state.upstream.breaker.retry_after_secs(),
+        vps_auth,
+        vps_auth_problem,
         uptime_seconds: up,
         uptime_text: uptime_text(up),
         cpu_percent: state.cpu.percent(),
     })
 }
 
-/// `GET /health/ready`: 200 when a request could be served now, else 503.
+/// `GET /health/ready`: 200 when a request could be served now, else 503
+/// (`upstream_auth` when the node refuses the orchestrator's key or address).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let breaker = state.upstream.breaker.state();
     if breaker == BreakerState::Open {
@@ -76,6 +81,17 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                 format!("cannot reach {}", state.upstream.endpoint()),
                 5,
             ),
+            Dialect::Cerebrum,
+        )
+        .into_response();
+    }
+    if let (VpsAuth::Refused, problem) = state.upstream.auth() {
+        let refused = crate::upstream::auth::to_api_error(problem.as_deref().unwrap_or_default());
+        return HttpError(
+            ApiError {
+                status: 503,
+                ..refused
+            },
             Dialect::Cerebrum,
         )
         .into_response();
@@ -192,7 +208,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let u = &state.upstream.stats;
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
     let breaker_open = state.upstream.breaker.state() == BreakerState::Open;
-    let series: [(&str, &str, &str, f64); 12] = [
+    let series: [(&str, &str, &str, f64); 16] = [
         (
             "cerebrum_http_requests_total",
             "counter",
@@ -246,6 +262,30 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "counter",
             "Generations failed by the node or link.",
             c(&u.failed),
+        ),
+        (
+            "cerebrum_upstream_refused_total",
+            "counter",
+            "Generations the node refused: 4xx, 503, 401/403 or a redirect.",
+            c(&u.refused),
+        ),
+        (
+            "cerebrum_upstream_queued_timeouts_total",
+            "counter",
+            "First-token timeouts while the node was busy (not counted against it).",
+            c(&u.queued_timeouts),
+        ),
+        (
+            "cerebrum_upstream_cancelled_total",
+            "counter",
+            "Generations whose client went away first.",
+            c(&u.cancelled),
+        ),
+        (
+            "cerebrum_upstream_auth_refused",
+            "gauge",
+            "1 while the node refuses the orchestrator's key or address.",
+            f64::from(u8::from(state.upstream.auth().0 == VpsAuth::Refused)),
         ),
         (
             "cerebrum_tokens_relayed_total",

@@ -53,9 +53,8 @@ fn class(e: &ApiError) -> Class {
         | UnsupportedMediaType | RequestTimeout | MissingApiKey | InvalidApiKey
         | PeerNotAllowed | ModelNotFound | ModelNotLoaded | RouteNotFound | MethodNotAllowed
         | ModelBusy => Class::Refused,
-        VpsTimeout | StreamingFailed | ModelLoadFailed | InferenceFailed | Internal => {
-            Class::Failed
-        }
+        VpsTimeout | StreamingFailed | UpstreamAuth | ModelLoadFailed | InferenceFailed
+        | Internal => Class::Failed,
         // A code this build does not know, or an upstream's error passed on
         // with its own status: the status tells the class.
         Unknown | UpstreamError => match e.status {
@@ -137,6 +136,8 @@ fn describe_api(e: &ApiError) -> String {
         },
         Class::Failed => match e.code {
             StreamingFailed => format!("the answer stream failed: {detail}"),
+            // The operator's settings, not the user's key: say so, and what to fix.
+            UpstreamAuth => format!("the stack is misconfigured (not your request): {detail}"),
             _ => format!(
                 "the server failed the request ({} {}): {message}",
                 e.status,
@@ -202,6 +203,7 @@ mod tests {
                 &[
                     VpsTimeout,
                     StreamingFailed,
+                    UpstreamAuth,
                     ModelLoadFailed,
                     InferenceFailed,
                     Internal,
@@ -310,6 +312,22 @@ mod tests {
             describe(&e),
             "request refused: max_tokens: must be between 1 and 2048, got 0"
         );
+    }
+
+    #[test]
+    fn a_node_refusing_the_orchestrator_is_the_operators_problem_not_the_users_key() {
+        let (code, text) = outcome(
+            ErrorCode::UpstreamAuth,
+            "the inference node refused the orchestrator: set VPS_API_KEY on the Pi",
+            None,
+        );
+        assert_eq!(code, EXIT_FAILED);
+        assert_eq!(
+            text,
+            "the stack is misconfigured (not your request): the inference node refused the \
+             orchestrator: set VPS_API_KEY on the Pi"
+        );
+        assert!(!text.contains("--key"), "{text}");
     }
 
     #[test]

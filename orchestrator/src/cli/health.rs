@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use cerebrum::client::{Client, ClientError};
-use cerebrum_shared::cerebrum::{BreakerState, NodeHealth, OrchestratorHealth};
+use cerebrum_shared::cerebrum::{BreakerState, NodeHealth, OrchestratorHealth, VpsAuth};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -69,6 +69,11 @@ impl HealthReport {
         let h = &self.orchestrator;
         Some(if !h.vps_connected {
             "the orchestrator cannot reach the inference node".to_owned()
+        } else if h.vps_auth == VpsAuth::Refused {
+            format!(
+                "the inference node refuses the orchestrator: {}",
+                h.vps_auth_problem.as_deref().unwrap_or("fix VPS_API_KEY")
+            )
         } else if h.breaker == BreakerState::Open {
             match h.breaker_retry_after_seconds {
                 0 => "the circuit breaker is open (the node failed repeatedly)".to_owned(),
@@ -112,6 +117,14 @@ impl HealthReport {
                     flag(h.vps_connected, "connected", "not connected"),
                     flag(h.vps_available, "available", "not available")
                 ),
+            ],
+            vec![
+                "node auth".to_owned(),
+                match h.vps_auth {
+                    VpsAuth::Ok => "accepted".to_owned(),
+                    VpsAuth::Refused => "refused".to_owned(),
+                    VpsAuth::Unknown => "not checked yet".to_owned(),
+                },
             ],
             vec![
                 "breaker".to_owned(),
@@ -230,6 +243,8 @@ mod tests {
             max_in_flight: 4,
             breaker,
             breaker_retry_after_seconds: 0,
+            vps_auth: VpsAuth::Ok,
+            vps_auth_problem: None,
             uptime_seconds: 60,
             uptime_text: "0h 1m".into(),
             cpu_percent: 3.0,
@@ -295,6 +310,21 @@ mod tests {
             report(open)
                 .problem()
                 .is_some_and(|p| p.contains("circuit breaker is open") && p.contains("12 s"))
+        );
+        let mut refused = health("degraded", true, true, BreakerState::Closed);
+        refused.vps_auth = VpsAuth::Refused;
+        refused.vps_auth_problem = Some("set VPS_API_KEY on the Pi".into());
+        let refused = report(refused);
+        assert_eq!(
+            refused.problem().as_deref(),
+            Some("the inference node refuses the orchestrator: set VPS_API_KEY on the Pi")
+        );
+        assert!(
+            refused
+                .render("http://x", Style::plain())
+                .contains("node auth     refused"),
+            "{}",
+            refused.render("http://x", Style::plain())
         );
         let mut busy = health("degraded", true, false, BreakerState::Closed);
         busy.vps_status = "overloaded".into();

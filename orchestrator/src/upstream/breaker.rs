@@ -2,9 +2,50 @@
 //! consecutive-failures policy and a constant cooldown, plus an instrument that
 //! remembers the state for `/health`, `/metrics` and `Retry-After`.
 //!
-//! What counts as a failure is decided by the caller (see `upstream`): connection
-//! errors, timeouts, 5xx answers other than an overloaded 503, and streams that
-//! break off. A client that hangs up is not the node's fault and counts for nothing.
+//! # What the breaker is told
+//!
+//! Every generation asked of the node records exactly one [`Outcome`], once, by
+//! whoever sees it end: the opening call when it fails before the first piece,
+//! else the token stream (its end, its error, or its drop by a client that went
+//! away). What each outcome does:
+//!
+//! | outcome | examples | breaker | counter |
+//! |---|---|---|---|
+//! | [`Outcome::Success`] | `[DONE]` read | success | `successful` |
+//! | [`Outcome::NodeFault`] | refused or reset connection, connect timeout, 5xx other than 503, a stream that breaks off, garbage, an event over the size cap, an idle timeout mid-stream, a first-token timeout on an idle node | failure | `failed` |
+//! | [`Outcome::Refused`] | the node answered 4xx (the request's fault) or 503 (overloaded: alive and protecting itself) | success (the link works) | `refused` |
+//! | [`Outcome::Misconfigured`] | 401/403 (the node refuses our key or address), a 3xx redirect | untouched | `refused` |
+//! | [`Outcome::Queued`] | a first-token timeout while the node is busy (below) | untouched | `queued_timeouts` |
+//! | [`Outcome::Cancelled`] | the client hung up | untouched | `cancelled` |
+//!
+//! So `requests_sent = successful + failed + refused + queued_timeouts + cancelled`
+//! once no generation is in flight.
+//!
+//! A misconfiguration is not a node failure: the node is up and answering, and
+//! every call would get the same answer until the operator fixes it. Opening
+//! the breaker would replace the precise `upstream_auth` answer (which names
+//! the setting to fix) with `breaker_open`, and after the fix would keep
+//! refusing for a cooldown. Nor is it a success: it must not close a half-open
+//! breaker or reset the count of real failures.
+//!
+//! # First-token timeouts: queueing or failure
+//!
+//! The node serves a bounded number of sequences at once and queues the rest,
+//! so a request can wait for its first token behind others on a node that is
+//! perfectly healthy. A first-token timeout (no response headers, or no first
+//! piece, within `first_token_timeout`) is [`Outcome::Queued`] when, at the
+//! moment it fires, either
+//!
+//! 1. another generation of this orchestrator is in flight to the node (ours
+//!    may have waited behind it), or
+//! 2. the node's last health reading (the background probe, every 2 s) said it
+//!    is busy: `available: false` (its guard refusing work for CPU or RAM), a
+//!    status other than `healthy`/`ok`, or a model loading.
+//!
+//! Otherwise (nothing else of ours in flight and the node idle by its own
+//! account, or its health unreadable) the node accepted work it had room for and
+//! produced nothing: [`Outcome::NodeFault`]. A stuck node that keeps other
+//! streams open is still caught: their idle timeouts count, as do failed probes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -14,6 +55,23 @@ use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::{Instrument, StateMachine, backoff};
 
 pub use cerebrum_shared::cerebrum::BreakerState;
+
+/// How one generation ended (see the module docs for what each one does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ended with `[DONE]`.
+    Success,
+    /// The node or the link failed it.
+    NodeFault,
+    /// The node answered an error that is the request's or its load's (4xx, 503).
+    Refused,
+    /// The node refused the orchestrator itself (401/403) or redirected it.
+    Misconfigured,
+    /// Its first token did not come in time while the node was busy.
+    Queued,
+    /// The client went away first.
+    Cancelled,
+}
 
 #[derive(Debug)]
 struct Observed {
@@ -80,6 +138,15 @@ impl Breaker {
     /// May a call go through now? (Moves an expired open breaker to half-open.)
     pub fn permit(&self) -> bool {
         self.machine.is_call_permitted()
+    }
+
+    /// Tells the state machine about one outcome.
+    pub fn record(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success | Outcome::Refused => self.success(),
+            Outcome::NodeFault => self.failure(),
+            Outcome::Misconfigured | Outcome::Queued | Outcome::Cancelled => {}
+        }
     }
 
     /// Records a call that worked.
@@ -159,6 +226,28 @@ mod tests {
         b.failure();
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.permit());
+    }
+
+    #[test]
+    fn neutral_outcomes_neither_count_nor_reset_nor_decide_a_trial() {
+        for neutral in [Outcome::Misconfigured, Outcome::Queued, Outcome::Cancelled] {
+            let b = Breaker::new(2, Duration::from_millis(100));
+            b.record(Outcome::NodeFault);
+            b.record(neutral);
+            assert_eq!(b.state(), BreakerState::Closed, "{neutral:?} is no failure");
+            b.record(Outcome::NodeFault);
+            assert_eq!(b.state(), BreakerState::Open, "{neutral:?} reset nothing");
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(b.permit());
+            b.record(neutral);
+            assert_eq!(
+                b.state(),
+                BreakerState::HalfOpen,
+                "{neutral:?} decided the trial"
+            );
+            b.record(Outcome::Refused);
+            assert_eq!(b.state(), BreakerState::Closed, "the node answered");
+        }
     }
 
     #[test]

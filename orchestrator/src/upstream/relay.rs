@@ -1,8 +1,8 @@
 //! Reading the node's OpenAI token stream: one [`Piece`] per chunk, with the
-//! idle timeout between chunks, and the breaker told how the stream ended.
+//! idle timeout between chunks, events capped in size, and the stream's one
+//! outcome recorded when it ends (or when it is dropped unfinished).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,8 @@ use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 
-use super::{Breaker, UpstreamError, UpstreamStats};
+use super::bounded::capped_events;
+use super::{Attempt, Outcome, UpstreamError};
 
 /// One thing the node said.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,13 +35,12 @@ pub enum Piece {
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 
 /// A live stream from the node. Dropping it closes the connection, which makes
-/// the node cancel the sequence.
+/// the node cancel the sequence (and records the generation as cancelled).
 pub struct TokenStream {
     events: Events,
     buffered: Option<Piece>,
     idle: Duration,
-    breaker: Breaker,
-    stats: Arc<UpstreamStats>,
+    attempt: Attempt,
     finish_reason: Option<String>,
     usage: Option<Usage>,
     started: Instant,
@@ -48,39 +48,42 @@ pub struct TokenStream {
 }
 
 impl TokenStream {
-    /// Wraps a 2xx response and reads up to its first piece before `deadline`.
-    pub(super) async fn start(
-        response: reqwest::Response,
-        deadline: tokio::time::Instant,
-        idle: Duration,
-        breaker: Breaker,
-        stats: Arc<UpstreamStats>,
-    ) -> Result<Self, UpstreamError> {
-        let events = response
-            .bytes_stream()
+    /// Wraps a 2xx response; nothing is read yet.
+    pub(super) fn new(response: reqwest::Response, idle: Duration, attempt: Attempt) -> Self {
+        let events = capped_events(response.bytes_stream())
             .eventsource()
             .map(|r| r.map_err(|e| e.to_string()))
             .boxed();
-        let mut stream = TokenStream {
+        TokenStream {
             events,
             buffered: None,
             idle,
-            breaker,
-            stats,
+            attempt,
             finish_reason: None,
             usage: None,
             started: Instant::now(),
             done: false,
-        };
-        match tokio::time::timeout_at(deadline, stream.read()).await {
-            Err(_) => Err(UpstreamError::Timeout("no first token".into())),
-            Ok(Some(Ok(piece))) => {
-                stream.buffered = Some(piece);
-                Ok(stream)
-            }
-            Ok(Some(Err(e))) => Err(e),
-            Ok(None) => Err(UpstreamError::Broken("empty stream".into())),
         }
+    }
+
+    /// Reads up to the first piece and keeps it for [`TokenStream::next`]. A
+    /// failure is returned unrecorded: the caller records it.
+    pub(super) async fn read_first(&mut self) -> Result<(), UpstreamError> {
+        match self.read().await {
+            Ok(piece) => {
+                self.buffered = Some(piece);
+                Ok(())
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// The generation's ledger entry.
+    pub(super) fn attempt(&mut self) -> &mut Attempt {
+        &mut self.attempt
     }
 
     /// The next piece; `None` after `Finished` or an error.
@@ -91,41 +94,44 @@ impl TokenStream {
         if self.done {
             return None;
         }
-        match tokio::time::timeout(self.idle, self.read()).await {
+        let result = match tokio::time::timeout(self.idle, self.read()).await {
             Ok(r) => r,
-            Err(_) => {
-                let e = UpstreamError::Timeout(format!("no token for {} s", self.idle.as_secs()));
-                self.fail(&e);
-                Some(Err(e))
+            Err(_) => Err(UpstreamError::Timeout(format!(
+                "no token for {} s",
+                self.idle.as_secs()
+            ))),
+        };
+        if let Err(e) = &result {
+            self.done = true;
+            tracing::warn!(error = %e, "node stream failed");
+            if let Some(outcome) = e.outcome() {
+                self.attempt.settle(outcome);
             }
         }
+        Some(result)
     }
 
-    async fn read(&mut self) -> Option<Result<Piece, UpstreamError>> {
+    /// Reads to the next piece. Records only a success (`[DONE]`).
+    async fn read(&mut self) -> Result<Piece, UpstreamError> {
         loop {
             let event = match self.events.next().await {
                 None => {
-                    let e =
-                        UpstreamError::Broken("the node closed the stream before [DONE]".into());
-                    self.fail(&e);
-                    return Some(Err(e));
+                    return Err(UpstreamError::Broken(
+                        "the node closed the stream before [DONE]".into(),
+                    ));
                 }
-                Some(Err(e)) => {
-                    let e = UpstreamError::Broken(e);
-                    self.fail(&e);
-                    return Some(Err(e));
-                }
+                Some(Err(e)) => return Err(UpstreamError::Broken(e)),
                 Some(Ok(ev)) => ev,
             };
-            match parse_chunk(&event.data) {
-                Ok(Chunk::Done) => {
+            match parse_chunk(&event.data)? {
+                Chunk::Done => {
                     self.done = true;
-                    self.breaker.success();
-                    self.stats.successful.fetch_add(1, Ordering::Relaxed);
-                    self.stats
+                    self.attempt
+                        .stats
                         .inference_micros
                         .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    return Some(Ok(Piece::Finished {
+                    self.attempt.settle(Outcome::Success);
+                    return Ok(Piece::Finished {
                         finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
                         prompt_tokens: self.usage.map(|u| u.prompt_tokens),
                         completion_tokens: self.usage.map(|u| u.completion_tokens),
@@ -133,13 +139,13 @@ impl TokenStream {
                             .usage
                             .and_then(|u| u.prompt_tokens_details)
                             .map(|d| d.cached_tokens),
-                    }));
+                    });
                 }
-                Ok(Chunk::Data {
+                Chunk::Data {
                     text,
                     finish,
                     usage,
-                }) => {
+                } => {
                     if finish.is_some() {
                         self.finish_reason = finish;
                     }
@@ -147,26 +153,11 @@ impl TokenStream {
                         self.usage = usage;
                     }
                     if let Some(t) = text.filter(|t| !t.is_empty()) {
-                        self.stats.tokens.fetch_add(1, Ordering::Relaxed);
-                        return Some(Ok(Piece::Text(t)));
+                        self.attempt.stats.tokens.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Piece::Text(t));
                     }
                 }
-                Err(e) => {
-                    self.fail(&e);
-                    return Some(Err(e));
-                }
             }
-        }
-    }
-
-    fn fail(&mut self, e: &UpstreamError) {
-        if !self.done {
-            self.done = true;
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            if e.counts_as_failure() {
-                self.breaker.failure();
-            }
-            tracing::warn!(error = %e, "node stream failed");
         }
     }
 }

@@ -464,6 +464,8 @@ mod tests {
             max_in_flight: 4,
             breaker: cerebrum_shared::cerebrum::BreakerState::Closed,
             breaker_retry_after_seconds: 0,
+            vps_auth: Default::default(),
+            vps_auth_problem: None,
             uptime_seconds: 1,
             uptime_text: "0h 0m".into(),
             cpu_percent: 0.0,
