@@ -1,8 +1,6 @@
 //! The node's router and its whole middleware stack, in one place: reading this
 //! file is reading the node's request path.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -64,6 +62,3 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state)
 }
-
-/// How long the node waits for open streams on shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -47,6 +47,9 @@ cerebrum_service::settings! {
         /// Unload a model idle this many seconds (from its last completed request).
         idle_unload_secs: Duration = Duration::from_secs(3600), env "CEREBRUM_IDLE_UNLOAD_SECS",
             check at_least(Duration::from_secs(1));
+        /// Seconds open streams may run on after SIGTERM; then each ends with an error event (and [DONE] on OpenAI streams) and the node exits about 2 s later. Keep it under systemd's TimeoutStopSec.
+        shutdown_grace_secs: Duration = Duration::from_secs(10), env "CEREBRUM_SHUTDOWN_GRACE_SECS",
+            check at_least(Duration::from_secs(1));
         /// Models loaded at once; the least recently used idle one is unloaded first.
         max_loaded_models: usize = 1, env "CEREBRUM_MAX_LOADED_MODELS", check at_least(1);
         /// Sequences decoded together per model: concurrent streams per model (1..=64).
@@ -98,6 +101,8 @@ pub struct NodeConfig {
     pub ram_floor_bytes: u64,
     /// Idle time before unload.
     pub idle_unload: Duration,
+    /// How long open streams may run after the stop signal.
+    pub shutdown_grace: Duration,
     /// Models loaded at once.
     pub max_loaded_models: usize,
     /// Sequences decoded together per model.
@@ -187,6 +192,7 @@ impl TryFrom<Settings> for NodeConfig {
             default_model: s.default_model.value,
             ram_floor_bytes: s.ram_floor_mb.value * 1024 * 1024,
             idle_unload: s.idle_unload_secs.value,
+            shutdown_grace: s.shutdown_grace_secs.value,
             max_loaded_models: s.max_loaded_models.value,
             parallel: s.parallel.value,
             context_size: s.context_size.value,

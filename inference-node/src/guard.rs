@@ -151,8 +151,9 @@ impl AdmissionGuard {
 }
 
 impl MemoryProbe for AdmissionGuard {
-    fn available_bytes(&self) -> u64 {
-        self.snapshot().ram_available
+    fn memory(&self) -> (u64, u64) {
+        let s = self.snapshot();
+        (s.ram_available + s.ram_used, s.ram_available)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Reading what a GGUF file is before (or without) serving it: `cerebrum-node inspect`
-//! and the registry's memory estimate.
+//! and the shape behind the registry's memory estimate ([`crate::fit`]).
 
 use std::path::Path;
 
@@ -7,6 +7,8 @@ use llama_cpp_2::gguf::GgufContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use serde::Serialize;
+
+use crate::fit::{ModelShape, RunShape};
 
 // gguf_type values (ggml/include/gguf.h).
 const GGUF_U32: u32 = 4;
@@ -48,21 +50,39 @@ impl Meta {
     }
 }
 
-/// KV-cache bytes one context token costs (f16 K and V), from the GGUF's metadata.
-/// `None` when the file is not a readable GGUF or lacks the keys.
-pub fn kv_bytes_per_token(path: &Path) -> Option<u64> {
+/// The shape the memory estimate needs ([`crate::fit`]), from the GGUF's metadata.
+/// `None` when the file is not a readable GGUF or lacks the keys. The vocabulary
+/// size comes from `{arch}.vocab_size`, else from loading the vocabulary alone.
+pub fn model_shape(path: &Path) -> Option<ModelShape> {
     let meta = Meta::open(path)?;
     let arch = meta.string("general.architecture")?;
-    let layers = meta.int(&format!("{arch}.block_count"))?;
-    let embd = meta.int(&format!("{arch}.embedding_length"))?;
-    let heads = meta.int(&format!("{arch}.attention.head_count"))?.max(1);
-    let heads_kv = meta
-        .int(&format!("{arch}.attention.head_count_kv"))
-        .unwrap_or(heads);
-    let head_dim = meta
-        .int(&format!("{arch}.attention.key_length"))
-        .unwrap_or(embd / heads);
-    Some(2 * layers * heads_kv * head_dim * 2)
+    let key = |k: &str| meta.int(&format!("{arch}.{k}"));
+    let layers = key("block_count")?;
+    let embd = key("embedding_length")?;
+    let heads = key("attention.head_count")?.max(1);
+    let heads_kv = key("attention.head_count_kv").unwrap_or(heads);
+    let key_len = key("attention.key_length").unwrap_or(embd / heads);
+    let value_len = key("attention.value_length").unwrap_or(key_len);
+    let ff = key("feed_forward_length").unwrap_or(4 * embd);
+    let vocab = match key("vocab_size") {
+        Some(v) => v,
+        None => vocab_size(path)?,
+    };
+    Some(ModelShape {
+        layers,
+        embd,
+        heads_kv,
+        key_len,
+        value_len,
+        ff,
+        vocab,
+    })
+}
+
+fn vocab_size(path: &Path) -> Option<u64> {
+    let params = LlamaModelParams::default().with_vocab_only(true);
+    let model = LlamaModel::load_from_file(crate::engine::backend(), path, &params).ok()?;
+    u64::try_from(model.n_vocab()).ok()
 }
 
 /// llama.cpp's `general.file_type` names.
@@ -115,14 +135,20 @@ pub struct ModelReport {
     pub file_bytes: u64,
     /// KV bytes per context token.
     pub kv_bytes_per_token: u64,
-    /// File plus KV cache for `context_tokens`.
+    /// What loading it takes with `run` (file + KV cache + compute margin), as the
+    /// node judges before loading; 0 when the metadata lacks the shape.
     pub load_bytes: u64,
+    /// Of which KV cache.
+    pub kv_bytes: u64,
+    /// Of which llama.cpp's compute buffers and the runtime.
+    pub margin_bytes: u64,
     /// Context tokens the estimate is for (context size × parallel sequences).
     pub context_tokens: u64,
 }
 
-/// Reads a GGUF's metadata and loads it once (memory-mapped) to count parameters.
-pub fn inspect(path: &Path, context_tokens: u64) -> Result<ModelReport, String> {
+/// Reads a GGUF's metadata and loads it once (memory-mapped) to count parameters;
+/// the memory estimate is for `run` (slots × context per slot).
+pub fn inspect(path: &Path, run: &RunShape) -> Result<ModelReport, String> {
     let file_bytes = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();
@@ -138,7 +164,8 @@ pub fn inspect(path: &Path, context_tokens: u64) -> Result<ModelReport, String> 
     let model =
         LlamaModel::load_from_file(crate::engine::backend(), path, &LlamaModelParams::default())
             .map_err(|e| format!("{}: llama.cpp cannot load it: {e}", path.display()))?;
-    let kv = kv_bytes_per_token(path).unwrap_or(0);
+    let shape = model_shape(path);
+    let estimate = shape.map(|s| crate::fit::estimate(file_bytes, &s, run));
     Ok(ModelReport {
         path: path.display().to_string(),
         name: meta.string("general.name"),
@@ -154,9 +181,11 @@ pub fn inspect(path: &Path, context_tokens: u64) -> Result<ModelReport, String> 
         parameters: model.n_params(),
         architecture,
         file_bytes,
-        kv_bytes_per_token: kv,
-        load_bytes: file_bytes + kv * context_tokens,
-        context_tokens,
+        kv_bytes_per_token: shape.map_or(0, |s| s.kv_bytes_per_token()),
+        load_bytes: estimate.map_or(0, |e| e.total()),
+        kv_bytes: estimate.map_or(0, |e| e.kv),
+        margin_bytes: estimate.map_or(0, |e| e.margin),
+        context_tokens: run.slots * run.context,
     })
 }
 
@@ -184,10 +213,12 @@ impl std::fmt::Display for ModelReport {
         writeln!(f, "file size      {:.1} MiB", mb(self.file_bytes))?;
         write!(
             f,
-            "load needs     {:.1} MiB (file + KV cache for {} tokens at {} B/token)",
+            "load needs     {:.1} MiB (file + KV cache {:.1} MiB for {} tokens at {} B/token + compute margin {:.1} MiB)",
             mb(self.load_bytes),
+            mb(self.kv_bytes),
             self.context_tokens,
-            self.kv_bytes_per_token
+            self.kv_bytes_per_token,
+            mb(self.margin_bytes)
         )
     }
 }

@@ -9,13 +9,16 @@
 //! - [`http`]: thin handlers for the Cerebrum and OpenAI APIs.
 //! - [`metrics`]: Prometheus counters.
 //! - [`inspect`]: what a GGUF file holds and needs.
+//! - [`fit`]: whether a model fits in memory before it is loaded.
 //! - [`server`]: wiring it together and serving until SIGTERM.
+//! - [`shutdown`]: the drain-then-cut phases open streams see on shutdown.
 //! - [`openapi`]: `GET /openapi.json` and `/docs`, public (feature `openapi`).
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod fit;
 pub mod guard;
 pub mod http;
 pub mod inspect;
@@ -23,3 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod registry;
 pub mod server;
+pub mod shutdown;
+
+#[cfg(test)]
+mod serving_tests;

@@ -34,9 +34,12 @@ enum Command {
     Inspect {
         /// The .gguf file.
         file: PathBuf,
-        /// Context tokens to size the KV cache for (context size × parallel sequences).
-        #[arg(long, default_value_t = 4096)]
-        context_tokens: u64,
+        /// Sequence slots to size the KV cache for (CEREBRUM_PARALLEL).
+        #[arg(long, default_value_t = 2)]
+        parallel: u64,
+        /// Context tokens per slot (CEREBRUM_CONTEXT_SIZE).
+        #[arg(long, default_value_t = 2048)]
+        context_size: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
         },
         Command::Inspect {
             file,
-            context_tokens,
+            parallel,
+            context_size,
             json,
         } => {
             // llama.cpp's own log lines would bury the report.
@@ -78,7 +82,12 @@ fn main() -> ExitCode {
                 .with_env_filter("error")
                 .with_writer(std::io::stderr)
                 .init();
-            match cerebrum_node::inspect::inspect(&file, context_tokens) {
+            let run = cerebrum_node::fit::RunShape {
+                slots: parallel,
+                context: context_size,
+                ubatch: cerebrum_node::engine::n_batch(parallel as u32).into(),
+            };
+            match cerebrum_node::inspect::inspect(&file, &run) {
                 Ok(report) => {
                     if json {
                         println!(

@@ -5,6 +5,13 @@
 //! use on a blocking thread, once however many requests ask at the same time
 //! (single flight), and is unloaded after it has been idle for the configured time,
 //! measured from its last completed request, never while it is serving.
+//!
+//! A request holds its engine through a [`Lease`], taken under the same lock the
+//! unloaders (idle, `/v1/cleanup`, `unload`, eviction) check: a request that has
+//! its engine is counted, whether or not the engine has seen it yet. Before a
+//! load, the model's need is estimated and checked ([`crate::fit`]) on the load's
+//! own blocking thread, never under the lock, so `/health` and `/metrics` never
+//! wait on a GGUF read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -15,6 +22,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use crate::engine::{Engine, EngineOptions, LoadError};
+use crate::fit::{MemoryFigures, RunShape, Unfit};
 use crate::metrics::Metrics;
 
 /// Why a model could not be had.
@@ -34,20 +42,9 @@ pub enum RegistryError {
         /// What exists.
         available: Vec<String>,
     },
-    /// Loading would leave less RAM than the floor.
-    #[error(
-        "loading '{name}' needs ~{need_mb} MB but only {available_mb} MB is available above the {floor_mb} MB floor"
-    )]
-    NotEnoughMemory {
-        /// Model.
-        name: String,
-        /// Estimated need.
-        need_mb: u64,
-        /// Available now minus the floor.
-        available_mb: u64,
-        /// The floor.
-        floor_mb: u64,
-    },
+    /// The model does not fit in the memory the node may use (now, or ever).
+    #[error("{0}")]
+    DoesNotFit(#[from] Unfit),
     /// Every loaded model is serving and no more may be loaded.
     #[error("all {max} model slots are serving requests; '{name}' cannot be loaded now")]
     AllBusy {
@@ -65,13 +62,54 @@ type LoadFuture = Shared<BoxFuture<'static, Result<Arc<Engine>, RegistryError>>>
 
 enum Slot {
     Loading(LoadFuture),
-    Loaded(Arc<Engine>),
+    Loaded {
+        engine: Arc<Engine>,
+        /// Its memory estimate, counted against the cgroup limit for the next load.
+        need: u64,
+    },
 }
 
-/// Source of "how much RAM is available now", so the registry needs no sysinfo.
+/// Source of the machine's memory figures, so the registry needs no sysinfo.
 pub trait MemoryProbe: Send + Sync {
-    /// Available bytes.
-    fn available_bytes(&self) -> u64;
+    /// `(MemTotal, MemAvailable)` in bytes.
+    fn memory(&self) -> (u64, u64);
+}
+
+/// A request's hold on a loaded engine, from lookup to the end of its response.
+/// Taken only under the registry's lock, which every unloader checks under, so
+/// the engine counts as busy from the moment a request has it. Dropping it ends
+/// the hold and restarts the engine's idle clock.
+pub struct Lease {
+    engine: Arc<Engine>,
+}
+
+impl Lease {
+    /// Call with the registry's lock held.
+    fn take(engine: &Arc<Engine>) -> Self {
+        engine.stats().lease();
+        Self {
+            engine: engine.clone(),
+        }
+    }
+
+    /// The engine, to hand to a blocking thread.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.engine.stats().release_lease();
+    }
 }
 
 /// The registry; cheap to clone.
@@ -148,7 +186,7 @@ impl ModelRegistry {
         let slots = self.lock();
         let mut v: Vec<String> = slots
             .iter()
-            .filter(|(_, s)| matches!(s, Slot::Loaded(_)))
+            .filter(|(_, s)| matches!(s, Slot::Loaded { engine, .. } if !engine.stats().is_dead()))
             .map(|(n, _)| n.clone())
             .collect();
         v.sort();
@@ -172,8 +210,8 @@ impl ModelRegistry {
         self.lock()
             .values()
             .filter_map(|s| match s {
-                Slot::Loaded(e) => Some(e.clone()),
-                Slot::Loading(_) => None,
+                Slot::Loaded { engine, .. } if !engine.stats().is_dead() => Some(engine.clone()),
+                _ => None,
             })
             .collect()
     }
@@ -200,56 +238,94 @@ impl ModelRegistry {
         Ok(name)
     }
 
-    /// The engine for `name`, loading it if needed (single flight).
-    pub async fn get(&self, name: &str) -> Result<Arc<Engine>, RegistryError> {
-        let fut = {
-            let mut slots = self.lock();
-            match slots.get(name) {
-                Some(Slot::Loaded(e)) => return Ok(e.clone()),
-                Some(Slot::Loading(f)) => f.clone(),
-                None => {
-                    let path = self.inner.catalog.get(name).cloned().ok_or_else(|| {
-                        RegistryError::Unknown {
-                            name: name.to_string(),
-                            available: self.available(),
+    /// A lease on the engine for `name`, loading it if needed (single flight).
+    pub async fn get(&self, name: &str) -> Result<Lease, RegistryError> {
+        loop {
+            let fut = {
+                let mut slots = self.lock();
+                match slots.get(name) {
+                    Some(Slot::Loaded { engine, .. }) if !engine.stats().is_dead() => {
+                        return Ok(Lease::take(engine));
+                    }
+                    Some(Slot::Loading(f)) => f.clone(),
+                    dead_or_none => {
+                        if dead_or_none.is_some() {
+                            tracing::warn!(model = %name, "model worker died; loading the model afresh");
+                            self.retire(&mut slots, name);
                         }
-                    })?;
-                    self.make_room(&mut slots, name)?;
-                    self.check_memory(name, &path)?;
-                    let fut = self.start_load(name.to_string(), path);
-                    slots.insert(name.to_string(), Slot::Loading(fut.clone()));
-                    fut
+                        let path = self.inner.catalog.get(name).cloned().ok_or_else(|| {
+                            RegistryError::Unknown {
+                                name: name.to_string(),
+                                available: self.available(),
+                            }
+                        })?;
+                        self.make_room(&mut slots, name)?;
+                        let held = slots
+                            .values()
+                            .map(|s| match s {
+                                Slot::Loaded { need, .. } => *need,
+                                Slot::Loading(_) => 0,
+                            })
+                            .sum();
+                        let fut = self.start_load(name.to_string(), path, held);
+                        slots.insert(name.to_string(), Slot::Loading(fut.clone()));
+                        fut
+                    }
                 }
-            }
-        };
-        fut.await
+            };
+            // Loaded (or failed). The lease is taken on the next turn, under the
+            // lock; if the model was unloaded in between (a cleanup right after
+            // the load), that turn loads it again.
+            fut.await?;
+        }
     }
 
-    fn start_load(&self, name: String, path: PathBuf) -> LoadFuture {
+    fn run_shape(&self) -> RunShape {
+        let o = &self.inner.opts;
+        RunShape {
+            slots: u64::from(o.parallel),
+            context: u64::from(o.context_size),
+            ubatch: u64::from(o.n_batch),
+        }
+    }
+
+    fn start_load(&self, name: String, path: PathBuf, held: u64) -> LoadFuture {
         let this = self.clone();
         let opts = self.inner.opts;
         let handle = tokio::spawn(async move {
             let t0 = std::time::Instant::now();
-            let (n, p) = (name.clone(), path.clone());
-            let result = tokio::task::spawn_blocking(move || Engine::load(&n, &p, opts))
-                .await
-                .unwrap_or_else(|e| Err(LoadError::Thread(e.to_string())))
-                .map(Arc::new)
-                .map_err(RegistryError::from);
-            this.inner
-                .metrics
-                .record_load(t0.elapsed().as_secs_f64(), result.is_ok());
+            let (n, p, fitter) = (name.clone(), path.clone(), this.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let need = fitter.check_fit(&n, &p, held)?;
+                Engine::load(&n, &p, opts)
+                    .map(|e| (Arc::new(e), need))
+                    .map_err(RegistryError::from)
+            })
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Thread(e.to_string()).into()));
+            if !matches!(result, Err(RegistryError::DoesNotFit(_))) {
+                this.inner
+                    .metrics
+                    .record_load(t0.elapsed().as_secs_f64(), result.is_ok());
+            }
             let mut slots = this.lock();
-            match &result {
-                Ok(engine) => {
-                    slots.insert(name, Slot::Loaded(engine.clone()));
+            match result {
+                Ok((engine, need)) => {
+                    slots.insert(
+                        name,
+                        Slot::Loaded {
+                            engine: engine.clone(),
+                            need,
+                        },
+                    );
+                    Ok(engine)
                 }
                 Err(e) => {
                     tracing::error!(model = %name, error = %e, "model load failed");
                     slots.remove(&name);
+                    Err(e)
                 }
             }
-            result
         });
         async move {
             handle
@@ -260,26 +336,22 @@ impl ModelRegistry {
         .shared()
     }
 
-    /// Refuses a load when file size plus context memory would cross the RAM floor.
-    fn check_memory(&self, name: &str, path: &std::path::Path) -> Result<(), RegistryError> {
+    /// Estimates what `name` needs and refuses it when it does not fit; returns
+    /// the estimate (0 when the file's metadata gives no shape: llama.cpp's own
+    /// load then says what is wrong with it). Reads the file: never under the lock.
+    fn check_fit(&self, name: &str, path: &std::path::Path, held: u64) -> Result<u64, Unfit> {
         let file = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let need = file + self.context_estimate(path);
-        let available = self.inner.memory.available_bytes();
-        let floor = self.inner.ram_floor;
-        if available < floor.saturating_add(need) {
-            return Err(RegistryError::NotEnoughMemory {
-                name: name.to_string(),
-                need_mb: need >> 20,
-                available_mb: available.saturating_sub(floor) >> 20,
-                floor_mb: floor >> 20,
-            });
-        }
-        Ok(())
-    }
-
-    fn context_estimate(&self, path: &std::path::Path) -> u64 {
-        let tokens = u64::from(self.inner.opts.context_size) * u64::from(self.inner.opts.parallel);
-        crate::inspect::kv_bytes_per_token(path).unwrap_or(64 * 1024) * tokens
+        let Some(shape) = crate::inspect::model_shape(path) else {
+            return Ok(0);
+        };
+        let need = crate::fit::estimate(file, &shape, &self.run_shape());
+        let (total, available) = self.inner.memory.memory();
+        let mem = MemoryFigures::read(total, available);
+        crate::fit::check(name, &need, &mem, self.inner.ram_floor, held)?;
+        tracing::info!(model = %name, need = %need, total_mib = total >> 20,
+            available_mib = available >> 20, cgroup_max_mib = ?mem.cgroup_max.map(|m| m >> 20),
+            held_mib = held >> 20, "model fits; loading");
+        Ok(need.total())
     }
 
     /// With the maximum loaded, evicts the idle least-recently-used model.
@@ -294,7 +366,9 @@ impl ModelRegistry {
         let victim = slots
             .iter()
             .filter_map(|(n, s)| match s {
-                Slot::Loaded(e) if !e.stats().busy() => Some((n.clone(), e.stats().idle_for())),
+                Slot::Loaded { engine: e, .. } if !e.stats().busy() || e.stats().is_dead() => {
+                    Some((n.clone(), e.stats().idle_for()))
+                }
                 _ => None,
             })
             .max_by_key(|(_, idle)| *idle)
@@ -316,10 +390,11 @@ impl ModelRegistry {
     pub fn unload(&self, name: &str) -> Result<bool, String> {
         let mut slots = self.lock();
         match slots.get(name) {
-            Some(Slot::Loaded(e)) if e.stats().busy() => {
-                Err(format!("'{name}' is serving requests; not unloaded"))
-            }
-            Some(Slot::Loaded(_)) => {
+            Some(Slot::Loaded { engine, .. }) if engine.stats().busy() => Err(format!(
+                "'{name}' is serving {} request(s); not unloaded",
+                engine.stats().leases()
+            )),
+            Some(Slot::Loaded { .. }) => {
                 self.retire(&mut slots, name);
                 tracing::info!(model = %name, "unloaded on request");
                 Ok(true)
@@ -333,7 +408,7 @@ impl ModelRegistry {
     /// next request loads it afresh instead of failing forever.
     pub fn forget(&self, name: &str) {
         let mut slots = self.lock();
-        if matches!(slots.get(name), Some(Slot::Loaded(_))) {
+        if matches!(slots.get(name), Some(Slot::Loaded { .. })) {
             tracing::error!(model = %name, "model worker is gone; dropping it so the next request reloads");
             self.retire(&mut slots, name);
         }
@@ -345,7 +420,10 @@ impl ModelRegistry {
         let victims: Vec<String> = slots
             .iter()
             .filter_map(|(n, s)| match s {
-                Slot::Loaded(e) if !e.stats().busy() && e.stats().idle_for() >= idle => {
+                Slot::Loaded { engine: e, .. }
+                    if e.stats().is_dead()
+                        || (!e.stats().busy() && e.stats().idle_for() >= idle) =>
+                {
                     Some(n.clone())
                 }
                 _ => None,
@@ -371,7 +449,7 @@ impl ModelRegistry {
 
     /// Drops a loaded model from the map, keeping its counters.
     fn retire(&self, slots: &mut HashMap<String, Slot>, name: &str) {
-        if let Some(Slot::Loaded(e)) = slots.remove(name) {
+        if let Some(Slot::Loaded { engine: e, .. }) = slots.remove(name) {
             self.inner.metrics.retire_tokens(
                 e.stats()
                     .tokens_generated

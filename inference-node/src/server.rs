@@ -10,6 +10,10 @@ use crate::guard::{AdmissionGuard, Limits};
 use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::registry::{ModelRegistry, build_catalog};
+use crate::shutdown::Shutdown;
+
+/// After the grace, how long cut streams have to send their last event before the server stops.
+pub const CUT_FLUSH: Duration = Duration::from_secs(2);
 
 /// Builds the application state (starts the resource sampler).
 pub fn build_state(config: NodeConfig) -> AppState {
@@ -30,7 +34,7 @@ pub fn build_state(config: NodeConfig) -> AppState {
         parallel: config.parallel,
         context_size: config.context_size,
         n_threads: config.n_threads,
-        n_batch: 512.max(config.parallel),
+        n_batch: crate::engine::n_batch(config.parallel),
         prompt_cache: config.prompt_cache,
     };
     let registry = ModelRegistry::new(
@@ -43,6 +47,7 @@ pub fn build_state(config: NodeConfig) -> AppState {
         metrics.clone(),
     );
     AppState {
+        shutdown: Shutdown::new(config.shutdown_grace),
         config: Arc::new(config),
         registry,
         guard,
@@ -51,8 +56,9 @@ pub fn build_state(config: NodeConfig) -> AppState {
     }
 }
 
-/// Binds and serves until SIGTERM or Ctrl-C, then gives open streams
-/// [`crate::app::SHUTDOWN_GRACE`] to finish.
+/// Binds and serves until SIGTERM or Ctrl-C; then refuses new work, gives open
+/// streams the configured grace to finish, ends the rest with an error event,
+/// and returns at most [`CUT_FLUSH`] later.
 pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     let addr = SocketAddr::new(config.bind_ip, config.port);
     let idle = config.idle_unload;
@@ -66,6 +72,9 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     tracing::info!(%addr, "listening");
     cerebrum_service::notify::ready(&format!("serving on {addr}"));
     tokio::spawn(cerebrum_service::notify::run_watchdog());
+    let shutdown = state.shutdown.clone();
+    let bound = shutdown.grace() + CUT_FLUSH;
+    let stop = shutdown.run_on(cerebrum_service::shutdown::shutdown_signal());
     let app = crate::app::router(state);
-    cerebrum_service::shutdown::serve_with_grace(listener, app, crate::app::SHUTDOWN_GRACE).await
+    cerebrum_service::shutdown::serve_until(listener, app, bound, stop).await
 }

@@ -18,3 +18,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// What reaches the model is fitted to the model's context in tokens (the
 /// original refused over 16,000 characters; a pasted file now gets an answer).
 pub const MAX_PROMPT_CHARS: usize = 262_144;
+/// Most chat messages one request may hold, on both tiers. Characters bound the
+/// text, not the turns: 28,000 empty messages are a small body but each one is
+/// rendered by the chat template and costs template tokens (ChatML: ~5 each), so
+/// more than ~400 can never fit the default 2048-token context and 1024 fill the
+/// largest common one (~8k tokens) on their own. No real conversation comes near.
+pub const MAX_MESSAGES: usize = 1024;

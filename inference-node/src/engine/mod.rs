@@ -18,7 +18,7 @@ pub mod tokenizer;
 mod worker;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,19 @@ pub enum EngineError {
     /// The model's worker thread is gone.
     #[error("model worker stopped")]
     WorkerGone,
+    /// The model's worker panicked while this request was queued or decoding.
+    #[error(
+        "the model worker crashed (a panic in the inference engine) and this request was lost; the model is reloaded on the next request"
+    )]
+    Crashed,
+    /// The node is stopping and its grace period for open streams ran out.
+    #[error(
+        "the node is shutting down: this answer was cut off after the {grace_secs} s shutdown grace; retry"
+    )]
+    ShuttingDown {
+        /// The grace open requests had.
+        grace_secs: u64,
+    },
 }
 
 /// A model failed to load.
@@ -170,6 +183,18 @@ pub struct EngineOptions {
     pub prompt_cache: bool,
 }
 
+/// Test seam: a text prompt containing this makes the worker panic at its first
+/// sample, as a bug in the bindings would. Unit tests only.
+#[cfg(test)]
+pub(crate) fn worker_panic_trigger() -> &'static str {
+    worker::PANIC_TRIGGER
+}
+
+/// Tokens per decode for `parallel` slots: 512, or one per slot when more.
+pub fn n_batch(parallel: u32) -> u32 {
+    512.max(parallel)
+}
+
 /// Facts about a loaded model, for `/health`, `/v1/models` and logs.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
@@ -198,6 +223,11 @@ pub struct EngineStats {
     pub completed: AtomicU64,
     /// Tokens generated.
     pub tokens_generated: AtomicU64,
+    /// Requests holding the engine (a registry lease), from lookup to the end of
+    /// their response, whether or not the engine has seen them yet.
+    leases: AtomicUsize,
+    /// The worker is gone (it panicked): the registry loads the model afresh.
+    dead: AtomicBool,
     last_done: Mutex<Instant>,
 }
 
@@ -208,13 +238,39 @@ impl EngineStats {
             queued: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
             tokens_generated: AtomicU64::new(0),
+            leases: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
             last_done: Mutex::new(Instant::now()),
         }
     }
 
-    /// Whether anything is decoding or waiting.
+    /// Whether any request holds the engine, is waiting in it or decoding.
     pub fn busy(&self) -> bool {
-        self.active.load(Ordering::SeqCst) + self.queued.load(Ordering::SeqCst) > 0
+        self.leases.load(Ordering::SeqCst)
+            + self.active.load(Ordering::SeqCst)
+            + self.queued.load(Ordering::SeqCst)
+            > 0
+    }
+
+    /// Requests holding a lease on the engine now.
+    pub fn leases(&self) -> usize {
+        self.leases.load(Ordering::SeqCst)
+    }
+
+    /// Whether the worker is gone (it panicked).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Counts a lease; the registry calls it under its lock (see [`crate::registry::Lease`]).
+    pub(crate) fn lease(&self) {
+        self.leases.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A lease ended: its request is done, so the idle clock restarts.
+    pub(crate) fn release_lease(&self) {
+        self.mark_done();
+        self.leases.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Time since the last request completed (or since the load).
@@ -236,7 +292,102 @@ struct Job {
     request: GenerateRequest,
     /// The prompt's tokens (tokenized by the caller, checked to fit).
     tokens: Vec<LlamaToken>,
-    events: mpsc::UnboundedSender<GenEvent>,
+    // Fields drop in order: the counters come back before the client hears.
+    ticket: Ticket,
+    events: EventSink,
+}
+
+/// Where a request's events go. A sink dropped before it sent `Finished` or
+/// `Failed` (its job was dropped in a queue, or a panic unwound the worker that
+/// held it) sends `Failed` itself, so no stream ends without saying what happened.
+struct EventSink {
+    tx: mpsc::UnboundedSender<GenEvent>,
+    ended: bool,
+}
+
+impl EventSink {
+    fn new(tx: mpsc::UnboundedSender<GenEvent>) -> Self {
+        Self { tx, ended: false }
+    }
+
+    /// Sends an event; false when the client is gone.
+    fn send(&mut self, event: GenEvent) -> bool {
+        if matches!(event, GenEvent::Finished { .. } | GenEvent::Failed(_)) {
+            self.ended = true;
+        }
+        self.tx.send(event).is_ok()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        if !self.ended {
+            let error = if std::thread::panicking() {
+                EngineError::Crashed
+            } else {
+                EngineError::WorkerGone
+            };
+            let _ = self.tx.send(GenEvent::Failed(error));
+        }
+    }
+}
+
+/// One request's place in the engine's counters: queued from `submit` until a
+/// slot takes it, then active until it ends. However it ends (finished,
+/// cancelled, dropped in a queue, or unwound by a panic), dropping the ticket
+/// undoes what it counted, so the engine never looks busy with work it lost.
+struct Ticket {
+    stats: Arc<EngineStats>,
+    state: TicketState,
+}
+
+#[derive(PartialEq)]
+enum TicketState {
+    Queued,
+    Active,
+    Done,
+}
+
+impl Ticket {
+    fn queue(stats: Arc<EngineStats>) -> Self {
+        stats.queued.fetch_add(1, Ordering::SeqCst);
+        Self {
+            stats,
+            state: TicketState::Queued,
+        }
+    }
+
+    /// Taken into a slot.
+    fn activate(&mut self) {
+        if self.state == TicketState::Queued {
+            // Active before not-queued, so the engine never looks idle in between.
+            self.stats.active.fetch_add(1, Ordering::SeqCst);
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            self.state = TicketState::Active;
+        }
+    }
+
+    /// Left its slot or the queue: not counted any more, completed, idle clock reset.
+    fn finish(&mut self) {
+        match self.state {
+            TicketState::Queued => self.stats.queued.fetch_sub(1, Ordering::SeqCst),
+            TicketState::Active => self.stats.active.fetch_sub(1, Ordering::SeqCst),
+            TicketState::Done => return,
+        };
+        self.state = TicketState::Done;
+        self.stats.completed.fetch_add(1, Ordering::Relaxed);
+        self.stats.mark_done();
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// A loaded model with its worker thread. Dropping the last handle lets the worker
@@ -300,17 +451,15 @@ impl Engine {
     ) -> Result<mpsc::UnboundedReceiver<GenEvent>, EngineError> {
         let tokens = self.tokenizer.prompt(&request.prompt)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        self.stats.queued.fetch_add(1, Ordering::SeqCst);
-        if self
-            .jobs
-            .send(Job {
-                request,
-                tokens,
-                events: tx,
-            })
-            .is_err()
-        {
-            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+        let job = Job {
+            request,
+            tokens,
+            ticket: Ticket::queue(self.stats.clone()),
+            events: EventSink::new(tx),
+        };
+        if let Err(std::sync::mpsc::SendError(mut job)) = self.jobs.send(job) {
+            // Dropped here: the ticket uncounts itself; the sink has nobody to tell.
+            job.events.ended = true;
             return Err(EngineError::WorkerGone);
         }
         Ok(rx)

@@ -123,14 +123,41 @@ pub(super) fn run(
         prompt_cache: opts.prompt_cache,
         stats,
     };
-    // A panic inside the bindings must not take the process down: log it; the
-    // closed channels tell the waiting requests, and the registry reloads the model.
+    // A panic inside the bindings must not take the process down. Unwinding marks
+    // the engine dead (`DeadOnPanic`), then drops
+    // every job the worker held, queued or decoding: each one's ticket uncounts it
+    // and its event sink tells its client (`EngineError::Crashed`). The registry
+    // loads a dead engine's model afresh for the next request.
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         worker.serve(&mut ctx, jobs)
     }));
     match served {
         Ok(()) => tracing::info!(model = %name, "model unloaded"),
-        Err(_) => tracing::error!(model = %name, "model worker panicked; its requests failed"),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(model = %name, panic = %what,
+                "model worker panicked; its requests were failed and the next request reloads the model");
+        }
+    }
+}
+
+/// Test seam: a prompt containing this makes the worker panic at its first
+/// sample, as a bug in the bindings would. Compiled into unit tests only.
+#[cfg(test)]
+pub(crate) const PANIC_TRIGGER: &str = "\u{1}cerebrum-test-panic-the-worker\u{1}";
+
+/// Marks the engine dead when dropped by a panic's unwinding.
+struct DeadOnPanic<'a>(&'a EngineStats);
+
+impl Drop for DeadOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.dead.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -159,6 +186,9 @@ impl Worker<'_> {
         };
         let mut batch = LlamaBatch::new(self.n_batch, self.slots as i32);
         let mut open = true;
+        // Declared last, so a panic drops it first: the engine is marked dead
+        // before any of its requests hears of the crash.
+        let _dead_on_panic = DeadOnPanic(&self.stats);
         loop {
             // Intake: sleep when there is nothing to do, otherwise just drain.
             if live.is_empty() && pending.is_empty() {
@@ -246,11 +276,9 @@ impl Worker<'_> {
             let Some(mut job) = pending.pop_front() else {
                 return;
             };
-            // Active before not-queued, so the engine never looks idle in between.
-            self.stats.active.fetch_add(1, Ordering::SeqCst);
-            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            job.ticket.activate();
             if job.events.is_closed() {
-                self.finish_stats();
+                // The ticket counts it completed as it drops.
                 continue;
             }
             // Tokenized by the caller, off this thread.
@@ -368,6 +396,12 @@ impl Worker<'_> {
     /// Samples the next token of a sequence that has logits this step.
     fn sample(&self, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Option<Outcome> {
         let idx = seq.logits_at?;
+        #[cfg(test)]
+        if let super::Prompt::Text(t) = &seq.job.request.prompt
+            && t.contains(PANIC_TRIGGER)
+        {
+            panic!("test-triggered worker panic");
+        }
         let vocab = self.model.vocab();
         let token = seq.sampler.sample(ctx, idx);
         seq.generated += 1;
@@ -383,7 +417,7 @@ impl Worker<'_> {
                 text: out.emit,
                 total_tokens: seq.generated,
             };
-            if seq.job.events.send(event).is_err() {
+            if !seq.job.events.send(event) {
                 return Some(Outcome::Failed(EngineError::WorkerGone));
             }
         }
@@ -430,7 +464,7 @@ impl Worker<'_> {
         }
         // Counters first: a client that hears "finished" and at once asks to
         // unload or evict the model must find it idle.
-        self.finish_stats();
+        seq.job.ticket.finish();
         match outcome {
             Some(Outcome::Finished(reason)) => {
                 let mut tail = seq.utf8.finish();
@@ -458,12 +492,5 @@ impl Worker<'_> {
             }
             None => {}
         }
-    }
-
-    /// A request left its slot (or never took one): not active, counted, idle clock reset.
-    fn finish_stats(&self) {
-        self.stats.active.fetch_sub(1, Ordering::SeqCst);
-        self.stats.completed.fetch_add(1, Ordering::Relaxed);
-        self.stats.mark_done();
     }
 }

@@ -13,7 +13,6 @@ use cerebrum_shared::error::{ApiError, Dialect, ErrorCode, to_json};
 use cerebrum_shared::limits::{MAX_TEMPERATURE, MAX_TOKENS_NODE};
 use cerebrum_shared::validate;
 use futures::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{ApiJson, AppState, HttpError};
 use crate::engine::{GenEvent, GenerateRequest, Prompt, SamplingParams};
@@ -118,7 +117,7 @@ pub async fn inference_stream(
     let (model, request) = to_generate(&state, req).map_err(err)?;
     let generation = state.start(model.as_deref(), request).await.map_err(err)?;
     let model = generation.model.clone();
-    let stream = UnboundedReceiverStream::new(generation.events).filter_map(move |event| {
+    let stream = generation.events.filter_map(move |event| {
         let json = match event {
             GenEvent::Token { text, total_tokens } => Some(to_json(&StreamToken {
                 token: text,

@@ -8,7 +8,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::SamplingExtras;
 use cerebrum_shared::error::{ApiError, Dialect};
-use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TOKENS_NODE};
+use cerebrum_shared::limits::{
+    DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_MESSAGES, MAX_TOKENS_NODE,
+};
 use cerebrum_shared::openai::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
     ObjectKind, OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
@@ -17,7 +19,6 @@ use cerebrum_shared::openai::{
 use cerebrum_shared::sse::OPENAI_DONE;
 use cerebrum_shared::validate;
 use futures::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::cerebrum::{check_prompt, sampling_from, stops_from};
 use super::{ApiJson, AppState, Generation, HttpError};
@@ -52,6 +53,15 @@ pub(super) fn chat_turns(state: &AppState, messages: &[ChatMessage]) -> Result<P
         return Err(ApiError::invalid_field(
             "messages",
             "must hold at least one message",
+        ));
+    }
+    if messages.len() > MAX_MESSAGES {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!(
+                "holds {} messages; at most {MAX_MESSAGES} are accepted",
+                messages.len()
+            ),
         ));
     }
     let mut turns = Vec::with_capacity(messages.len());
@@ -180,7 +190,7 @@ pub async fn completions(
 
 fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectKind) -> Response {
     let mut shaper = ChunkShaper::new(kind, id, generation.model.clone());
-    let events = UnboundedReceiverStream::new(generation.events).flat_map(move |event| {
+    let events = generation.events.flat_map(move |event| {
         let mut out: Vec<String> = Vec::new();
         match event {
             GenEvent::Token { text, .. } => out.push(shaper.text(text)),

@@ -34,9 +34,9 @@ pub async fn tokenize(
         .registry
         .resolve_name(req.model.as_deref())
         .map_err(|e| err(e.into()))?;
-    let engine = state.registry.get(&name).await.map_err(|e| err(e.into()))?;
+    let lease = state.registry.get(&name).await.map_err(|e| err(e.into()))?;
     let tokens = tokio::task::spawn_blocking(move || {
-        let t = engine.tokenizer();
+        let t = lease.tokenizer();
         t.tokens(&prompt).map(|tokens| (tokens, t.ctx_per_seq))
     })
     .await
