@@ -76,5 +76,11 @@ pub async fn serve(config: NodeConfig) -> std::io::Result<()> {
     let bound = shutdown.grace() + CUT_FLUSH;
     let stop = shutdown.run_on(cerebrum_service::shutdown::shutdown_signal());
     let app = crate::app::router(state);
-    cerebrum_service::shutdown::serve_until(listener, app, bound, stop).await
+    cerebrum_service::shutdown::serve_until(
+        listener,
+        app,
+        cerebrum_service::shutdown::Serving::with_grace(bound),
+        stop,
+    )
+    .await
 }
