@@ -2,4 +2,5 @@
 
 pub mod client_auth;
 pub mod in_flight;
+pub mod outcome;
 pub mod rate_limit;
