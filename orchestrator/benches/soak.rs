@@ -6,6 +6,9 @@
 //!     cargo bench -p cerebrum --bench soak -- [--requests N] [--concurrency C]
 //!                                            [--max-tokens T] [--mix KIND=W,...]
 //!
+//! (`cargo test --release -p cerebrum --bench soak -- ...` runs the same binary
+//! built in the release profile, as scripts/test does with 300 requests.)
+//!
 //! Kinds (default weights): normal=40 (a whole answer, three routes), stream=25
 //! (read to the end), cancel=10 (dropped after the first event), bad=10
 //! (malformed or invalid bodies), over=5 (over a limit: prompt, body,
