@@ -14,7 +14,7 @@ use tower::ServiceBuilder;
 use crate::api::{cerebrum, openai, ops};
 use crate::layers::host::AllowedHosts;
 use crate::layers::rate_limit::ClientRateLimit;
-use crate::layers::{client_auth, host, in_flight, rate_limit};
+use crate::layers::{client_auth, host, in_flight, outcome, rate_limit};
 use crate::state::{AppState, Metrics};
 
 /// Builds the orchestrator's HTTP application, allowing this machine's names as `Host`.
@@ -30,6 +30,8 @@ pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
         .route("/v1/complete/stream", post(cerebrum::complete_stream))
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
+        // How each admitted request ended (succeeded, failed, cancelled), for /metrics.
+        .route_layer(from_fn_with_state(state.clone(), outcome::count))
         // Load shed: at most N in flight, counted until the stream ends; 503 at once otherwise.
         .route_layer(from_fn_with_state(state.clone(), in_flight::limit));
     if let Some(limiter) = ClientRateLimit::new(

@@ -49,6 +49,12 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Refused by the rate limit.
     pub rate_limited: AtomicU64,
+    /// Admitted inference requests answered well to the end (`layers::outcome`).
+    pub succeeded: AtomicU64,
+    /// Admitted inference requests answered with an error status or error event.
+    pub failed: AtomicU64,
+    /// Admitted inference requests whose client left before the end.
+    pub cancelled: AtomicU64,
     /// Prompts that preparation cut down.
     pub prepared: AtomicU64,
     /// Characters preparation removed.

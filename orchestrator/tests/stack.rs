@@ -478,31 +478,64 @@ async fn the_optional_rate_limit_answers_429_per_client() {
         &[
             ("CEREBRUM_RATE_LIMIT_PER_SECOND", "1"),
             ("CEREBRUM_RATE_LIMIT_BURST", "2"),
+            ("CEREBRUM_CLIENT_KEYS", "alpha-key,beta-key"),
         ],
     );
-    // An empty body is refused (422) by the handler right away, so the three
+    // An empty body is refused (422) by the handler right away, so the
     // requests come well within the limiter's one-second refill whatever the load.
     let body = json!({});
+    let send = |key: &'static str| {
+        let url = format!("{}/v1/complete", orch.url);
+        let body = body.clone();
+        async move {
+            let r = client()
+                .post(url)
+                .header("x-api-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 429 {
+                assert!(r.headers().contains_key("retry-after"));
+            }
+            r.status().as_u16()
+        }
+    };
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let (s, h, _) = post(&orch, "/v1/complete", body.clone()).await;
-        if s == 429 {
-            assert!(h.contains_key("retry-after"));
-        }
-        statuses.push(s);
+        statuses.push(send("alpha-key").await);
     }
     assert_eq!(statuses, vec![422, 422, 429]);
-    // Another client key has its own budget.
-    let r = client()
-        .post(format!("{}/v1/complete", orch.url))
-        .header("x-api-key", "another-client")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422, "past the limiter");
+    // Another configured client key has its own budget.
+    assert_eq!(send("beta-key").await, 422, "past the limiter");
     let m = metrics(&orch).await;
     assert_eq!(metric(&m, "cerebrum_rate_limited_total"), 1.0);
+}
+
+#[tokio::test]
+async fn an_invented_key_shares_its_peers_rate_limit() {
+    let (_node, orch) = stack(
+        "ratelimit-peer",
+        &[],
+        &[
+            ("CEREBRUM_RATE_LIMIT_PER_SECOND", "1"),
+            ("CEREBRUM_RATE_LIMIT_BURST", "2"),
+        ],
+    );
+    // With no client keys configured, a client is its address: a new
+    // X-API-Key value per request buys no new budget.
+    let mut statuses = Vec::new();
+    for key in ["k1", "k2", "k3", "k4"] {
+        let r = client()
+            .post(format!("{}/v1/complete", orch.url))
+            .header("x-api-key", key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![422, 422, 429, 429]);
 }
 
 #[tokio::test]

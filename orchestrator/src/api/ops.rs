@@ -208,7 +208,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let u = &state.upstream.stats;
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
     let breaker_open = state.upstream.breaker.state() == BreakerState::Open;
-    let series: [(&str, &str, &str, f64); 16] = [
+    let series: [(&str, &str, &str, f64); 19] = [
         (
             "cerebrum_http_requests_total",
             "counter",
@@ -226,6 +226,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "counter",
             "Requests refused by the rate limit.",
             c(&m.rate_limited),
+        ),
+        (
+            "cerebrum_inference_succeeded_total",
+            "counter",
+            "Inference requests answered well to the end.",
+            c(&m.succeeded),
+        ),
+        (
+            "cerebrum_inference_failed_total",
+            "counter",
+            "Inference requests answered with an error status or an error event.",
+            c(&m.failed),
+        ),
+        (
+            "cerebrum_inference_cancelled_total",
+            "counter",
+            "Inference requests whose client left before the end.",
+            c(&m.cancelled),
         ),
         (
             "cerebrum_in_flight",

@@ -3,4 +3,5 @@
 pub mod client_auth;
 pub mod host;
 pub mod in_flight;
+pub mod outcome;
 pub mod rate_limit;

@@ -162,17 +162,25 @@ impl TokenStream {
     }
 }
 
-enum Chunk {
+/// What one `data:` payload of the node's stream says.
+#[derive(Debug)]
+pub enum Chunk {
+    /// `[DONE]`: the stream's end.
     Done,
+    /// A chunk: new text, the finish reason, the usage (each when present).
     Data {
+        /// New text.
         text: Option<String>,
+        /// `"stop"` or `"length"`.
         finish: Option<String>,
+        /// Token counts.
         usage: Option<Usage>,
     },
 }
 
-/// One `data:` payload of an OpenAI stream (chat or text completion).
-fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
+/// One `data:` payload of an OpenAI stream (chat or text completion). Pure
+/// (public for the fuzz target `fuzz/fuzz_targets/relay_sse.rs`).
+pub fn parse_chunk(data: &str) -> Result<Chunk, UpstreamError> {
     let data = data.trim();
     if data == "[DONE]" {
         return Ok(Chunk::Done);
