@@ -17,6 +17,20 @@ use crate::layers::rate_limit::ClientRateLimit;
 use crate::layers::{client_auth, host, in_flight, outcome, rate_limit};
 use crate::state::{AppState, Metrics};
 
+/// The inference routes' paths (each written once; the outcome counter reads the list).
+pub mod paths {
+    /// Cerebrum: one answer.
+    pub const COMPLETE: &str = "/v1/complete";
+    /// Cerebrum: a stream of tokens.
+    pub const COMPLETE_STREAM: &str = "/v1/complete/stream";
+    /// OpenAI: chat.
+    pub const CHAT: &str = "/v1/chat/completions";
+    /// OpenAI: text completion.
+    pub const COMPLETIONS: &str = "/v1/completions";
+    /// All of them: load shed, rate limited and counted by outcome.
+    pub const INFERENCE: [&str; 4] = [COMPLETE, COMPLETE_STREAM, CHAT, COMPLETIONS];
+}
+
 /// Builds the orchestrator's HTTP application, allowing this machine's names as `Host`.
 pub fn router(state: AppState) -> Router {
     let hosts = AllowedHosts::here(&state.config.allowed_hosts);
@@ -26,12 +40,10 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] with the `Host` allow-list given (tests name the machine).
 pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
     let mut inference = Router::new()
-        .route("/v1/complete", post(cerebrum::complete))
-        .route("/v1/complete/stream", post(cerebrum::complete_stream))
-        .route("/v1/chat/completions", post(openai::chat))
-        .route("/v1/completions", post(openai::completions))
-        // How each admitted request ended (succeeded, failed, cancelled), for /metrics.
-        .route_layer(from_fn_with_state(state.clone(), outcome::count))
+        .route(paths::COMPLETE, post(cerebrum::complete))
+        .route(paths::COMPLETE_STREAM, post(cerebrum::complete_stream))
+        .route(paths::CHAT, post(openai::chat))
+        .route(paths::COMPLETIONS, post(openai::completions))
         // Load shed: at most N in flight, counted until the stream ends; 503 at once otherwise.
         .route_layer(from_fn_with_state(state.clone(), in_flight::limit));
     if let Some(limiter) = ClientRateLimit::new(
@@ -75,6 +87,9 @@ pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
                     Metrics::inc(&counted.requests);
                     next.run(req)
                 }))
+                // How each inference request ended (succeeded, failed, cancelled), for /metrics:
+                // outside every ingress check, so their refusals count as failed.
+                .layer(from_fn_with_state(state.clone(), outcome::count))
                 // DNS rebinding: 403 unless Host is an address or one of this machine's names.
                 .layer(from_fn_with_state(
                     Arc::new(hosts),

@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::api::HttpError;
+use crate::layers::outcome::CountedElsewhere;
 use crate::state::{AppState, Metrics};
 
 /// The middleware; mounted with `from_fn_with_state` on inference routes only.
@@ -40,7 +41,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             "load shed: too many requests in flight"
         );
         let dialect = crate::api::dialect_of(request.uri().path());
-        return HttpError(
+        let mut response = HttpError(
             ApiError::unavailable(
                 ErrorCode::Cm4Busy,
                 "Too many concurrent requests, retry shortly",
@@ -49,6 +50,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             dialect,
         )
         .into_response();
+        response.extensions_mut().insert(CountedElsewhere);
+        return response;
     };
     let id = cerebrum_service::http::request_id(request.headers());
     let response = next.run(request).await;

@@ -1,10 +1,12 @@
-//! How each admitted inference request ended, for `/metrics`: succeeded (a 2xx
-//! answer sent to its end, a stream that ended with its final event), failed
-//! (an error status, or a stream whose final event is an error), or cancelled
-//! (the client left before the answer was sent). Mounted inside the in-flight
-//! limit, so requests it sheds (and those the rate limit refuses) are not seen
-//! here: every inference request lands in exactly one of succeeded, failed,
-//! cancelled, shed and rate-limited.
+//! How each inference request ended, for `/metrics`: succeeded (a 2xx answer
+//! sent to its end, a stream that ended with its final event), failed (an error
+//! status, the ingress refusals included — 401, 403, 408, 413, 415 — or a stream
+//! whose final event is an error), or cancelled (the client left before the
+//! answer was sent). Requests the in-flight limit sheds and the rate limit
+//! refuses carry [`CountedElsewhere`] and have their own counters, so every
+//! inference request lands in exactly one of succeeded, failed, cancelled, shed
+//! and rate-limited. Mounted outside every ingress check, on the paths in
+//! [`crate::app::paths::INFERENCE`].
 
 use std::task::{Poll, ready};
 
@@ -20,9 +22,19 @@ use crate::state::{AppState, Metrics};
 /// (`StreamError` and the OpenAI error body); a token or chunk never is.
 const ERROR_EVENT: &[u8] = b"data: {\"error\"";
 
-/// The middleware; mounted with `from_fn_with_state` on inference routes only.
+/// Marks a refusal that another counter (shed, rate-limited) already counted.
+#[derive(Debug, Clone, Copy)]
+pub struct CountedElsewhere;
+
+/// The middleware; mounted with `from_fn_with_state` outside the ingress checks.
 pub async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !crate::app::paths::INFERENCE.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let response = next.run(request).await;
+    if response.extensions().get::<CountedElsewhere>().is_some() {
+        return response;
+    }
     if !response.status().is_success() {
         Metrics::inc(&state.metrics.failed);
         return response;

@@ -21,6 +21,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::api::HttpError;
+use crate::layers::outcome::CountedElsewhere;
 use crate::state::{AppState, Metrics};
 
 /// Checks between two prunings of the bucket map.
@@ -113,7 +114,10 @@ pub async fn limit(
             format!("too many requests; retry in {wait} s"),
             wait.max(1),
         );
-        return HttpError(e, crate::api::dialect_of(request.uri().path())).into_response();
+        let mut response =
+            HttpError(e, crate::api::dialect_of(request.uri().path())).into_response();
+        response.extensions_mut().insert(CountedElsewhere);
+        return response;
     }
     next.run(request).await
 }
