@@ -18,3 +18,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// What reaches the model is fitted to the model's context in tokens (the
 /// original refused over 16,000 characters; a pasted file now gets an answer).
 pub const MAX_PROMPT_CHARS: usize = 262_144;
+/// Most messages one chat request may hold, on either tier: each is rendered
+/// and tokenized, so the count bounds that work (a conversation of 1,024
+/// turns is far past any model's context anyway).
+pub const MAX_MESSAGES: usize = 1024;
+/// Highest `top_k` either tier accepts (0 = off).
+pub const MAX_TOP_K: i32 = 1000;
+/// Lowest `repeat_penalty` either tier accepts (1.0 = off).
+pub const MIN_REPEAT_PENALTY: f32 = 0.1;
+/// Highest `repeat_penalty` either tier accepts.
+pub const MAX_REPEAT_PENALTY: f32 = 3.0;
+/// `frequency_penalty` and `presence_penalty` lie in ±this (OpenAI's range; 0 = off).
+pub const MAX_TOKEN_PENALTY: f32 = 2.0;
