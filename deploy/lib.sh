@@ -98,10 +98,12 @@ env_get() { # file key
 }
 
 # Sets KEY=VALUE in env file text (stdin -> stdout): replaces the first active or
-# commented-out assignment, or appends.
+# commented-out assignment, or appends. The value reaches awk through its
+# environment, never its argv: values are keys, and argv is world-readable
+# (ps, /proc/PID/cmdline).
 env_set_text() { # key value
-  awk -v k="$1" -v v="$2" '
-    BEGIN { done = 0 }
+  ENV_SET_VALUE="$2" awk -v k="$1" '
+    BEGIN { v = ENVIRON["ENV_SET_VALUE"]; done = 0 }
     !done && ($0 ~ "^" k "=" || $0 ~ "^#" k "=") { print k "=" v; done = 1; next }
     $0 ~ "^" k "=" { next }
     { print }

@@ -31,8 +31,7 @@ pub use document::{DOCUMENT, api};
 mod document {
     use axum::Router;
     use cerebrum_shared::limits::MAX_TOKENS_ORCHESTRATOR;
-    use cerebrum_shared::openapi::{Access, Api, Change, ErrorBody, Operation, Success};
-    use serde_json::json;
+    use cerebrum_shared::openapi::{Access, Api, ErrorBody, Operation, Success};
     use utoipa::ToSchema;
 
     pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -146,22 +145,8 @@ mod document {
             openai_max_tokens: MAX_TOKENS_ORCHESTRATOR,
             operations,
             schemas: schemas(),
-            refinements: ignored_sampling(),
+            refinements: vec![],
         }
-    }
-
-    /// `top_k` and `repeat_penalty` of `/v1/complete` are read and not used: the
-    /// orchestrator generates through the node's OpenAI API, which has neither.
-    fn ignored_sampling() -> Vec<(&'static str, &'static str, Change)> {
-        ["top_k", "repeat_penalty"]
-            .into_iter()
-            .map(|field| {
-                let kind = if field == "top_k" { "integer" } else { "number" };
-                let schema = json!({"type": [kind, "null"],
-                    "description": "Accepted and ignored by the orchestrator (the node's OpenAI API has no such knob)."});
-                ("SamplingExtras", field, Change::Replace(schema))
-            })
-            .collect()
     }
 
     fn schemas() -> Vec<cerebrum_shared::openapi::NamedSchema> {

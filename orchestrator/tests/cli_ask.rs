@@ -263,17 +263,28 @@ fn errors_a_person_understands_with_exit_codes_scripts_rely_on() {
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
 
     // A server with client keys: no key is refused (5) with a hint; the key
-    // from CEREBRUM_API_KEY is sent as X-API-Key.
+    // from CEREBRUM_CLIENT_KEY is sent as X-API-Key.
     let keyed = Stack::without_node(&[("CEREBRUM_CLIENT_KEYS", "client-key-1")]);
     let out = run(keyed.client(&["ask", "Hello"]));
     let stderr = text(&out.stderr);
     assert_eq!(code(&out), 5, "{stderr}");
     assert!(
-        stderr.contains("Missing API key") && stderr.contains("CEREBRUM_API_KEY"),
+        stderr.contains("Missing API key") && stderr.contains("CEREBRUM_CLIENT_KEY"),
+        "{stderr}"
+    );
+    // The node's variable is not read (not sent, even when it holds a client
+    // key), and the client says so.
+    let mut old_name = keyed.client(&["ask", "Hello"]);
+    old_name.env("CEREBRUM_API_KEY", "client-key-1");
+    let out = run(old_name);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 5, "{stderr}");
+    assert!(
+        stderr.contains("CEREBRUM_API_KEY is set but not read"),
         "{stderr}"
     );
     let mut with_key = keyed.client(&["ask", "Hello"]);
-    with_key.env("CEREBRUM_API_KEY", "client-key-1");
+    with_key.env("CEREBRUM_CLIENT_KEY", "client-key-1");
     let out = run(with_key);
     assert_eq!(
         code(&out),

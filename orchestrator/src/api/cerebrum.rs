@@ -54,6 +54,7 @@ async fn prepare_request(
     // Honoured up to the limit, never silently cut (design §4).
     validate::in_range("max_tokens", req.max_tokens, 1, MAX_TOKENS_ORCHESTRATOR)?;
     validate::in_range_f32("temperature", req.temperature, 0.0, MAX_TEMPERATURE)?;
+    req.sampling.check()?;
     let request_id = request_id(headers);
     let plan = prepare_logged(
         state,
@@ -106,7 +107,8 @@ async fn prepare_request(
 }
 
 /// The node request: an OpenAI chat with the prepared prompt as the user turn,
-/// so the model's chat template applies.
+/// so the model's chat template applies; every sampler knob given goes along
+/// under its own name (the node's OpenAI routes read them all).
 fn upstream_body(p: &Prepared) -> serde_json::Value {
     let mut body = json!({
         "model": p.decision.model,
@@ -117,15 +119,7 @@ fn upstream_body(p: &Prepared) -> serde_json::Value {
     if let Some(stop) = &p.req.stop {
         body["stop"] = json!(stop);
     }
-    if let Some(seed) = p.req.sampling.seed {
-        body["seed"] = json!(seed);
-    }
-    if let Some(top_p) = p.req.sampling.top_p {
-        body["top_p"] = json!(top_p);
-    }
-    if let Some(cache) = p.req.sampling.cache_prompt {
-        body["cache_prompt"] = json!(cache);
-    }
+    super::extras_into(&p.req.sampling, &mut body);
     body
 }
 

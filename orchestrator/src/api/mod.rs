@@ -31,6 +31,20 @@ pub fn check_prompt_size(state: &AppState, field: &str, chars: usize) -> Result<
     Ok(())
 }
 
+/// Writes every sampler knob given (`top_p`, `top_k`, `repeat_penalty`,
+/// penalties, `seed`, `cache_prompt`) into a node request, under the names
+/// both of the node's APIs read.
+pub fn extras_into(
+    extras: &cerebrum_shared::cerebrum::SamplingExtras,
+    body: &mut serde_json::Value,
+) {
+    if let (Ok(serde_json::Value::Object(knobs)), Some(body)) =
+        (serde_json::to_value(extras), body.as_object_mut())
+    {
+        body.extend(knobs);
+    }
+}
+
 /// Runs prompt preparation and logs what it did with the request id.
 pub fn prepare_logged(state: &AppState, input: &PromptInput<'_>, request_id: &str) -> PromptPlan {
     let plan = prepare(input, &state.prepare);

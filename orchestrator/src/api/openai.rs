@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use cerebrum_shared::cerebrum::FitReport;
 use cerebrum_shared::error::{ApiError, Dialect, to_json};
 use cerebrum_shared::headers;
-use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, MAX_TEMPERATURE, MAX_TOKENS_ORCHESTRATOR};
+use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, MAX_TOKENS_ORCHESTRATOR};
 use cerebrum_shared::openai::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
     ObjectKind, OpenAiSampling, PromptTokensDetails, ResponseMessage, TextChoice, TextCompletion,
@@ -36,29 +36,21 @@ fn err(e: ApiError) -> HttpError {
     HttpError(e, Dialect::OpenAi)
 }
 
-/// Checks the sampling fields and copies them into the node request.
+/// Checks `max_tokens` against the orchestrator's limit and copies the
+/// sampling fields into the node request (the rest was checked by the
+/// request's own `check`).
 fn sampling_into(s: &OpenAiSampling, body: &mut Value) -> Result<(), ApiError> {
     if let Some(m) = s.max_tokens() {
         validate::in_range("max_tokens", m, 1, MAX_TOKENS_ORCHESTRATOR)?;
         body["max_tokens"] = json!(m);
     }
     if let Some(t) = s.temperature {
-        validate::in_range_f32("temperature", t, 0.0, MAX_TEMPERATURE)?;
         body["temperature"] = json!(t);
-    }
-    if let Some(p) = s.top_p {
-        validate::in_range_f32("top_p", p, 0.0, 1.0)?;
-        body["top_p"] = json!(p);
     }
     if let Some(stop) = &s.stop {
         body["stop"] = json!(stop.clone().into_vec());
     }
-    if let Some(seed) = s.seed {
-        body["seed"] = json!(seed);
-    }
-    if let Some(cache) = s.cache_prompt {
-        body["cache_prompt"] = json!(cache);
-    }
+    super::extras_into(&s.extras(), body);
     Ok(())
 }
 
@@ -107,6 +99,7 @@ pub async fn chat(
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
+    req.check().map_err(err)?;
     if req.messages.is_empty() {
         return Err(err(ApiError::invalid_field(
             "messages",
@@ -227,6 +220,7 @@ pub async fn completions(
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
     let rid = request_id(&headers);
+    req.check().map_err(err)?;
     let prompts = req.prompt.clone().into_vec();
     let [prompt] = prompts.as_slice() else {
         return Err(err(ApiError::invalid_field(

@@ -122,7 +122,7 @@ fn describe_api(e: &ApiError) -> String {
             PromptTooLarge => format!("prompt too large: {detail}"),
             BodyTooLarge => format!("request too large: {detail}"),
             MissingApiKey | InvalidApiKey => format!(
-                "{}: {message} (pass --key or set CEREBRUM_API_KEY)",
+                "{}: {message} (pass --key or set CEREBRUM_CLIENT_KEY)",
                 e.title()
             ),
             ModelNotFound => format!(
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(code, EXIT_REFUSED);
         assert_eq!(
             text,
-            "Missing API key: send your key as X-API-Key (pass --key or set CEREBRUM_API_KEY)"
+            "Missing API key: send your key as X-API-Key (pass --key or set CEREBRUM_CLIENT_KEY)"
         );
         let (_, text) = outcome(ErrorCode::InvalidApiKey, "no match", None);
         assert!(

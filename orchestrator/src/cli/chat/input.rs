@@ -216,11 +216,18 @@ impl LineReader {
         self.history =
             std::mem::replace(editor.history_mut(), FileHistory::with_config(&self.config));
         let input = input?;
+        self.record(&input)?;
+        Ok(input)
+    }
+
+    /// Adds an input to the history and appends it to the file at once, under
+    /// the file's lock: lines other sessions appended meanwhile are kept.
+    fn record(&mut self, input: &str) -> rustyline::Result<()> {
         if input.trim().is_empty() {
-            return Ok(input);
+            return Ok(());
         }
         // False for a repeat of the line before: nothing new to append.
-        if self.history.add(&input)?
+        if self.history.add(input)?
             && let Some(path) = &self.path
             && let Err(e) = self.history.append(path)
             && !self.save_failed
@@ -229,7 +236,7 @@ impl LineReader {
             self.save_failed = true;
             self.warning = Some(format!("cannot save history {}: {e}", path.display()));
         }
-        Ok(input)
+        Ok(())
     }
 
     /// A warning from the last read (history not saved), once.
@@ -288,6 +295,47 @@ mod tests {
             block(&format!("{open}\n    return 1\n\"\"\"")),
             Block::Closed("def f():\n    \"\"\"Doc.\n    \"\"\"\n    return 1".into())
         );
+    }
+
+    #[test]
+    fn sessions_writing_at_once_keep_every_line() {
+        let dir = std::env::temp_dir().join(format!("cerebrum-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(HISTORY_FILE);
+        let _ = std::fs::remove_file(&path);
+        // Two sessions start together (each loads the file), then type at once.
+        const LINES: usize = 150;
+        let sessions: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|name| {
+                let mut reader = LineReader::new(false, Some(path.clone())).unwrap();
+                assert_eq!(reader.load(), None);
+                std::thread::spawn(move || {
+                    for i in 0..LINES {
+                        reader.record(&format!("{name} {i}")).unwrap();
+                    }
+                    reader.take_warning()
+                })
+            })
+            .collect();
+        for s in sessions {
+            assert_eq!(s.join().unwrap(), None, "every line was saved");
+        }
+        let file = std::fs::read_to_string(&path).unwrap();
+        let kept: std::collections::BTreeSet<&str> = file.lines().collect();
+        for name in ["a", "b", "c"] {
+            for i in 0..LINES {
+                assert!(
+                    kept.contains(format!("{name} {i}").as_str()),
+                    "{name} {i} lost"
+                );
+            }
+        }
+        // A session started after them sees them all.
+        let mut later = LineReader::new(false, Some(path.clone())).unwrap();
+        assert_eq!(later.load(), None);
+        assert_eq!(later.history.len(), 3 * LINES);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
