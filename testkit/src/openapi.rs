@@ -515,6 +515,19 @@ pub async fn bad_body_mismatches(
     out
 }
 
+/// A route path given as `paths::NAME`, read from `pub const NAME: &str = "…";`
+/// in the same source.
+fn const_path<'s>(src: &'s str, args: &str) -> Option<&'s str> {
+    let name = args.trim_start().strip_prefix("paths::")?;
+    let name: String = name
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let decl = format!("pub const {name}: &str = \"");
+    let at = src.find(&decl)? + decl.len();
+    src[at..].split('"').next()
+}
+
 /// The (METHOD, path) pairs of every `.route("path", get(…).post(…))` in a
 /// router's source. Panics on a way of adding routes it does not read
 /// (`nest`, `route_service`), so a route cannot slip past it.
@@ -547,7 +560,8 @@ pub fn routes_in_source(src: &str) -> Vec<(String, String)> {
             .trim_start()
             .strip_prefix('"')
             .and_then(|p| p.split('"').next())
-            .unwrap_or_else(|| panic!("a .route( whose path is not a literal: {args}"));
+            .or_else(|| const_path(src, args))
+            .unwrap_or_else(|| panic!("a .route( whose path is neither a literal nor a `paths::` constant of the same file: {args}"));
         let mut methods = 0;
         for m in ["get", "post", "put", "delete", "patch", "head", "options"] {
             for (i, _) in args.match_indices(&format!("{m}(")) {
