@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use cerebrum_shared::error::{ApiError, Dialect};
-use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_TOKENS_NODE};
+use cerebrum_shared::limits::{
+    DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_MESSAGES, MAX_TOKENS_NODE,
+};
 use cerebrum_shared::openai::{
     ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
     ObjectKind, OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
@@ -39,13 +41,21 @@ fn build(prompt: Prompt, s: &OpenAiSampling) -> Result<GenerateRequest, ApiError
     })
 }
 
-/// A conversation as the engine takes it: roles checked, sizes checked (the
-/// message count is checked before, by `ChatCompletionRequest::check`).
+/// A conversation as the engine takes it: roles checked, sizes checked.
 pub(super) fn chat_turns(state: &AppState, messages: &[ChatMessage]) -> Result<Prompt, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid_field(
             "messages",
             "must hold at least one message",
+        ));
+    }
+    if messages.len() > MAX_MESSAGES {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!(
+                "holds {} messages; at most {MAX_MESSAGES} are accepted",
+                messages.len()
+            ),
         ));
     }
     let mut turns = Vec::with_capacity(messages.len());
