@@ -322,6 +322,8 @@ impl Orchestrator {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("VPS_API_KEY", KEY)
+        // The routing table's names (qwen_7b…) are not served here: SmolLM2 stands in.
+        .env("CEREBRUM_FALLBACK_MODEL", SMOLLM)
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::null())
         .stderr(stderr);
@@ -473,13 +475,24 @@ pub async fn metrics(node: &impl Server) -> String {
         .unwrap()
 }
 
-/// Reads one value from the Prometheus text.
+/// Reads one value from the Prometheus text: the series without labels, else
+/// the sum of its labelled series (the orchestrator's per-upstream ones).
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
+    let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    if let Some(v) = text
+        .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
+        .and_then(value)
+    {
+        return v;
+    }
+    let labelled: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(value)
+        .collect();
+    assert!(!labelled.is_empty(), "metric {name} not found in:\n{text}");
+    labelled.iter().sum()
 }
 
 /// Streams an SSE endpoint and returns every `data:` payload.
