@@ -211,8 +211,17 @@ impl Upstream {
                 status: "refusing our key".into(),
                 available: false,
             },
+            // llama-server answers 503 "Loading model" on every path while it loads.
             Err(UpstreamError::Status(e)) => NodeStatus::Up {
-                status: format!("answered {}", e.status),
+                status: if e.message.is_empty() {
+                    format!("answered {}", e.status)
+                } else {
+                    format!(
+                        "answered {}: {}",
+                        e.status,
+                        e.message.chars().take(80).collect::<String>()
+                    )
+                },
                 available: false,
             },
             Err(e) => NodeStatus::Unreachable(e.to_string()),
