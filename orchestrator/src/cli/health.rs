@@ -113,7 +113,6 @@ impl HealthReport {
             style.yellow(&h.status)
         };
         let mut out = format!("{} {url}: {painted}\n", style.bold("Cerebrum at"));
-        let flag = |v: bool, yes: &str, no: &str| if v { yes } else { no }.to_owned();
         let orchestrator = vec![
             "orchestrator".to_owned(),
             format!(
@@ -121,8 +120,8 @@ impl HealthReport {
                 h.uptime_text, h.active_count, h.max_in_flight, h.cpu_percent
             ),
         ];
+        let mut rows = vec![orchestrator];
         if h.upstreams.len() > 1 {
-            let mut rows = vec![orchestrator];
             rows.extend(h.upstreams.iter().map(|u| {
                 vec![
                     format!(
@@ -133,18 +132,26 @@ impl HealthReport {
                     upstream_line(u),
                 ]
             }));
-            for line in table(&rows).lines() {
-                out.push_str("  ");
-                out.push_str(line);
-                out.push('\n');
-            }
-            if let Some(problem) = self.problem() {
-                out.push_str(&format!("  {}\n", style.yellow(&problem)));
-            }
-            return out;
+        } else {
+            self.single_upstream_rows(&mut rows);
         }
-        let mut rows = vec![
-            orchestrator,
+        for line in table(&rows).lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        if let Some(problem) = self.problem() {
+            out.push_str(&format!("  {}\n", style.yellow(&problem)));
+        }
+        out
+    }
+
+    /// The node's rows when there is one upstream: its state, auth, breaker,
+    /// and what its own `/health` says.
+    fn single_upstream_rows(&self, rows: &mut Vec<Vec<String>>) {
+        let h = &self.orchestrator;
+        let flag = |v: bool, yes: &str, no: &str| if v { yes } else { no }.to_owned();
+        rows.extend([
             vec![
                 "node".to_owned(),
                 format!(
@@ -170,7 +177,7 @@ impl HealthReport {
                     (b, _) => b.to_owned(),
                 },
             ],
-        ];
+        ]);
         if let Some(n) = &self.node {
             let mut models = match n.models_in_cache.as_slice() {
                 [] => "none loaded".to_owned(),
@@ -198,15 +205,6 @@ impl HealthReport {
                 ),
             ]);
         }
-        for line in table(&rows).lines() {
-            out.push_str("  ");
-            out.push_str(line);
-            out.push('\n');
-        }
-        if let Some(problem) = self.problem() {
-            out.push_str(&format!("  {}\n", style.yellow(&problem)));
-        }
-        out
     }
 }
 
