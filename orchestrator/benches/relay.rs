@@ -4,8 +4,8 @@
 //! fails only when a request does not come back whole.
 //!
 //!     flock /root/.cache/cargo.lock cargo test --release -p cerebrum --bench relay -- \
-//!         [--secs S (10)] [--tokens N (32)] [--concurrency 1,8,32] \
-//!         [--upstreams 1,4,16,64] [--idle-secs S (5)] [--part load|rss|all]
+//!         [--secs S (10)] [--tokens N (32)] [--gap-ms MS (0)] \
+//!         [--concurrency 1,8,32] [--upstreams 1,4,16,64] [--idle-secs S (5)] [--part load|rss|all]
 //!
 //! (`cargo bench -p cerebrum --bench relay -- ...` runs the same binary.)
 //!
@@ -58,6 +58,7 @@ enum Part {
 struct Args {
     secs: u64,
     tokens: usize,
+    gap: Duration,
     concurrency: Vec<usize>,
     upstreams: Vec<usize>,
     idle_secs: u64,
@@ -66,7 +67,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo test --release -p cerebrum --bench relay -- [--secs S (10)] [--tokens N (32)] \
+        "usage: cargo test --release -p cerebrum --bench relay -- [--secs S (10)] [--tokens N (32)] [--gap-ms MS (0)] \
          [--concurrency 1,8,32] [--upstreams 1,4,16,64] [--idle-secs S (5)] [--part load|rss|all]"
     );
     std::process::exit(2)
@@ -87,6 +88,7 @@ fn args() -> Args {
     let mut a = Args {
         secs: 10,
         tokens: 32,
+        gap: Duration::ZERO,
         concurrency: vec![1, 8, 32],
         upstreams: vec![1, 4, 16, 64],
         idle_secs: 5,
@@ -100,6 +102,9 @@ fn args() -> Args {
             "--bench" => {}
             "--secs" => a.secs = value().parse().unwrap_or_else(|_| usage()),
             "--tokens" => a.tokens = value().parse().unwrap_or_else(|_| usage()),
+            "--gap-ms" => {
+                a.gap = Duration::from_millis(value().parse().unwrap_or_else(|_| usage()))
+            }
             "--concurrency" => a.concurrency = list(&value()),
             "--upstreams" => a.upstreams = list(&value()),
             "--idle-secs" => a.idle_secs = value().parse().unwrap_or_else(|_| usage()),
@@ -125,6 +130,7 @@ fn args() -> Args {
 mod fake {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     use axum::Router;
     use axum::body::{Body, Bytes};
@@ -135,6 +141,7 @@ mod fake {
     use axum::serve::ListenerExt;
     use cerebrum_shared::cerebrum::{ModelsResponse, NodeHealth};
     use cerebrum_shared::openai::{ChunkShaper, ObjectKind, Usage};
+    use futures::StreamExt;
 
     /// What every answer is, built once.
     struct Answers {
@@ -142,6 +149,8 @@ mod fake {
         models: Bytes,
         chat: Vec<Bytes>,
         text: Vec<Bytes>,
+        tokens: usize,
+        gap: Duration,
     }
 
     /// The SSE frames of one streamed generation: `tokens` pieces, then
@@ -159,7 +168,7 @@ mod fake {
         out
     }
 
-    fn answers(tokens: usize) -> Answers {
+    fn answers(tokens: usize, gap: Duration) -> Answers {
         let health = NodeHealth {
             status: "healthy".into(),
             available: true,
@@ -186,6 +195,8 @@ mod fake {
             models: serde_json::to_vec(&models).unwrap().into(),
             chat: frames(ObjectKind::Chat, super::MODEL, tokens),
             text: frames(ObjectKind::Text, super::MODEL, tokens),
+            tokens,
+            gap,
         }
     }
 
@@ -202,13 +213,26 @@ mod fake {
             .unwrap()
     }
 
-    /// Reads the request body (as a server must), then streams the frames.
+    /// Reads the request body (as a server must), then streams the frames:
+    /// the tokens `gap` apart, the last three right after the last token (as
+    /// the node sends them).
     fn stream(port: &Port, frames: &[Bytes]) -> Response {
         port.generations.fetch_add(1, Ordering::Relaxed);
-        let frames: Vec<Result<Bytes, std::io::Error>> = frames.iter().cloned().map(Ok).collect();
+        let frames = futures::stream::iter(frames.to_vec());
+        let body = if port.answers.gap.is_zero() {
+            Body::from_stream(frames.map(Ok::<_, std::io::Error>))
+        } else {
+            let (gap, tokens) = (port.answers.gap, port.answers.tokens);
+            Body::from_stream(frames.enumerate().then(move |(i, frame)| async move {
+                if i > 0 && i < tokens {
+                    tokio::time::sleep(gap).await;
+                }
+                Ok::<_, std::io::Error>(frame)
+            }))
+        };
         Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
-            .body(Body::from_stream(futures::stream::iter(frames)))
+            .body(body)
             .unwrap()
     }
 
@@ -220,9 +244,10 @@ mod fake {
     }
 
     impl Fake {
-        /// Starts `ports` listeners streaming `tokens` tokens per generation.
-        pub async fn start(ports: usize, tokens: usize) -> Fake {
-            let answers = Arc::new(answers(tokens));
+        /// Starts `ports` listeners streaming `tokens` tokens per
+        /// generation, `gap` apart.
+        pub async fn start(ports: usize, tokens: usize, gap: Duration) -> Fake {
+            let answers = Arc::new(answers(tokens, gap));
             let mut urls = Vec::new();
             let mut generations = Vec::new();
             for _ in 0..ports {
@@ -255,7 +280,7 @@ mod fake {
                     .with_state(port);
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 urls.push(format!("http://{}", listener.local_addr().unwrap()));
-                // Tokens go out as they are made, as the node sends them (no Nagle delay).
+                // Every frame goes out when written: the fake adds no Nagle delay of its own.
                 let listener = listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
@@ -595,7 +620,7 @@ struct LoadRow {
 }
 
 async fn load_part(args: &Args, errors: &mut Vec<String>) -> Vec<LoadRow> {
-    let fake = fake::Fake::start(1, args.tokens).await;
+    let fake = fake::Fake::start(1, args.tokens, args.gap).await;
     let mut rows = Vec::new();
     for api in [Api::Chat, Api::Cerebrum] {
         for &concurrency in &args.concurrency {
@@ -694,7 +719,12 @@ async fn rss_part(args: &Args, errors: &mut Vec<String>) -> Vec<RssRow> {
         .copied()
         .filter(|&n| several || n == 1)
         .collect();
-    let fake = fake::Fake::start(counts.iter().copied().max().unwrap_or(1), args.tokens).await;
+    let fake = fake::Fake::start(
+        counts.iter().copied().max().unwrap_or(1),
+        args.tokens,
+        args.gap,
+    )
+    .await;
     let mut rows = Vec::new();
     for n in counts {
         let urls = &fake.urls[..n];
@@ -806,9 +836,14 @@ fn print_tables(args: &Args, load: &[LoadRow], rss: &[RssRow]) {
     println!();
     println!("Machine: {}.", machine());
     println!(
-        "Fake upstream and clients in the bench process on the same cores; every generation streams {} tokens; \
+        "Fake upstream and clients in the bench process on the same cores; every generation streams {} tokens{}; \
          orchestrator CPU is % of one core (utime + stime from /proc/PID/stat over the window).",
-        args.tokens
+        args.tokens,
+        if args.gap.is_zero() {
+            " as fast as it can".to_string()
+        } else {
+            format!(" {} ms apart", args.gap.as_millis())
+        }
     );
     if !load.is_empty() {
         println!();
