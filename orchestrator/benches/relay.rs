@@ -908,8 +908,8 @@ fn print_tables(args: &Args, load: &[LoadRow], rss: &[RssRow]) {
         .join(" ");
     println!();
     println!(
-        "Reproduce: `cargo test --release -p cerebrum --bench relay --{}{cmd}`",
-        if cmd.is_empty() { "" } else { " " }
+        "Reproduce: `cargo test --release -p cerebrum --bench relay{}{cmd}`",
+        if cmd.is_empty() { "" } else { " -- " }
     );
 }
 
