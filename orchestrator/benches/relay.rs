@@ -1,7 +1,8 @@
 //! Relay: what the Pi tier (`cerebrum serve`) can carry, measured with an
 //! upstream that costs nothing. A bench binary, not a timed test: it prints
 //! figures and markdown tables (for docs/scaling.md and BENCHMARKS.md), and
-//! fails only when a request does not come back whole.
+//! exits 1 only when a request does not come back whole (or `/health` does not
+//! list every upstream set). The default run takes about 2.5 minutes.
 //!
 //!     flock /root/.cache/cargo.lock cargo test --release -p cerebrum --bench relay -- \
 //!         [--secs S (10)] [--tokens N (32)] [--gap-ms MS (0)] \
@@ -16,7 +17,9 @@
 //! node does, `/v1/models` with one model and its context length (so the
 //! orchestrator never asks `/tokenize`, as with the real node), and streams
 //! every generation as N one-word tokens, then `stop`, usage and `[DONE]`, as
-//! fast as it can. The clients (closed loop: each sends its next request when
+//! fast as it can (or the tokens `--gap-ms` apart, as an engine generating
+//! them). It records nothing per request, unlike `testkit::fake::FakeUpstream`,
+//! which keeps every request and states no context length. The clients (closed loop: each sends its next request when
 //! the last one's stream ended; keep-alive connections) run in this process
 //! too, so orchestrator, clients and fake share the machine's cores: the
 //! orchestrator's own CPU is read from `/proc/PID/stat` (utime + stime over
@@ -34,6 +37,10 @@
 //!   8, chat, `--idle-secs` long) and how many upstreams took a request. When
 //!   the binary has no `CEREBRUM_UPSTREAMS` setting (not in its `serve
 //!   --help`), only N = 1 is run, through `VPS_ENDPOINT`.
+//!
+//! The process is started here rather than by `testkit::Orchestrator`, which
+//! always passes `--vps-endpoint`: with `CEREBRUM_UPSTREAMS` that is a
+//! configuration error.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
