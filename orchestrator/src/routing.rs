@@ -1,10 +1,14 @@
 //! Which model answers a request. Pure: no I/O.
 //!
-//! An explicit model the node serves wins. Otherwise the request's language (or
-//! the one detected from fences, shebangs and keywords) picks a model through the
-//! routing table. When the routed model is not among those the node serves, the
-//! first served model answers instead (logged), so a node with other model names
-//! still works; with no list of served models the routed name is sent as is.
+//! The model a request names wins. Otherwise the request's language (or the one
+//! detected from fences, shebangs and keywords) picks a model through the
+//! routing table. When no upstream serves the model wanted, the configured
+//! `fallback_model` answers if one is served, and otherwise the request is
+//! refused naming the model: never a silent stand-in nobody asked for. A model
+//! the request names that no route knows (a typo, a model that is gone) is
+//! refused even with a fallback configured. While
+//! some upstream's list is unknown, a model not in the known lists is sent as
+//! is (that upstream may serve it).
 
 use std::collections::BTreeMap;
 
@@ -20,11 +24,11 @@ pub struct RoutingTable {
 /// Why a model was chosen (logged per request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteReason {
-    /// The request named a model the node serves.
+    /// The request named the model.
     Explicit,
     /// The routing table, from the given or detected language.
     Language,
-    /// The routed model is not served; the node's first model stands in.
+    /// The model wanted is served nowhere; the configured `fallback_model` answers.
     Fallback,
 }
 
@@ -39,14 +43,29 @@ pub struct RouteDecision {
     pub reason: RouteReason,
 }
 
-/// A model the request named that the node does not serve.
+/// No upstream serves the model wanted, and no fallback model is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model '{model}' is not served; available: {}", available.join(", "))]
-pub struct UnknownModel {
-    /// Asked for.
+#[error("model '{model}'{} is not served by any upstream", match (explicit, language) {
+    (true, _) => String::new(),
+    (false, Some(l)) => format!(" (the route for {l})"),
+    (false, None) => " (the default model)".into(),
+})]
+pub struct NotServed {
+    /// The model wanted.
     pub model: String,
-    /// What the node serves.
-    pub available: Vec<String>,
+    /// Whether the request named it (else the routing table chose it).
+    pub explicit: bool,
+    /// The language used, if any.
+    pub language: Option<String>,
+}
+
+/// The models the upstreams serve, as far as known.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// Every model some upstream's list names.
+    pub models: &'a [String],
+    /// Whether some upstream's list is not known yet.
+    pub incomplete: bool,
 }
 
 impl RoutingTable {
@@ -95,16 +114,16 @@ impl RoutingTable {
             .unwrap_or(&self.default_model)
     }
 
-    /// Decides the model for a request.
-    ///
-    /// `served` is the node's model list when known (empty: unknown).
+    /// Decides the model for a request (see the module docs); `fallback` is
+    /// the configured `fallback_model`.
     pub fn decide(
         &self,
         explicit: Option<&str>,
         language: Option<&str>,
         text: &str,
-        served: &[String],
-    ) -> Result<RouteDecision, UnknownModel> {
+        served: Served<'_>,
+        fallback: Option<&str>,
+    ) -> Result<RouteDecision, NotServed> {
         let language = language
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
@@ -113,34 +132,43 @@ impl RoutingTable {
                     .unwrap_or_else(|| l.trim().to_lowercase())
             })
             .or_else(|| detect_language(text).map(str::to_string));
-        if let Some(model) = explicit.map(str::trim).filter(|m| !m.is_empty()) {
-            if served.is_empty() || served.iter().any(|s| s == model) {
-                return Ok(RouteDecision {
-                    model: model.to_string(),
-                    language,
-                    reason: RouteReason::Explicit,
-                });
-            }
-            // A name the routing table knows is a route, not a typo.
-            if !self.routes.values().any(|m| m == model) && model != self.default_model {
-                return Err(UnknownModel {
-                    model: model.to_string(),
-                    available: served.to_vec(),
-                });
-            }
-        }
-        let routed = self.route(language.as_deref()).to_string();
-        if served.is_empty() || served.contains(&routed) {
+        let (wanted, reason) = match explicit.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(model) => (model.to_string(), RouteReason::Explicit),
+            None => (
+                self.route(language.as_deref()).to_string(),
+                RouteReason::Language,
+            ),
+        };
+        let is_served = |m: &str| served.models.iter().any(|s| s == m);
+        if is_served(&wanted) || (served.incomplete && served.models.is_empty()) {
             return Ok(RouteDecision {
-                model: routed,
+                model: wanted,
                 language,
-                reason: RouteReason::Language,
+                reason,
             });
         }
-        Ok(RouteDecision {
-            model: served[0].clone(),
+        // A name the request typed that no route knows is a typo or a model
+        // that is gone: the client hears so, it gets no other model instead.
+        let a_route = |m: &str| self.routes.values().any(|r| r == m) || m == self.default_model;
+        let may_fall_back = reason == RouteReason::Language || a_route(&wanted);
+        if let Some(fallback) = fallback.filter(|f| may_fall_back && is_served(f)) {
+            return Ok(RouteDecision {
+                model: fallback.to_string(),
+                language,
+                reason: RouteReason::Fallback,
+            });
+        }
+        if served.incomplete {
+            return Ok(RouteDecision {
+                model: wanted,
+                language,
+                reason,
+            });
+        }
+        Err(NotServed {
+            model: wanted,
+            explicit: reason == RouteReason::Explicit,
             language,
-            reason: RouteReason::Fallback,
         })
     }
 }
@@ -168,10 +196,26 @@ mod tests {
         assert_eq!(t.route(None), "qwen_7b");
     }
 
+    fn known(models: &[String]) -> Served<'_> {
+        Served {
+            models,
+            incomplete: false,
+        }
+    }
+
     #[test]
     fn detects_the_language_when_none_is_given() {
         let d = table()
-            .decide(None, None, "```rust\nfn main() { let x = 1; }\n```", &[])
+            .decide(
+                None,
+                None,
+                "```rust\nfn main() { let x = 1; }\n```",
+                Served {
+                    models: &[],
+                    incomplete: true,
+                },
+                None,
+            )
             .unwrap();
         assert_eq!(d.model, "codellama_7b");
         assert_eq!(d.language.as_deref(), Some("rust"));
@@ -181,7 +225,7 @@ mod tests {
     fn an_explicit_served_model_wins() {
         let all = served(&["qwen_7b", "codellama_7b", "tiny"]);
         let d = table()
-            .decide(Some("tiny"), Some("rust"), "", &all)
+            .decide(Some("tiny"), Some("rust"), "", known(&all), Some("qwen_7b"))
             .unwrap();
         assert_eq!(
             (d.model.as_str(), d.reason),
@@ -190,21 +234,71 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_explicit_model_is_an_error() {
+    fn a_model_served_nowhere_is_refused_without_a_fallback() {
         let e = table()
-            .decide(Some("gpt-9"), None, "", &served(&["tiny"]))
+            .decide(Some("gpt-9"), None, "", known(&served(&["tiny"])), None)
             .unwrap_err();
-        assert_eq!(e.available, vec!["tiny".to_string()]);
+        assert_eq!((e.model.as_str(), e.explicit), ("gpt-9", true));
+        assert_eq!(e.to_string(), "model 'gpt-9' is not served by any upstream");
+        let e = table()
+            .decide(None, Some("rust"), "", known(&served(&["tiny"])), None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "model 'codellama_7b' (the route for rust) is not served by any upstream"
+        );
+        let e = table()
+            .decide(None, None, "", known(&served(&["tiny"])), Some("other"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "model 'qwen_7b' (the default model) is not served by any upstream",
+            "a fallback model that is not served is no fallback"
+        );
     }
 
     #[test]
-    fn falls_back_to_a_served_model() {
+    fn the_configured_fallback_model_stands_in() {
+        let list = served(&["gemma3", "smollm2"]);
+        // The route itself, or a request naming a routed model (the original's clients do).
+        for explicit in [None, Some("codellama_7b")] {
+            let d = table()
+                .decide(explicit, Some("rust"), "", known(&list), Some("smollm2"))
+                .unwrap();
+            assert_eq!(
+                (d.model.as_str(), d.reason),
+                ("smollm2", RouteReason::Fallback)
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_no_route_knows_is_refused_even_with_a_fallback() {
+        let e = table()
+            .decide(
+                Some("gtp-4"),
+                None,
+                "",
+                known(&served(&["smollm2"])),
+                Some("smollm2"),
+            )
+            .unwrap_err();
+        assert_eq!((e.model.as_str(), e.explicit), ("gtp-4", true));
+    }
+
+    #[test]
+    fn an_unknown_list_sends_the_name_as_is() {
+        let list = served(&["gemma3"]);
+        let some_unknown = Served {
+            models: &list,
+            incomplete: true,
+        };
         let d = table()
-            .decide(None, Some("rust"), "", &served(&["smollm2"]))
+            .decide(None, Some("rust"), "", some_unknown, None)
             .unwrap();
         assert_eq!(
             (d.model.as_str(), d.reason),
-            ("smollm2", RouteReason::Fallback)
+            ("codellama_7b", RouteReason::Language)
         );
     }
 }

@@ -9,19 +9,18 @@ use tokio::sync::Semaphore;
 
 use crate::config::OrchestratorConfig;
 use crate::prompt::PrepareConfig;
-use crate::state::{AppState, Metrics, NodeCache};
-use crate::upstream::Upstream;
+use crate::state::{AppState, Metrics};
+use crate::upstream::Upstreams;
 
 /// Builds the state (starts the CPU sampler).
 pub fn build_state(config: OrchestratorConfig) -> Result<AppState, String> {
-    let upstream = Upstream::new(&config)?;
+    let upstreams = Upstreams::new(&config)?;
     Ok(AppState {
         in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
         config: Arc::new(config),
         prepare: Arc::new(PrepareConfig::default()),
-        upstream: Arc::new(upstream),
+        upstreams: Arc::new(upstreams),
         metrics: Arc::new(Metrics::default()),
-        node: Arc::new(NodeCache::default()),
         cpu: crate::cpu::CpuGauge::start(Duration::from_secs(2)),
         started: Instant::now(),
     })
@@ -35,9 +34,16 @@ pub async fn serve(config: OrchestratorConfig) -> Result<(), String> {
         header_read_timeout: config.header_read_timeout,
     };
     let state = build_state(config)?;
-    // Node health and model list, refreshed in the background: requests never wait on them.
-    tokio::spawn(state.node.clone().run(state.upstream.clone()));
-    tracing::info!(%addr, node = %state.upstream.endpoint(), max_in_flight = state.config.max_in_flight,
+    // Each upstream's health and model list, refreshed in the background: requests never wait on them.
+    tokio::spawn(state.upstreams.clone().run());
+    for u in state.upstreams.all() {
+        let c = u.config();
+        tracing::info!(upstream = %c.name, endpoint = %c.endpoint, kind = c.kind.as_str(),
+            slots = c.slots, weight = c.weight, fallback = c.fallback,
+            models = ?c.models, "upstream");
+    }
+    tracing::info!(%addr, upstreams = state.upstreams.all().len(),
+        fallback_model = ?state.config.fallback_model, max_in_flight = state.config.max_in_flight,
         breaker_threshold = state.config.breaker_threshold,
         breaker_cooldown_s = state.config.breaker_cooldown.as_secs(), "cerebrum serve starting");
     let listener = tokio::net::TcpListener::bind(addr)

@@ -55,6 +55,7 @@ fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
     let secs = TIMEOUT.as_secs().to_string();
     let mut env: BTreeMap<String, String> = [
         ("VPS_ENDPOINT", endpoint),
+        ("CEREBRUM_FALLBACK_MODEL", "fake-model"),
         ("CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS", &secs),
         ("CEREBRUM_IDLE_TIMEOUT_SECS", &secs),
         ("CEREBRUM_CONNECT_TIMEOUT_SECS", "1"),
@@ -77,8 +78,8 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
 
 async fn stack_on(fake: FakeUpstream, extra: &[(&str, &str)]) -> Stack {
     let state = build_state(config(&fake.url, extra)).unwrap();
-    state.node.refresh_health(&state.upstream).await;
-    state.node.refresh_models(&state.upstream).await;
+    state.upstreams.first().refresh_health().await;
+    state.upstreams.first().refresh_models().await;
     Stack {
         app: router(state.clone()),
         state,
@@ -115,17 +116,21 @@ async fn stream(
 }
 
 /// `/metrics` as name → value.
+/// Every series by name, labelled ones (per upstream) summed.
 async fn metrics(app: &Router) -> BTreeMap<String, f64> {
     let (status, _, body) = send(app, request(Method::GET, "/metrics", "")).await;
     assert_eq!(status, 200);
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    let mut all = BTreeMap::new();
+    for line in String::from_utf8_lossy(&body).lines() {
+        let Some((series, value)) = line.rsplit_once(' ').filter(|_| !line.starts_with('#')) else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        if let Ok(v) = value.parse::<f64>() {
+            *all.entry(name.to_string()).or_insert(0.0) += v;
+        }
+    }
+    all
 }
 
 /// How the generations ended, by outcome, as `/metrics` counts them.
@@ -233,7 +238,10 @@ async fn slow_first_byte_on_an_idle_node_is_a_504_that_counts() {
             refused_before_streaming(path, (status, &headers, &body), 504, ErrorCode::VpsTimeout);
         assert!(e.message.contains("no token within 3 s"), "{}", e.message);
         assert!(!e.message.contains("busy"), "{}", e.message);
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -247,7 +255,7 @@ async fn slow_first_byte_on_a_busy_node_is_queueing_and_does_not_count() {
     ] {
         let s = stack(&[]).await;
         s.fake.set_health(status, available, loading);
-        s.state.node.refresh_health(&s.state.upstream).await;
+        s.state.upstreams.first().refresh_health().await;
         s.fake
             .set(Behaviour::SlowFirstByte(Duration::from_secs(30)));
         let (got, headers, body, took) = stream(&s, CHAT, TIMEOUT + MARGIN).await;
@@ -255,7 +263,7 @@ async fn slow_first_byte_on_a_busy_node_is_queueing_and_does_not_count() {
         let e = refused_before_streaming(CHAT, (got, &headers, &body), 504, ErrorCode::VpsTimeout);
         assert!(e.message.contains("busy"), "{}", e.message);
         assert_eq!(
-            s.state.upstream.breaker.state(),
+            s.state.upstreams.first().breaker.state(),
             BreakerState::Closed,
             "{status} {loading:?}"
         );
@@ -292,7 +300,10 @@ async fn a_first_token_timeout_behind_another_of_our_streams_does_not_count() {
         504,
         ErrorCode::VpsTimeout,
     );
-    assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+    assert_eq!(
+        s.state.upstreams.first().breaker.state(),
+        BreakerState::Closed
+    );
     s.fake.release();
     while held.next().await.is_some() {}
     drop(held);
@@ -321,7 +332,10 @@ async fn a_stall_mid_stream_ends_with_an_error_event_after_the_idle_timeout() {
         assert!(took >= TIMEOUT, "{path}: ended by the idle timeout");
         assert!(String::from_utf8_lossy(&body).contains("stalled"));
         assert_eq!(final_error(path, &body), code, "{path}");
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -340,7 +354,10 @@ async fn garbage_before_the_first_token_is_a_502_that_counts_once() {
             ErrorCode::StreamingFailed,
         );
         assert!(e.message.contains("not JSON"), "{}", e.message);
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -358,7 +375,10 @@ async fn a_truncated_stream_ends_with_an_error_event_or_a_502_before_any_token()
             ErrorCode::StreamingFailed,
             "{path}"
         );
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
 
         let s = stack(&[]).await;
@@ -370,7 +390,10 @@ async fn a_truncated_stream_ends_with_an_error_event_or_a_502_before_any_token()
             502,
             ErrorCode::StreamingFailed,
         );
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -382,11 +405,17 @@ async fn a_stream_failing_before_its_first_token_counts_once_against_the_breaker
     s.fake.set(Behaviour::Truncated(vec![]));
     let (status, _, _, _) = stream(&s, CHAT, PROMPT).await;
     assert_eq!(status, 502);
-    assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+    assert_eq!(
+        s.state.upstreams.first().breaker.state(),
+        BreakerState::Closed
+    );
     assert_eq!(outcomes(&s.app).await, failed_once());
     let (status, _, _, _) = stream(&s, CHAT, PROMPT).await;
     assert_eq!(status, 502);
-    assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+    assert_eq!(
+        s.state.upstreams.first().breaker.state(),
+        BreakerState::Open
+    );
 }
 
 #[tokio::test]
@@ -421,7 +450,10 @@ async fn an_enormous_line_ends_the_stream_at_the_cap_without_reading_the_rest() 
             (MAX_SSE_EVENT_BYTES..LINE / 2).contains(&streamed),
             "{path}: {streamed} bytes of the line left the fake"
         );
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -439,7 +471,10 @@ async fn a_reset_mid_stream_ends_with_an_error_event() {
             ErrorCode::StreamingFailed,
             "{path}"
         );
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -463,7 +498,10 @@ async fn a_500_is_passed_on_and_counts() {
             ErrorCode::InferenceFailed,
         );
         assert_eq!(e.message, "decode failed");
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Open);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Open
+        );
         assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
     }
 }
@@ -487,7 +525,10 @@ async fn a_503_with_retry_after_is_passed_on_and_does_not_count() {
             ErrorCode::VpsOverloaded,
         );
         assert_eq!(headers.get("retry-after").unwrap(), "7");
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Closed
+        );
         assert_eq!(outcomes(&s.app).await, refused_once(), "{path}");
     }
 }
@@ -520,7 +561,10 @@ async fn refused_by_the_node(gate: Gate, key: &str, fix: &str) -> Stack {
             e.message
         );
     }
-    assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+    assert_eq!(
+        s.state.upstreams.first().breaker.state(),
+        BreakerState::Closed
+    );
     assert_eq!(
         outcomes(&s.app).await,
         Outcomes {
@@ -560,11 +604,11 @@ async fn a_401_for_a_missing_key_is_the_operators_502_and_health_shows_it() {
     )
     .await;
     // The background probe saw it too: the model list is the authenticated route.
-    s.state.node.refresh_models(&s.state.upstream).await;
+    s.state.upstreams.first().refresh_models().await;
     assert_eq!(health(&s.app).await.vps_auth, VpsAuth::Refused);
     // Fixed on the node's side: the next probe clears it.
     s.fake.set_gate(Gate::Open);
-    assert!(s.state.node.refresh_models(&s.state.upstream).await);
+    assert!(s.state.upstreams.first().refresh_models().await);
     let h = health(&s.app).await;
     assert_eq!((h.status.as_str(), h.vps_auth), ("healthy", VpsAuth::Ok));
     let (status, _, _) = send(&s.app, request(Method::GET, "/health/ready", "")).await;
@@ -629,7 +673,10 @@ async fn a_redirect_is_a_502_naming_it_and_the_key_goes_nowhere_else() {
             e.message
         );
         assert!(e.message.contains("VPS_ENDPOINT"), "{}", e.message);
-        assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+        assert_eq!(
+            s.state.upstreams.first().breaker.state(),
+            BreakerState::Closed
+        );
         assert_eq!(outcomes(&s.app).await, refused_once(), "{path}");
     }
     assert!(
@@ -652,7 +699,10 @@ async fn a_client_that_hangs_up_mid_stream_is_cancelled_not_a_failure() {
     let mut held = res.into_body().into_data_stream();
     assert!(held.next().await.is_some());
     drop(held);
-    assert_eq!(s.state.upstream.breaker.state(), BreakerState::Closed);
+    assert_eq!(
+        s.state.upstreams.first().breaker.state(),
+        BreakerState::Closed
+    );
     assert_eq!(
         outcomes(&s.app).await,
         Outcomes {
@@ -679,7 +729,7 @@ async fn install_pis_check_fails_when_the_node_refuses_the_key() {
         &[("VPS_API_KEY", "wrong-key-0123456789")],
     ))
     .unwrap();
-    tokio::spawn(state.node.clone().run(state.upstream.clone()));
+    tokio::spawn(state.upstreams.clone().run());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let app = router(state.clone());
@@ -706,9 +756,9 @@ async fn install_pis_check_fails_when_the_node_refuses_the_key() {
     );
     // Fixed on the node's side: the background probe (every 2 s) sees it.
     fake.set_gate(Gate::Open);
-    let bound = cerebrum::state::HEALTH_EVERY + MARGIN;
+    let bound = cerebrum::upstream::facts::HEALTH_EVERY + MARGIN;
     within(bound, "the probe seeing the fix", async {
-        while state.upstream.auth().0 != VpsAuth::Ok {
+        while state.upstreams.first().auth().0 != VpsAuth::Ok {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })

@@ -39,6 +39,8 @@ fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     env.insert("VPS_ENDPOINT".into(), endpoint.into());
+    env.entry("CEREBRUM_FALLBACK_MODEL".into())
+        .or_insert("fake-model".into());
     OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap()
 }
 
@@ -56,8 +58,8 @@ async fn stack_with(extra: &[(&str, &str)], tune: impl FnOnce(&mut OrchestratorC
     tune(&mut cfg);
     let hosts = AllowedHosts::new(&cfg.allowed_hosts, Some(MACHINE));
     let state = build_state(cfg).unwrap();
-    state.node.refresh_health(&state.upstream).await;
-    assert!(state.node.refresh_models(&state.upstream).await);
+    state.upstreams.first().refresh_health().await;
+    assert!(state.upstreams.first().refresh_models().await);
     Stack {
         app: router_with_hosts(state.clone(), hosts),
         state,

@@ -32,6 +32,8 @@ fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     env.insert("VPS_ENDPOINT".into(), endpoint.into());
+    env.entry("CEREBRUM_FALLBACK_MODEL".into())
+        .or_insert("fake-model".into());
     OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap()
 }
 
@@ -39,8 +41,8 @@ fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
 async fn stack(extra: &[(&str, &str)]) -> Stack {
     let fake = FakeUpstream::start().await;
     let state = build_state(config(&fake.url, extra)).unwrap();
-    state.node.refresh_health(&state.upstream).await;
-    assert!(state.node.refresh_models(&state.upstream).await);
+    state.upstreams.first().refresh_health().await;
+    assert!(state.upstreams.first().refresh_models().await);
     Stack {
         app: router(state.clone()),
         state,
@@ -554,10 +556,10 @@ async fn health_is_typed_and_readiness_follows_the_node() {
     // A node that is not there: port 9 on loopback refuses.
     let state = build_state(config("http://127.0.0.1:9", &[])).unwrap();
     assert!(
-        state.node.health().is_none(),
+        state.upstreams.first().health().is_none(),
         "nothing is known before the first probe"
     );
-    state.node.refresh_health(&state.upstream).await;
+    state.upstreams.first().refresh_health().await;
     let app = router(state);
     let (_, _, body) = send(&app, request(Method::GET, "/health", "", &[])).await;
     let h: OrchestratorHealth = serde_json::from_slice(&body).unwrap();
@@ -582,22 +584,50 @@ async fn health_is_typed_and_readiness_follows_the_node() {
 
 #[tokio::test]
 async fn the_model_list_is_read_in_the_background_and_kept_when_the_node_fails() {
-    let s = stack(&[]).await;
-    assert_eq!(s.state.node.models(), vec!["fake-model".to_string()]);
+    let s = stack(&[("CEREBRUM_FALLBACK_MODEL", "b")]).await;
+    assert_eq!(
+        s.state.upstreams.first().models().unwrap_or_default(),
+        vec!["fake-model".to_string()]
+    );
     s.fake.set_models(&["a", "b"]);
-    assert!(s.state.node.refresh_models(&s.state.upstream).await);
-    assert_eq!(s.state.node.models(), vec!["a".to_string(), "b".into()]);
+    assert!(s.state.upstreams.first().refresh_models().await);
+    assert_eq!(
+        s.state.upstreams.first().models().unwrap_or_default(),
+        vec!["a".to_string(), "b".into()]
+    );
     // Requests route from the cached list without asking the node.
     let (_, _, body) = post(&s.app, "/v1/complete", COMPLETE).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert!(
-        ["a", "b"].contains(&v["model_used"].as_str().unwrap()),
-        "{v}"
-    );
+    assert_eq!(v["model_used"], "b", "{v}");
 
     let gone = build_state(config("http://127.0.0.1:9", &[])).unwrap();
-    assert!(!gone.node.refresh_models(&gone.upstream).await);
-    assert!(gone.node.models().is_empty());
+    assert!(!gone.upstreams.first().refresh_models().await);
+    assert!(
+        gone.upstreams
+            .first()
+            .models()
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_model_served_nowhere_is_a_404_naming_what_each_upstream_serves() {
+    // No fallback model: the route for Python (qwen_7b) is served nowhere.
+    let s = stack(&[("CEREBRUM_FALLBACK_MODEL", "")]).await;
+    let body = json!({"prompt": "x", "language": "python", "max_tokens": 4}).to_string();
+    let (status, headers, bytes) = post(&s.app, "/v1/complete", &body).await;
+    assert_eq!(status, 404);
+    let e = error_of("/v1/complete", status, &headers, &bytes);
+    assert_eq!(e.code, ErrorCode::ModelNotFound);
+    assert!(
+        e.message.starts_with("model 'qwen_7b' (the route for python) is not served by any upstream: vps (http://127.0.0.1:")
+            && e.message.contains(") serves fake-model.")
+            && e.message.contains("CEREBRUM_FALLBACK_MODEL"),
+        "{}",
+        e.message
+    );
+    assert_eq!(s.fake.generations(), 0, "nothing was sent");
 }
 
 #[tokio::test]
@@ -646,7 +676,14 @@ async fn a_request_before_the_model_list_is_read_routes_to_a_served_model() {
     // The node came up after the orchestrator: nothing cached yet.
     let fake = FakeUpstream::start().await;
     let state = build_state(config(&fake.url, &[])).unwrap();
-    assert!(state.node.models().is_empty());
+    assert!(
+        state
+            .upstreams
+            .first()
+            .models()
+            .unwrap_or_default()
+            .is_empty()
+    );
     let app = router(state.clone());
     // Language routing alone would pick qwen_7b, which this node does not serve.
     let (status, _, body) = post(
@@ -657,5 +694,8 @@ async fn a_request_before_the_model_list_is_read_routes_to_a_served_model() {
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(fake.bodies()[0]["model"], "fake-model");
-    assert_eq!(state.node.models(), ["fake-model"]);
+    assert_eq!(
+        state.upstreams.first().models().unwrap_or_default(),
+        ["fake-model"]
+    );
 }

@@ -27,12 +27,19 @@ struct Stack {
 /// A router in front of a fake node whose health and model list are already read.
 async fn stack() -> Stack {
     let fake = FakeUpstream::start().await;
-    let env: BTreeMap<String, String> = [("VPS_ENDPOINT".to_string(), fake.url.clone())].into();
+    let env: BTreeMap<String, String> = [
+        ("VPS_ENDPOINT".to_string(), fake.url.clone()),
+        (
+            "CEREBRUM_FALLBACK_MODEL".to_string(),
+            "fake-model".to_string(),
+        ),
+    ]
+    .into();
     let config =
         OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap();
     let state = build_state(config).unwrap();
-    state.node.refresh_health(&state.upstream).await;
-    assert!(state.node.refresh_models(&state.upstream).await);
+    state.upstreams.first().refresh_health().await;
+    assert!(state.upstreams.first().refresh_models().await);
     Stack {
         app: router(state),
         fake,

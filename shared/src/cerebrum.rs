@@ -495,6 +495,78 @@ pub struct OrchestratorHealth {
     pub uptime_text: String,
     /// The Pi's CPU busy %.
     pub cpu_percent: f32,
+    /// Every configured upstream (the `vps_*` and `breaker*` keys above sum
+    /// them up: the first that is ready, else the first configured).
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamHealth>,
+}
+
+/// What kind of server an upstream is, which decides how its health is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamKind {
+    /// Decided by what it answers: a Cerebrum node's `/health` when it has
+    /// one, else as `openai`.
+    #[default]
+    Auto,
+    /// A `cerebrum-node`: its `/health` says whether it would admit work.
+    CerebrumNode,
+    /// Any OpenAI-compatible server (llama-server, vLLM, Ollama, a hosted
+    /// API): ready when `GET /v1/models` answers 200 with the key.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl UpstreamKind {
+    /// The wire name (`auto`, `cerebrum-node`, `openai`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Auto => "auto",
+            UpstreamKind::CerebrumNode => "cerebrum-node",
+            UpstreamKind::OpenAi => "openai",
+        }
+    }
+}
+
+/// One upstream in the orchestrator's `/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpstreamHealth {
+    /// Its configured name.
+    pub name: String,
+    /// Its base URL.
+    pub endpoint: String,
+    /// How its health is read (for `auto`, what it turned out to be once known).
+    pub kind: UpstreamKind,
+    /// Whether it only takes requests no primary could (`fallback = true`).
+    pub fallback: bool,
+    /// Whether it could take a request now: reachable, available, breaker not
+    /// open, key accepted.
+    pub ready: bool,
+    /// Its own status word (`healthy`, `ok`, `overloaded`), or `unreachable`, or
+    /// `unknown` before the first reading.
+    pub status: String,
+    /// Whether it answered its last health check.
+    pub connected: bool,
+    /// Whether it would admit a request now, by its own account.
+    pub available: bool,
+    /// Its circuit breaker.
+    pub breaker: BreakerState,
+    /// Seconds until its breaker lets a trial call through (0 unless open).
+    pub breaker_retry_after_seconds: u64,
+    /// Whether it accepts this orchestrator's key and address.
+    pub auth: VpsAuth,
+    /// When `auth` is `refused`: what it said and what to fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_problem: Option<String>,
+    /// The models it serves (configured, else as its `/v1/models` last said;
+    /// empty while unknown).
+    pub models: Vec<String>,
+    /// Generations of this orchestrator in flight to it now.
+    pub in_flight: u64,
+    /// Generations it runs at once (configured `slots`).
+    pub slots: u64,
 }
 
 /// The orchestrator's circuit breaker, as `/health` reports it.

@@ -1,12 +1,16 @@
 //! Test harness shared by the workspace's tests and benches: real `cerebrum-node`
 //! and `cerebrum serve` processes on loopback ports, with the real SmolLM2 model
-//! fetched (once, cached) by the project's own `scripts/fetch-model`; and
+//! fetched (once, cached) by the project's own `scripts/fetch-model`;
+//! [`engines`], third-party engines (llama.cpp's `llama-server`) on loopback; and
 //! [`openapi`], which holds a tier's answers and router against its OpenAPI document.
 
+pub mod engines;
 pub mod openapi;
 
 pub mod fake;
 pub mod router;
+
+pub use engines::{LlamaServer, llama_server_path};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,8 @@ use std::time::{Duration, Instant};
 pub const KEY: &str = "test-key-0123456789abcdef";
 /// The name SmolLM2 is served as.
 pub const SMOLLM: &str = "smollm2";
+/// The name gemma-3-270m ([`gemma3_path`]) is served as.
+pub const GEMMA3: &str = "gemma3";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -80,45 +86,84 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
-/// The SmolLM2 GGUF, fetched (once, cached) by the project's own script.
-pub fn smollm2_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = workspace_root().join("scripts/fetch-model");
-        let out = Command::new(script)
-            .arg("smollm2")
+/// Runs `scripts/SCRIPT ARGS` once per process (its log on stderr) and returns
+/// the last line it prints on stdout, a path; panics naming the script when it
+/// fails.
+fn script_path(cell: &'static OnceLock<PathBuf>, script: &str, args: &[&str]) -> PathBuf {
+    cell.get_or_init(|| {
+        let out = Command::new(workspace_root().join("scripts").join(script))
+            .args(args)
             .stderr(Stdio::inherit())
             .output()
-            .expect("run scripts/fetch-model");
-        assert!(out.status.success(), "scripts/fetch-model failed");
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+            .unwrap_or_else(|e| panic!("cannot run scripts/{script}: {e}"));
         assert!(
-            path.is_file(),
-            "fetch-model printed {path:?}, which is not a file"
+            out.status.success(),
+            "scripts/{script} {} failed ({}); its log is above",
+            args.join(" "),
+            out.status
         );
-        path
+        let printed = String::from_utf8(out.stdout).expect("script output is UTF-8");
+        PathBuf::from(printed.lines().last().unwrap_or_default().trim())
     })
     .clone()
 }
 
-/// A directory of models for one node: `smollm2.gguf` (a link to the real file) plus extras.
+/// A model file, fetched (once, cached) by `scripts/fetch-model NAME`.
+fn fetched_model(cell: &'static OnceLock<PathBuf>, name: &str) -> PathBuf {
+    let path = script_path(cell, "fetch-model", &[name]);
+    assert!(
+        path.is_file(),
+        "fetch-model {name} printed {path:?}, which is not a file"
+    );
+    path
+}
+
+/// The SmolLM2 GGUF (SmolLM2-135M-Instruct Q4_1, 98 MB), fetched (once, cached)
+/// by the project's own script.
+pub fn smollm2_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    fetched_model(&PATH, "smollm2")
+}
+
+/// The gemma-3-270m GGUF (Q4_K_M, 253 MB), fetched (once, cached) by
+/// `scripts/fetch-model gemma3`; served as [`GEMMA3`].
+pub fn gemma3_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    fetched_model(&PATH, "gemma3")
+}
+
+/// A directory of models for one node: `smollm2.gguf` (a link to the real file)
+/// plus extras ([`ModelDir::new`]), or only what is linked in ([`ModelDir::empty`]).
 pub struct ModelDir {
     pub dir: PathBuf,
 }
 
 impl ModelDir {
+    /// A directory serving SmolLM2 as [`SMOLLM`].
     pub fn new(tag: &str) -> Self {
+        let models = Self::empty(tag);
+        models.link(SMOLLM, &smollm2_path());
+        models
+    }
+
+    /// A directory with no model in it (a node over it serves what is
+    /// [`ModelDir::link`]ed in; give it `CEREBRUM_DEFAULT_MODEL` then).
+    pub fn empty(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("cerebrum-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(smollm2_path(), dir.join(format!("{SMOLLM}.gguf"))).unwrap();
         Self { dir }
     }
 
-    /// Adds another name for the same model file.
-    pub fn alias(&self, name: &str) -> &Self {
-        std::os::unix::fs::symlink(smollm2_path(), self.dir.join(format!("{name}.gguf"))).unwrap();
+    /// Serves the GGUF at `path` as model `name` (`NAME.gguf`, a link).
+    pub fn link(&self, name: &str, path: &Path) -> &Self {
+        std::os::unix::fs::symlink(path, self.dir.join(format!("{name}.gguf"))).unwrap();
         self
+    }
+
+    /// Adds another name for SmolLM2.
+    pub fn alias(&self, name: &str) -> &Self {
+        self.link(name, &smollm2_path())
     }
 
     /// Writes a file into the directory.
@@ -280,22 +325,46 @@ pub struct Orchestrator {
     pub port: u16,
     /// Where its stderr goes, when not to the test's ([`Orchestrator::start_logged`]).
     log: Option<PathBuf>,
+    /// Its config file ([`Orchestrator::start_with_config`]), removed on drop.
+    config: Option<PathBuf>,
+}
+
+/// Where `cerebrum serve` finds its upstream.
+enum Upstreams<'a> {
+    /// The one-upstream shorthand: `--vps-endpoint URL` and `VPS_API_KEY` = [`KEY`].
+    Shorthand(&'a str),
+    /// `--config FILE`: whatever the file says.
+    Config(&'a Path),
 }
 
 impl Orchestrator {
     /// Starts an orchestrator in front of `node_url` with extra environment.
     pub fn start(node_url: &str, env: &[(&str, &str)]) -> Orchestrator {
-        Self::spawn(node_url, env, false)
+        Self::spawn(Upstreams::Shorthand(node_url), env, false)
     }
 
     /// As [`Orchestrator::start`], with its log in a file of its own (read by
     /// [`Orchestrator::log`], shown when a test panics, removed on drop) rather
     /// than on the test's stderr.
     pub fn start_logged(node_url: &str, env: &[(&str, &str)]) -> Orchestrator {
-        Self::spawn(node_url, env, true)
+        Self::spawn(Upstreams::Shorthand(node_url), env, true)
     }
 
-    fn spawn(node_url: &str, env: &[(&str, &str)], logged: bool) -> Orchestrator {
+    /// Starts `cerebrum serve --config FILE` with `toml` as the file (its
+    /// upstreams and keys come from there: no `--vps-endpoint`, no `VPS_API_KEY`)
+    /// and extra environment; logged as by [`Orchestrator::start_logged`].
+    pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Orchestrator {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "cerebrum-test-orchestrator-{}-{n}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, toml).expect("write orchestrator config");
+        Self::spawn(Upstreams::Config(&path), env, true)
+    }
+
+    fn spawn(upstreams: Upstreams, env: &[(&str, &str)], logged: bool) -> Orchestrator {
         let port = free_port();
         let log = logged.then(|| {
             std::env::temp_dir().join(format!(
@@ -310,32 +379,50 @@ impl Orchestrator {
             None => Stdio::inherit(),
         };
         let mut cmd = Command::new(workspace_binary("cerebrum", "cerebrum"));
-        cmd.args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--vps-endpoint",
-            node_url,
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("VPS_API_KEY", KEY)
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let config = match upstreams {
+            Upstreams::Shorthand(url) => {
+                cmd.args(["--vps-endpoint", url])
+                    .env("VPS_API_KEY", KEY)
+                    // The routing table's names (qwen_7b…) are not served here: SmolLM2 stands in.
+                    .env("CEREBRUM_FALLBACK_MODEL", SMOLLM);
+                None
+            }
+            Upstreams::Config(file) => {
+                cmd.arg("--config").arg(file);
+                Some(file.to_path_buf())
+            }
+        };
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn cerebrum serve");
-        wait_listening(port, "orchestrator");
-        Orchestrator {
+        let mut child = cmd.spawn().expect("spawn cerebrum serve");
+        let mut exited = None;
+        let listening = poll(Duration::from_secs(30), Duration::from_millis(50), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let orch = Orchestrator {
             child,
             url: format!("http://127.0.0.1:{port}"),
             port,
             log,
+            config,
+        };
+        // Its log is shown as the panic unwinds (`Drop`), or is already on stderr.
+        if let Some(status) = exited {
+            panic!("cerebrum serve exited ({status}) before listening");
         }
+        assert!(listening, "orchestrator did not start listening on {port}");
+        orch
     }
 
     /// What it has logged so far (empty unless started by [`Orchestrator::start_logged`]).
@@ -358,6 +445,9 @@ impl Drop for Orchestrator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.config {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(path) = &self.log {
             if std::thread::panicking() {
                 eprintln!(
@@ -473,13 +563,24 @@ pub async fn metrics(node: &impl Server) -> String {
         .unwrap()
 }
 
-/// Reads one value from the Prometheus text.
+/// Reads one value from the Prometheus text: the series without labels, else
+/// the sum of its labelled series (the orchestrator's per-upstream ones).
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
+    let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    if let Some(v) = text
+        .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
+        .and_then(value)
+    {
+        return v;
+    }
+    let labelled: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(value)
+        .collect();
+    assert!(!labelled.is_empty(), "metric {name} not found in:\n{text}");
+    labelled.iter().sum()
 }
 
 /// Streams an SSE endpoint and returns every `data:` payload.

@@ -10,8 +10,9 @@ use std::time::Instant;
 use cerebrum_shared::error::{ApiError, ErrorCode};
 
 use crate::prompt::{PromptInput, PromptPlan, prepare};
-use crate::routing::RouteDecision;
+use crate::routing::{RouteDecision, Served};
 use crate::state::{AppState, Metrics};
+use crate::upstream::choose::NoUpstream;
 use crate::upstream::{Piece, TokenStream, UpstreamError};
 
 pub use cerebrum_service::http::{ApiJson, HttpError, request_id};
@@ -63,7 +64,10 @@ pub fn prepare_logged(state: &AppState, input: &PromptInput<'_>, request_id: &st
     plan
 }
 
-/// Picks the model (served-model list from the node, cached).
+/// Picks the model from the upstreams' model lists (cached), and checks that
+/// some upstream can take it now: a model served nowhere is 404 naming where it
+/// was looked for; one whose every upstream's breaker is open is 503 at once
+/// (no lookup against a dead node).
 pub async fn route(
     state: &AppState,
     explicit: Option<&str>,
@@ -71,44 +75,118 @@ pub async fn route(
     text: &str,
     request_id: &str,
 ) -> Result<RouteDecision, ApiError> {
-    // An open breaker answers at once: no model-list lookup against a dead node.
-    if state.upstream.breaker.state() == crate::upstream::BreakerState::Open {
-        let retry_after = state.upstream.breaker.retry_after_secs();
-        return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
-    }
-    let mut served = state.node.models();
-    if served.is_empty() {
-        // Not read yet (the node came up after us): ask now rather than route
-        // blind to a model it may not serve.
-        state.node.refresh_models(&state.upstream).await;
-        served = state.node.models();
+    let upstreams = &state.upstreams;
+    let (mut models, mut incomplete) = upstreams.served();
+    if incomplete {
+        // Not read yet (an upstream came up after us): ask now rather than
+        // route blind to a model it may not serve.
+        upstreams.refresh_unknown_models().await;
+        (models, incomplete) = upstreams.served();
     }
     let decision = state
         .config
         .routing
-        .decide(explicit, language, text, &served)
-        .map_err(|e| ApiError::new(ErrorCode::ModelNotFound, e.to_string()))?;
+        .decide(
+            explicit,
+            language,
+            text,
+            Served {
+                models: &models,
+                incomplete,
+            },
+            state.config.fallback_model.as_deref(),
+        )
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::ModelNotFound,
+                format!(
+                    "{e}: {}. Name a served model, map the language to one with \
+                     CEREBRUM_ROUTES, or set CEREBRUM_FALLBACK_MODEL",
+                    upstreams.describe()
+                ),
+            )
+        })?;
+    if let Err(NoUpstream::AllOpen { retry_after }) = upstreams.likely(&decision.model) {
+        return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
+    }
     tracing::info!(request_id, model = %decision.model, language = ?decision.language,
         reason = ?decision.reason, "routed");
     Ok(decision)
 }
 
-/// Opens the upstream stream, mapping failures to the client's error.
+/// Opens a stream for the generation `body` (its `model` decides where it can
+/// go): tries the upstreams of [`Upstreams::plan`](crate::upstream::Upstreams::plan)
+/// in order, moving on after a failure before the first byte (see
+/// [`UpstreamError::moves_on`]). All failed: the last real failure, or, when
+/// every breaker refused, `breaker_open` with the soonest retry.
 pub async fn open(
     state: &AppState,
     path: &str,
     body: serde_json::Value,
     request_id: &str,
 ) -> Result<TokenStream, ApiError> {
-    state.upstream.open_stream(path, body, request_id).await.map_err(|e| {
-        if let UpstreamError::Auth(_) = e {
-            // Logged loudly once per change by the upstream, not per request.
-            tracing::debug!(request_id, error = %e, "upstream refused the orchestrator");
-        } else {
-            tracing::warn!(request_id, error = %e, "upstream refused or failed before the first token");
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let several = state.upstreams.all().len() > 1;
+    let plan = state.upstreams.plan(&model).map_err(|e| match e {
+        NoUpstream::AllOpen { retry_after } => {
+            UpstreamError::BreakerOpen { retry_after }.to_api_error()
         }
-        e.to_api_error()
-    })
+        NoUpstream::NotServed => ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!(
+                "model '{model}' is not served by any upstream: {}",
+                state.upstreams.describe()
+            ),
+        ),
+    })?;
+    let mut refused: Option<u64> = None;
+    let mut failed: Option<(String, UpstreamError)> = None;
+    for (i, upstream) in plan.iter().enumerate() {
+        match upstream.open_stream(path, body.clone(), request_id).await {
+            Ok(stream) => {
+                if i > 0 || upstream.config().fallback {
+                    tracing::info!(
+                        request_id,
+                        upstream = upstream.name(),
+                        model,
+                        tried = i + 1,
+                        fallback = upstream.config().fallback,
+                        "answered by another upstream"
+                    );
+                }
+                return Ok(stream);
+            }
+            Err(UpstreamError::BreakerOpen { retry_after }) => {
+                refused = Some(refused.map_or(retry_after, |r| r.min(retry_after)));
+            }
+            Err(e) => {
+                if let UpstreamError::Auth(_) = e {
+                    // Logged loudly once per change by the upstream, not per request.
+                    tracing::debug!(request_id, upstream = upstream.name(), error = %e,
+                        "upstream refused the orchestrator");
+                } else {
+                    tracing::warn!(request_id, upstream = upstream.name(), error = %e,
+                        "upstream refused or failed before the first token");
+                }
+                let moves_on = e.moves_on();
+                failed = Some((upstream.name().to_string(), e));
+                if !moves_on {
+                    break;
+                }
+            }
+        }
+    }
+    match (failed, refused) {
+        (Some((name, e)), _) => {
+            let mut error = e.to_api_error();
+            if several {
+                error.message = format!("upstream '{name}': {}", error.message);
+            }
+            Err(error)
+        }
+        (None, Some(retry_after)) => Err(UpstreamError::BreakerOpen { retry_after }.to_api_error()),
+        (None, None) => unreachable!("a plan is never empty"),
+    }
 }
 
 /// A whole answer, for non-streamed requests.
@@ -232,8 +310,17 @@ pub async fn fit_request(
     request_id: &str,
 ) -> Result<(u32, Option<cerebrum_shared::cerebrum::FitReport>), ApiError> {
     use crate::fit::{Fitting, Step, next};
+    // Counted where it will most likely go; only a Cerebrum node counts tokens.
+    let Some(upstream) = state
+        .upstreams
+        .likely(model)
+        .ok()
+        .filter(|u| u.can_count_tokens())
+    else {
+        return Ok((max_tokens, None));
+    };
     // Most requests are far below the context: no round trip for them.
-    if let Some(context) = state.node.context_length(model)
+    if let Some(context) = upstream.context_length(model)
         && sendable.token_bound() + u64::from(max_tokens) <= context
     {
         return Ok((max_tokens, None));
@@ -242,8 +329,7 @@ pub async fn fit_request(
     let mut dropped = 0u32;
     let mut newest_index = newest.as_ref().map(|n| n.index);
     loop {
-        let counted = state
-            .upstream
+        let counted = upstream
             .post_json(
                 "/tokenize",
                 &sendable.tokenize_body(model),

@@ -2,130 +2,193 @@
 
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready, VpsAuth};
+use cerebrum_shared::cerebrum::{OrchestratorHealth, Ready, UpstreamHealth, VpsAuth};
 use cerebrum_shared::error::{ApiError, Dialect, ErrorCode};
 use cerebrum_shared::prepare::{PrepareRequest, PreparedPrompt};
 use serde_json::{Value, json};
 
 use super::{ApiJson, HttpError, check_prompt_size, request_id};
 use crate::prompt::{PromptInput, prepare};
-use crate::state::{AppState, NodeStatus};
-use crate::upstream::BreakerState;
+use crate::state::AppState;
+use crate::upstream::{BreakerState, NodeStatus, Upstream};
 
 fn uptime_text(secs: u64) -> String {
     format!("{}h {}m", secs / 3600, (secs % 3600) / 60)
 }
 
-/// The node's state as `/health` reports it: (status text, reachable, available).
-/// Read from the background refresher's last reading: never waits on the node.
-fn node_view(state: &AppState) -> (String, bool, bool) {
-    match state.node.health() {
-        Some(NodeStatus::Up { status, available }) => (status, true, available),
-        Some(NodeStatus::Unreachable(_)) => ("unreachable".into(), false, false),
-        None => ("unknown".into(), false, false),
-    }
-}
-
-/// `GET /health`: always 200, with the original's body; `status` is `degraded`
-/// when a request could not be served now.
+/// `GET /health`: always 200, with the original's body. The `vps_*` and
+/// `breaker*` keys describe the first ready upstream (else the first
+/// configured), `upstreams` each one; `status` is `degraded` unless every
+/// primary upstream could take a request now. Read from the background
+/// probes' last readings: never waits on an upstream.
 pub async fn health(State(state): State<AppState>) -> Json<OrchestratorHealth> {
-    let (vps_status, connected, available) = node_view(&state);
-    let breaker = state.upstream.breaker.state();
-    let (vps_auth, vps_auth_problem) = state.upstream.auth();
-    let ready =
-        connected && available && breaker != BreakerState::Open && vps_auth != VpsAuth::Refused;
+    let upstreams: Vec<UpstreamHealth> = state.upstreams.all().iter().map(|u| u.report()).collect();
+    let every_primary_ready = upstreams.iter().filter(|u| !u.fallback).all(|u| u.ready);
+    let summary = upstreams
+        .iter()
+        .find(|u| u.ready)
+        .unwrap_or(&upstreams[0])
+        .clone();
     let up = state.started.elapsed().as_secs();
     Json(OrchestratorHealth {
-        status: if ready { "healthy" } else { "degraded" }.into(),
+        status: if every_primary_ready {
+            "healthy"
+        } else {
+            "degraded"
+        }
+        .into(),
         cm4_status: "healthy".into(),
-        vps_status,
-        vps_available: available,
-        vps_connected: connected,
+        vps_status: summary.status,
+        vps_available: summary.available,
+        vps_connected: summary.connected,
         active_count: state.active() as u64,
         queue_count: 0,
         max_in_flight: state.config.max_in_flight as u64,
-        breaker,
-        breaker_retry_after_seconds: state.upstream.breaker.retry_after_secs(),
-        vps_auth,
-        vps_auth_problem,
+        breaker: summary.breaker,
+        breaker_retry_after_seconds: summary.breaker_retry_after_seconds,
+        vps_auth: summary.auth,
+        vps_auth_problem: summary.auth_problem,
         uptime_seconds: up,
         uptime_text: uptime_text(up),
         cpu_percent: state.cpu.percent(),
+        upstreams,
     })
 }
 
-/// `GET /health/ready`: 200 when a request could be served now, else 503
-/// (`upstream_auth` when the node refuses the orchestrator's key or address).
+/// `GET /health/ready`: 200 when some upstream could take a request now, else
+/// 503 with why the first configured one cannot (`upstream_auth` when it
+/// refuses the orchestrator's key or address), naming the others' states when
+/// there are several.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let breaker = state.upstream.breaker.state();
-    if breaker == BreakerState::Open {
-        let retry = state.upstream.breaker.retry_after_secs().max(1);
-        return HttpError(
-            ApiError::unavailable(ErrorCode::BreakerOpen, "circuit breaker open", retry),
-            Dialect::Cerebrum,
-        )
-        .into_response();
+    let all = state.upstreams.all();
+    if all.iter().any(|u| u.is_ready()) {
+        return Json(Ready { ready: true }).into_response();
     }
-    let (status, connected, available) = node_view(&state);
-    if !connected {
-        return HttpError(
-            ApiError::unavailable(
-                ErrorCode::VpsUnavailable,
-                format!("cannot reach {}", state.upstream.endpoint()),
-                5,
-            ),
-            Dialect::Cerebrum,
-        )
-        .into_response();
+    let mut error = not_ready(&all[0]);
+    if all.len() > 1 {
+        let states: Vec<String> = all
+            .iter()
+            .map(|u| {
+                let r = u.report();
+                format!("{} {} (breaker {})", r.name, r.status, r.breaker.as_str())
+            })
+            .collect();
+        error.message = format!(
+            "no upstream is ready: {}; first: {}",
+            states.join(", "),
+            error.message
+        );
     }
-    if let (VpsAuth::Refused, problem) = state.upstream.auth() {
-        let refused = crate::upstream::auth::to_api_error(problem.as_deref().unwrap_or_default());
-        return HttpError(
-            ApiError {
-                status: 503,
-                ..refused
-            },
-            Dialect::Cerebrum,
-        )
-        .into_response();
-    }
-    if !available {
-        return HttpError(
-            ApiError::unavailable(ErrorCode::VpsOverloaded, format!("node is {status}"), 5),
-            Dialect::Cerebrum,
-        )
-        .into_response();
-    }
-    Json(Ready { ready: true }).into_response()
+    HttpError(error, Dialect::Cerebrum).into_response()
 }
 
-/// `GET /v1/models`: the node's list (OpenAI and Cerebrum keys), passed through.
+/// Why `upstream` cannot take a request now (it is not ready).
+fn not_ready(upstream: &Upstream) -> ApiError {
+    if upstream.breaker.state() == BreakerState::Open {
+        let retry = upstream.breaker.retry_after_secs().max(1);
+        return ApiError::unavailable(ErrorCode::BreakerOpen, "circuit breaker open", retry);
+    }
+    match upstream.health() {
+        None | Some(NodeStatus::Unreachable(_)) => ApiError::unavailable(
+            ErrorCode::VpsUnavailable,
+            format!("cannot reach {}", upstream.endpoint()),
+            5,
+        ),
+        Some(NodeStatus::Up { status, .. }) => {
+            if let (VpsAuth::Refused, problem) = upstream.auth() {
+                let refused =
+                    crate::upstream::auth::to_api_error(problem.as_deref().unwrap_or_default());
+                return ApiError {
+                    status: 503,
+                    ..refused
+                };
+            }
+            ApiError::unavailable(ErrorCode::VpsOverloaded, format!("node is {status}"), 5)
+        }
+    }
+}
+
+/// `GET /v1/models`: with one upstream its list as it is (OpenAI and Cerebrum
+/// keys); with several, their lists merged (cards by `id`, names without
+/// repeats, counts added), from those that answered.
 pub async fn models(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, HttpError> {
-    state
-        .upstream
-        .get_json("/v1/models", &request_id(&headers), Duration::from_secs(5))
-        .await
-        .map(Json)
-        .map_err(|e| HttpError(e.to_api_error(), Dialect::OpenAi))
+    let rid = request_id(&headers);
+    let ask = |u: &Arc<Upstream>| {
+        let u = u.clone();
+        let rid = rid.clone();
+        async move { u.get_json("/v1/models", &rid, Duration::from_secs(5)).await }
+    };
+    let answers = futures::future::join_all(state.upstreams.all().iter().map(ask)).await;
+    let mut merged: Option<Value> = None;
+    let mut first_error = None;
+    for answer in answers {
+        match answer {
+            Ok(list) => match merged.as_mut() {
+                None => merged = Some(list),
+                Some(into) => merge_models(into, list),
+            },
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (merged, first_error) {
+        (Some(list), _) => Ok(Json(list)),
+        (None, Some(e)) => Err(HttpError(e.to_api_error(), Dialect::OpenAi)),
+        (None, None) => unreachable!("there is always an upstream"),
+    }
 }
 
-/// `GET|POST /v1/vps/health`: the node's own `/health`.
+/// Adds one upstream's `/v1/models` answer to another's.
+fn merge_models(into: &mut Value, from: Value) {
+    let Value::Object(from) = from else { return };
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Array(items)), Value::Array(more)) => {
+                for item in more {
+                    let id = |v: &Value| v.get("id").cloned().unwrap_or_else(|| v.clone());
+                    if !items.iter().any(|i| id(i) == id(&item)) {
+                        items.push(item);
+                    }
+                }
+            }
+            (Some(Value::Object(counts)), Value::Object(more)) => {
+                for (k, v) in more {
+                    let sum = counts.get(&k).and_then(Value::as_u64).unwrap_or(0)
+                        + v.as_u64().unwrap_or(0);
+                    counts.insert(k, json!(sum));
+                }
+            }
+            (None, value) => {
+                if let Some(map) = into.as_object_mut() {
+                    map.insert(key, value);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `GET|POST /v1/vps/health`: the first configured upstream's own `/health`
+/// (each upstream's state is in `/health`'s `upstreams`).
 pub async fn vps_health(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, HttpError> {
     state
-        .upstream
+        .upstreams
+        .first()
         .get_json("/health", &request_id(&headers), Duration::from_secs(5))
         .await
         .map(Json)
@@ -141,8 +204,8 @@ pub async fn stats(State(state): State<AppState>, request: Request) -> Json<Valu
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
     let trusted = local || !state.config.client_keys.is_empty();
-    let mut vps = state
-        .upstream
+    let first = state.upstreams.first();
+    let mut vps = first
         .get_json(
             "/v1/stats",
             &request_id(request.headers()),
@@ -157,10 +220,16 @@ pub async fn stats(State(state): State<AppState>, request: Request) -> Json<Valu
         "cm4": {
             "uptime_seconds": state.started.elapsed().as_secs(),
             "active_count": state.active(),
-            "breaker": state.upstream.breaker.state().as_str(),
+            "breaker": first.breaker.state().as_str(),
             "prompts_prepared": state.metrics.prepared.load(Ordering::Relaxed),
             "chars_saved": state.metrics.chars_saved.load(Ordering::Relaxed),
-            "vps_client": state.upstream.stats.to_json(),
+            "vps_client": first.stats.to_json(),
+            "upstreams": state.upstreams.all().iter().map(|u| json!({
+                "name": u.name(),
+                "endpoint": u.endpoint(),
+                "breaker": u.breaker.state().as_str(),
+                "client": u.stats.to_json(),
+            })).collect::<Vec<_>>(),
         },
         "vps": vps,
     }))
@@ -202,13 +271,12 @@ pub async fn prepare_dry_run(
     Ok(Json(plan))
 }
 
-/// `GET /metrics` in Prometheus text format.
+/// `GET /metrics` in Prometheus text format: the orchestrator's own series,
+/// then one series per upstream (label `upstream`) for each upstream metric.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
-    let u = &state.upstream.stats;
-    let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    let breaker_open = state.upstream.breaker.state() == BreakerState::Open;
-    let series: [(&str, &str, &str, f64); 19] = [
+    let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let own: [(&str, &str, &str, f64); 9] = [
         (
             "cerebrum_http_requests_total",
             "counter",
@@ -263,73 +331,94 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "Characters removed by preparation.",
             c(&m.chars_saved),
         ),
+    ];
+    type PerUpstream = fn(&Upstream) -> f64;
+    let per_upstream: [(&str, &str, &str, PerUpstream); 12] = [
         (
             "cerebrum_upstream_requests_total",
             "counter",
-            "Generations asked of the node.",
-            c(&u.requests_sent),
+            "Generations asked of the upstream.",
+            |u| count(&u.stats.requests_sent),
         ),
         (
             "cerebrum_upstream_success_total",
             "counter",
             "Generations that ended well.",
-            c(&u.successful),
+            |u| count(&u.stats.successful),
         ),
         (
             "cerebrum_upstream_failures_total",
             "counter",
-            "Generations failed by the node or link.",
-            c(&u.failed),
+            "Generations failed by the upstream or the link.",
+            |u| count(&u.stats.failed),
         ),
         (
             "cerebrum_upstream_refused_total",
             "counter",
-            "Generations the node refused: 4xx, 503, 401/403 or a redirect.",
-            c(&u.refused),
+            "Generations the upstream refused: 4xx, 503, 401/403 or a redirect.",
+            |u| count(&u.stats.refused),
         ),
         (
             "cerebrum_upstream_queued_timeouts_total",
             "counter",
-            "First-token timeouts while the node was busy (not counted against it).",
-            c(&u.queued_timeouts),
+            "First-token timeouts while the upstream was busy (not counted against it).",
+            |u| count(&u.stats.queued_timeouts),
         ),
         (
             "cerebrum_upstream_cancelled_total",
             "counter",
             "Generations whose client went away first.",
-            c(&u.cancelled),
+            |u| count(&u.stats.cancelled),
         ),
         (
             "cerebrum_upstream_auth_refused",
             "gauge",
-            "1 while the node refuses the orchestrator's key or address.",
-            f64::from(u8::from(state.upstream.auth().0 == VpsAuth::Refused)),
+            "1 while the upstream refuses the orchestrator's key or address.",
+            |u| f64::from(u8::from(u.auth().0 == VpsAuth::Refused)),
+        ),
+        (
+            "cerebrum_upstream_ready",
+            "gauge",
+            "1 while the upstream could take a request (reachable, available, breaker not open, key accepted).",
+            |u| f64::from(u8::from(u.is_ready())),
+        ),
+        (
+            "cerebrum_upstream_in_flight",
+            "gauge",
+            "Generations of this orchestrator in flight to the upstream.",
+            |u| u.in_flight() as f64,
         ),
         (
             "cerebrum_tokens_relayed_total",
             "counter",
-            "Tokens relayed to clients.",
-            c(&u.tokens),
+            "Tokens relayed to clients from the upstream.",
+            |u| count(&u.stats.tokens),
         ),
         (
             "cerebrum_breaker_open",
             "gauge",
-            "1 while the circuit breaker is open.",
-            f64::from(u8::from(breaker_open)),
+            "1 while the upstream's circuit breaker is open.",
+            |u| f64::from(u8::from(u.breaker.state() == BreakerState::Open)),
         ),
         (
             "cerebrum_breaker_opens_total",
             "counter",
-            "Times the breaker opened.",
-            state.upstream.breaker.opens() as f64,
+            "Times the upstream's breaker opened.",
+            |u| u.breaker.opens() as f64,
         ),
     ];
-    let mut s = String::with_capacity(2048);
-    for (name, kind, help, value) in series {
+    let mut s = String::with_capacity(4096);
+    for (name, kind, help, value) in own {
         let _ = writeln!(
             s,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
+    }
+    for (name, kind, help, value) in per_upstream {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for u in state.upstreams.all() {
+            let _ = writeln!(s, "{name}{{upstream=\"{}\"}} {}", u.name(), value(u));
+        }
     }
     (
         StatusCode::OK,
@@ -337,6 +426,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         s,
     )
         .into_response()
+}
+
+fn count(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 use std::io::{self, Write};
 
 use cerebrum::client::{Client, ClientError};
-use cerebrum_shared::cerebrum::{BreakerState, NodeHealth, OrchestratorHealth, VpsAuth};
+use cerebrum_shared::cerebrum::{
+    BreakerState, NodeHealth, OrchestratorHealth, UpstreamHealth, VpsAuth,
+};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -67,6 +69,17 @@ impl HealthReport {
             return None;
         }
         let h = &self.orchestrator;
+        if h.upstreams.len() > 1 {
+            let why: Vec<String> = h
+                .upstreams
+                .iter()
+                .filter(|u| !u.ready && !u.fallback)
+                .map(|u| format!("upstream '{}' {}", u.name, not_ready(u)))
+                .collect();
+            if !why.is_empty() {
+                return Some(why.join("; "));
+            }
+        }
         Some(if !h.vps_connected {
             "the orchestrator cannot reach the inference node".to_owned()
         } else if h.vps_auth == VpsAuth::Refused {
@@ -101,14 +114,37 @@ impl HealthReport {
         };
         let mut out = format!("{} {url}: {painted}\n", style.bold("Cerebrum at"));
         let flag = |v: bool, yes: &str, no: &str| if v { yes } else { no }.to_owned();
+        let orchestrator = vec![
+            "orchestrator".to_owned(),
+            format!(
+                "up {}, {} of {} in flight, cpu {:.0}%",
+                h.uptime_text, h.active_count, h.max_in_flight, h.cpu_percent
+            ),
+        ];
+        if h.upstreams.len() > 1 {
+            let mut rows = vec![orchestrator];
+            rows.extend(h.upstreams.iter().map(|u| {
+                vec![
+                    format!(
+                        "{} {}",
+                        if u.fallback { "fallback" } else { "upstream" },
+                        u.name
+                    ),
+                    upstream_line(u),
+                ]
+            }));
+            for line in table(&rows).lines() {
+                out.push_str("  ");
+                out.push_str(line);
+                out.push('\n');
+            }
+            if let Some(problem) = self.problem() {
+                out.push_str(&format!("  {}\n", style.yellow(&problem)));
+            }
+            return out;
+        }
         let mut rows = vec![
-            vec![
-                "orchestrator".to_owned(),
-                format!(
-                    "up {}, {} of {} in flight, cpu {:.0}%",
-                    h.uptime_text, h.active_count, h.max_in_flight, h.cpu_percent
-                ),
-            ],
+            orchestrator,
             vec![
                 "node".to_owned(),
                 format!(
@@ -171,6 +207,44 @@ impl HealthReport {
             out.push_str(&format!("  {}\n", style.yellow(&problem)));
         }
         out
+    }
+}
+
+/// One upstream in a line: state, kind, load, breaker, models.
+fn upstream_line(u: &UpstreamHealth) -> String {
+    let state = if u.ready {
+        "ready".to_owned()
+    } else {
+        format!("not ready: {}", not_ready(u))
+    };
+    let models = if u.models.is_empty() {
+        "models unknown".to_owned()
+    } else {
+        u.models.join(", ")
+    };
+    format!(
+        "{state}; {}, {} of {} in flight, breaker {}; {models}",
+        u.kind.as_str(),
+        u.in_flight,
+        u.slots,
+        u.breaker.as_str()
+    )
+}
+
+/// Why one upstream cannot take a request now.
+fn not_ready(u: &UpstreamHealth) -> String {
+    if !u.connected {
+        format!("{} ({})", u.status, u.endpoint)
+    } else if u.auth == VpsAuth::Refused {
+        u.auth_problem
+            .clone()
+            .unwrap_or_else(|| "it refuses the orchestrator's key".into())
+    } else if u.breaker == BreakerState::Open {
+        format!("breaker open, retry in {} s", u.breaker_retry_after_seconds)
+    } else if !u.available {
+        format!("{}, not accepting work", u.status)
+    } else {
+        u.status.clone()
     }
 }
 
@@ -248,6 +322,7 @@ mod tests {
             uptime_seconds: 60,
             uptime_text: "0h 1m".into(),
             cpu_percent: 3.0,
+            upstreams: Vec::new(),
         }
     }
 
@@ -325,6 +400,45 @@ mod tests {
                 .contains("node auth     refused"),
             "{}",
             refused.render("http://x", Style::plain())
+        );
+        let mut two = health("degraded", true, true, BreakerState::Closed);
+        let upstream = |name: &str, ready: bool| UpstreamHealth {
+            name: name.into(),
+            endpoint: format!("http://{name}:9000"),
+            kind: cerebrum_shared::cerebrum::UpstreamKind::CerebrumNode,
+            fallback: false,
+            ready,
+            status: if ready { "healthy" } else { "unreachable" }.into(),
+            connected: ready,
+            available: ready,
+            breaker: if ready {
+                BreakerState::Closed
+            } else {
+                BreakerState::Open
+            },
+            breaker_retry_after_seconds: if ready { 0 } else { 7 },
+            auth: VpsAuth::Ok,
+            auth_problem: None,
+            models: vec![format!("{name}-model")],
+            in_flight: 1,
+            slots: 4,
+        };
+        two.upstreams = vec![upstream("a", true), upstream("b", false)];
+        let two = report(two);
+        assert_eq!(
+            two.problem().as_deref(),
+            Some("upstream 'b' unreachable (http://b:9000)")
+        );
+        let text = two.render("http://x", Style::plain());
+        assert!(
+            text.contains(
+                "upstream a    ready; cerebrum-node, 1 of 4 in flight, breaker closed; a-model"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("upstream b    not ready: unreachable (http://b:9000); cerebrum-node, 1 of 4 in flight, breaker open; b-model"),
+            "{text}"
         );
         let mut busy = health("degraded", true, false, BreakerState::Closed);
         busy.vps_status = "overloaded".into();

@@ -9,9 +9,11 @@ use std::sync::RwLock;
 use cerebrum_shared::cerebrum::VpsAuth;
 use cerebrum_shared::error::{ApiError, ErrorCode};
 
-/// What the operator must fix, from the node's refusal (its code says which:
-/// a missing or wrong key, or an address not allowed).
-pub fn problem(node: &ApiError, key_set: bool) -> String {
+use crate::config::upstreams::SHORTHAND_NAME;
+
+/// What the operator must fix, from the refusal of the upstream `name` (its
+/// code says which: a missing or wrong key, or an address not allowed).
+pub fn problem(node: &ApiError, key_set: bool, name: &str) -> String {
     let said = if node.message.is_empty() {
         node.code.to_string()
     } else {
@@ -21,6 +23,14 @@ pub fn problem(node: &ApiError, key_set: bool) -> String {
         ErrorCode::PeerNotAllowed => {
             "the node does not allow this orchestrator's address: add it to ALLOWED_CM4_IP \
              on the node (/etc/cerebrum/node.env) and restart cerebrum-node"
+        }
+        _ if name != SHORTHAND_NAME => {
+            return format!(
+                "upstream '{name}' refuses the orchestrator's key: set its key (or key_env) in \
+                 the orchestrator's upstreams to the key that server expects and restart \
+                 cerebrum-orchestrator (it answered {} {said})",
+                node.status
+            );
         }
         _ if !key_set => {
             "the node wants an API key and VPS_API_KEY is empty: set VPS_API_KEY on the Pi \
@@ -95,14 +105,19 @@ mod tests {
             status: 403,
             ..ApiError::new(ErrorCode::PeerNotAllowed, "peer 10.0.0.2 is not allowed")
         };
-        let p = problem(&peer, true);
+        let p = problem(&peer, true, "vps");
         assert!(p.contains("ALLOWED_CM4_IP"), "{p}");
         assert!(p.contains("10.0.0.2") && p.contains("403"), "{p}");
         let wrong = ApiError::new(ErrorCode::InvalidApiKey, "the node's key does not match");
-        let p = problem(&wrong, true);
+        let p = problem(&wrong, true, "vps");
         assert!(p.contains("set VPS_API_KEY") && !p.contains("empty"), "{p}");
         let missing = ApiError::new(ErrorCode::MissingApiKey, "");
-        assert!(problem(&missing, false).contains("VPS_API_KEY is empty"));
+        assert!(problem(&missing, false, "vps").contains("VPS_API_KEY is empty"));
+        let p = problem(&wrong, true, "gpu");
+        assert!(
+            p.starts_with("upstream 'gpu' refuses") && p.contains("key_env"),
+            "{p}"
+        );
         let e = to_api_error("x");
         assert_eq!((e.code, e.status), (ErrorCode::UpstreamAuth, 502));
     }

@@ -1,13 +1,18 @@
-//! The orchestrator's side of the link to the node: one keep-alive client, the
-//! circuit breaker, and the reader of the node's token stream.
+//! The orchestrator's side of the links to its upstreams: per upstream one
+//! keep-alive client, a circuit breaker, counters and the facts the background
+//! probe keeps ([`facts`]); the pool and the choice among them ([`pool`],
+//! [`choose`]); the reader of a token stream ([`relay`]).
 //!
-//! The upstream is any OpenAI-compatible server (our node, llama-server, vLLM,
+//! An upstream is any OpenAI-compatible server (our node, llama-server, vLLM,
 //! Ollama…), so every generation is asked for as an OpenAI stream; the relay
 //! re-emits it in the client's dialect.
 
 pub mod auth;
 pub mod bounded;
 pub mod breaker;
+pub mod choose;
+pub mod facts;
+pub mod pool;
 pub mod relay;
 
 use std::sync::Arc;
@@ -20,9 +25,12 @@ use cerebrum_shared::headers;
 use serde_json::{Value, json};
 
 use crate::config::OrchestratorConfig;
+use crate::config::upstreams::{UpstreamConfig, UpstreamKind};
 use auth::AuthWatch;
 use bounded::{MAX_ERROR_BODY_BYTES, MAX_JSON_BODY_BYTES, read_capped};
 pub use breaker::{Breaker, BreakerState, Outcome};
+pub use facts::NodeStatus;
+pub use pool::Upstreams;
 pub use relay::{Piece, TokenStream};
 
 /// Why the node could not give us what we asked.
@@ -97,6 +105,18 @@ impl UpstreamError {
             | UpstreamError::Protocol(_)
             | UpstreamError::Broken(_) => Outcome::NodeFault,
         })
+    }
+
+    /// Whether the next upstream serving the model should be tried: every
+    /// failure but the request's own (a 4xx other than 401/403/404/408/429)
+    /// and a first-token timeout while the upstream was busy (the request
+    /// itself is slow there, and has waited the whole timeout already).
+    pub fn moves_on(&self) -> bool {
+        match self {
+            UpstreamError::Status(e) => e.status >= 500 || matches!(e.status, 404 | 408 | 429),
+            UpstreamError::FirstToken { busy: true, .. } => false,
+            _ => true,
+        }
     }
 
     /// Whether this counts against the node in the breaker.
@@ -230,11 +250,13 @@ impl Drop for Attempt {
     }
 }
 
-/// The client for the node.
+/// One upstream: its client, breaker, counters and facts.
 pub struct Upstream {
     http: reqwest::Client,
-    endpoint: String,
-    key: String,
+    /// What was configured (name, endpoint, key, kind, models, slots, weight, role).
+    config: UpstreamConfig,
+    /// What the background probe last read.
+    facts: facts::Facts,
     /// The breaker guarding every generation.
     pub breaker: Breaker,
     first_token_timeout: Duration,
@@ -256,8 +278,9 @@ const CONNECT_RETRIES: u32 = 2;
 const OPEN_PATHS: [&str; 1] = ["/health"];
 
 impl Upstream {
-    /// A client with a keep-alive pool to the node.
-    pub fn new(cfg: &OrchestratorConfig) -> Result<Self, String> {
+    /// A client with a keep-alive pool to the upstream `upstream`, with the
+    /// timeouts and breaker policy of `cfg`.
+    pub fn new(cfg: &OrchestratorConfig, upstream: &UpstreamConfig) -> Result<Self, String> {
         let builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             // Below the node's header-read timeout (10 s, which also closes idle
@@ -281,8 +304,8 @@ impl Upstream {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             http,
-            endpoint: cfg.vps_endpoint.clone(),
-            key: cfg.vps_api_key.clone(),
+            config: upstream.clone(),
+            facts: Default::default(),
             breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown),
             first_token_timeout: cfg.first_token_timeout,
             idle_timeout: cfg.idle_timeout,
@@ -293,9 +316,30 @@ impl Upstream {
         })
     }
 
-    /// Where the node is.
+    /// Where it is.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.config.endpoint
+    }
+
+    /// Its configured name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// How it was configured.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Generations of ours in flight to it now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Whether to ask it to count tokens (`/tokenize`): a Cerebrum node, or
+    /// one not known yet (fitting sends the request as it is when it cannot).
+    pub fn can_count_tokens(&self) -> bool {
+        self.kind() != UpstreamKind::OpenAi
     }
 
     /// Whether the node accepts the orchestrator, and when not, what to fix.
@@ -317,10 +361,12 @@ impl Upstream {
     ) -> reqwest::RequestBuilder {
         let mut r = self
             .http
-            .request(method, format!("{}{path}", self.endpoint))
+            .request(method, format!("{}{path}", self.config.endpoint))
             .header(headers::REQUEST_ID, request_id);
-        if !self.key.is_empty() {
-            r = r.header(headers::API_KEY, &self.key).bearer_auth(&self.key);
+        if !self.config.key.is_empty() {
+            r = r
+                .header(headers::API_KEY, &self.config.key)
+                .bearer_auth(&self.config.key);
         }
         r
     }
@@ -386,7 +432,7 @@ impl Upstream {
                 Ok(Err(e)) if e.is_timeout() => return Err(UpstreamError::Timeout(e.to_string())),
                 Ok(Err(e)) => {
                     return Err(UpstreamError::Unreachable {
-                        endpoint: self.endpoint.clone(),
+                        endpoint: self.config.endpoint.clone(),
                         detail: error_chain(&e),
                     });
                 }
@@ -438,7 +484,7 @@ impl Upstream {
             .unwrap_or_default();
         let e = ApiError::from_response(status, &headers, &body);
         if authenticated && matches!(status, 401 | 403) {
-            let problem = auth::problem(&e, !self.key.is_empty());
+            let problem = auth::problem(&e, !self.config.key.is_empty(), &self.config.name);
             self.auth.refused(&problem);
             return Err(UpstreamError::Auth(problem));
         }
@@ -494,7 +540,7 @@ impl Upstream {
                 UpstreamError::Timeout(e.to_string())
             } else {
                 UpstreamError::Unreachable {
-                    endpoint: self.endpoint.clone(),
+                    endpoint: self.config.endpoint.clone(),
                     detail: error_chain(&e),
                 }
             }

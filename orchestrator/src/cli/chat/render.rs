@@ -469,6 +469,7 @@ mod tests {
             uptime_seconds: 1,
             uptime_text: "0h 0m".into(),
             cpu_percent: 0.0,
+            upstreams: Vec::new(),
         };
         let report = HealthReport {
             body: serde_json::Value::Null,

@@ -7,10 +7,15 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use cerebrum_service::settings::{FlagValues, Secret, Settings as _, Sources, at_least, load};
+use cerebrum_service::settings::{
+    FlagValues, Origin, Secret, Settings as _, Sources, at_least, load,
+};
 use cerebrum_shared::limits;
 
 use crate::routing::RoutingTable;
+
+pub mod upstreams;
+use upstreams::{Kind, UpstreamConfig, UpstreamEntries};
 
 pub use cerebrum_service::config::ConfigError;
 pub use cerebrum_service::settings::ConfigFile;
@@ -18,11 +23,18 @@ pub use cerebrum_service::settings::ConfigFile;
 cerebrum_service::settings! {
     /// The orchestrator's settings as read; [`OrchestratorConfig`] is what runs.
     pub struct Settings {
-        /// Base URL of the inference node, or of any OpenAI-compatible server (http or https).
+        /// Base URL of the inference node, or of any OpenAI-compatible server (http or https): the one upstream when `upstreams` is not set.
         vps_endpoint: String = "http://127.0.0.1:9000".into(), env "VPS_ENDPOINT",
             flag "vps-endpoint", check |url: &String| endpoint(url);
         /// The node's API key (its CEREBRUM_API_KEY); empty: none sent.
         vps_api_key: Secret<String> = Secret::default(), env "VPS_API_KEY";
+        /// What VPS_ENDPOINT is: auto (a Cerebrum node's /health when it has one), cerebrum-node, or openai (llama-server, vLLM, Ollama: ready when GET /v1/models answers 200).
+        vps_kind: Kind = Kind::default(), env "VPS_KIND";
+        /// Several upstreams instead of VPS_ENDPOINT: a TOML array of tables ([[upstreams]] in the file, an inline array in the variable) with name, endpoint, key or key_env, kind, models, slots, weight, fallback; see docs/scaling.md.
+        upstreams: UpstreamEntries = UpstreamEntries::default(), env "CEREBRUM_UPSTREAMS",
+            check upstreams::check;
+        /// Model that answers when the requested or routed one is served by no upstream; empty: such a request gets 404 naming the model.
+        fallback_model: String = String::new(), env "CEREBRUM_FALLBACK_MODEL";
         /// Address to bind.
         host: IpAddr = IpAddr::from([0, 0, 0, 0]), env "CEREBRUM_HOST", flag "host";
         /// Port to listen on.
@@ -102,10 +114,10 @@ fn host_names(hosts: &[String]) -> Result<(), String> {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {
-    /// Base URL of the node, without a trailing slash.
-    pub vps_endpoint: String,
-    /// The node's API key (empty: none sent).
-    pub vps_api_key: String,
+    /// Where generations go, in the configured order (never empty).
+    pub upstreams: Vec<UpstreamConfig>,
+    /// The model for requests whose model no upstream serves.
+    pub fallback_model: Option<String>,
     /// Address to bind.
     pub host: IpAddr,
     /// Port.
@@ -147,7 +159,8 @@ pub struct OrchestratorConfig {
 impl OrchestratorConfig {
     /// Reads the file (if any), then the process environment, then flags.
     pub fn load(file: Option<&Path>, flags: &FlagValues) -> Result<Self, ConfigError> {
-        load::<Settings>(file, flags).map(Self::from)
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::build(load::<Settings>(file, flags)?, &env)
     }
 
     /// Merges file < environment < flags and validates. Pure: the environment is passed in.
@@ -156,15 +169,43 @@ impl OrchestratorConfig {
         env: &BTreeMap<String, String>,
         flags: &FlagValues,
     ) -> Result<Self, ConfigError> {
-        Settings::read(&Sources::new(file, env, flags)).map(Self::from)
+        Self::build(Settings::read(&Sources::new(file, env, flags))?, env)
     }
-}
 
-impl From<Settings> for OrchestratorConfig {
-    fn from(s: Settings) -> Self {
-        Self {
-            vps_endpoint: s.vps_endpoint.value.trim_end_matches('/').to_string(),
-            vps_api_key: s.vps_api_key.value.0,
+    /// The settings as they run; `env` holds the upstreams' `key_env` variables.
+    fn build(s: Settings, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let upstreams = if s.upstreams.value.0.is_empty() {
+            vec![UpstreamConfig::shorthand(
+                &s.vps_endpoint.value,
+                &s.vps_api_key.value.0,
+                s.vps_kind.value.0,
+            )]
+        } else {
+            if let Some(origin) = [
+                &s.vps_endpoint.origin,
+                &s.vps_api_key.origin,
+                &s.vps_kind.origin,
+            ]
+            .into_iter()
+            .find(|o| !matches!(o, Origin::Default(_)))
+            {
+                return Err(origin.error(
+                    "upstreams is set too: give each upstream's endpoint and key there, and leave VPS_ENDPOINT, VPS_API_KEY and VPS_KIND unset",
+                ));
+            }
+            s.upstreams
+                .value
+                .0
+                .iter()
+                .map(|u| UpstreamConfig::resolve(u, env))
+                .collect::<Result<_, _>>()
+                .map_err(|e| s.upstreams.origin.error(e))?
+        };
+        let fallback_model =
+            Some(s.fallback_model.value.trim().to_string()).filter(|m| !m.is_empty());
+        Ok(Self {
+            upstreams,
+            fallback_model,
             host: s.host.value,
             port: s.port.value,
             max_in_flight: s.max_in_flight.value,
@@ -183,7 +224,7 @@ impl From<Settings> for OrchestratorConfig {
             rate_limit_burst: s.rate_limit_burst.value.max(1),
             max_prompt_chars: s.max_prompt_chars.value,
             shutdown_grace: s.shutdown_grace_secs.value,
-        }
+        })
     }
 }
 
@@ -191,6 +232,7 @@ impl From<Settings> for OrchestratorConfig {
 mod tests {
     use super::*;
     use cerebrum_service::settings::check_env_example;
+    use upstreams::UpstreamKind;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -213,7 +255,15 @@ mod tests {
     #[test]
     fn defaults_are_the_originals() {
         let c = resolve(None, &[], &[]).unwrap();
-        assert_eq!(c.vps_endpoint, "http://127.0.0.1:9000");
+        assert_eq!(
+            c.upstreams,
+            [UpstreamConfig::shorthand(
+                "http://127.0.0.1:9000",
+                "",
+                Default::default()
+            )]
+        );
+        assert_eq!(c.fallback_model, None);
         assert_eq!(c.host, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(c.port, 7000);
         assert_eq!(c.max_in_flight, 2);
@@ -232,7 +282,7 @@ mod tests {
         assert_eq!(c.body_read_timeout, Duration::from_secs(30));
         assert_eq!(c.stalled_reader_timeout, Duration::from_secs(30));
         assert!(c.allowed_hosts.is_empty());
-        assert!(c.client_keys.is_empty() && c.vps_api_key.is_empty());
+        assert!(c.client_keys.is_empty() && c.upstreams[0].key.is_empty());
         assert_eq!(c.routing.route(Some("rust")), "codellama_7b");
         assert_eq!(c.routing.route(Some("cobol")), "qwen_7b");
     }
@@ -251,12 +301,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.port, 3);
-        assert_eq!(c.vps_endpoint, "http://a:1");
+        assert_eq!(c.upstreams[0].endpoint, "http://a:1");
         assert_eq!(c.routing.route(Some("rust")), "tiny");
         assert_eq!(c.routing.route(Some("python")), "small");
         assert_eq!(c.client_keys, ["k1", "k2"]);
         let c = resolve(Some(file), &[], &[("vps-endpoint", "https://b")]).unwrap();
-        assert_eq!(c.vps_endpoint, "https://b");
+        assert_eq!(c.upstreams[0].endpoint, "https://b");
         assert_eq!(c.routing.route(Some("rust")), "big");
     }
 
@@ -334,12 +384,144 @@ mod tests {
             "{e}"
         );
         let c = resolve(None, &[("VPS_API_KEY", "s3cret-s3cret")], &[]).unwrap();
-        assert_eq!(c.vps_api_key, "s3cret-s3cret");
+        assert_eq!(c.upstreams[0].key, "s3cret-s3cret");
+    }
+
+    #[test]
+    fn several_upstreams_from_the_file_or_the_environment() {
+        let file = r#"
+fallback_model = "smollm2"
+[[upstreams]]
+name = "a"
+endpoint = "http://10.0.0.1:9000/"
+key_env = "A_KEY"
+kind = "cerebrum-node"
+models = ["smollm2"]
+slots = 4
+[[upstreams]]
+name = "gpu"
+endpoint = "https://gpu.example:8080"
+key = "k2"
+kind = "openai"
+weight = 3
+fallback = true
+"#;
+        let c = resolve(Some(file), &[("A_KEY", " ka ")], &[]).unwrap();
+        assert_eq!(c.fallback_model.as_deref(), Some("smollm2"));
+        let a = &c.upstreams[0];
+        assert_eq!(
+            (a.name.as_str(), a.endpoint.as_str(), a.key.as_str(), a.kind),
+            (
+                "a",
+                "http://10.0.0.1:9000",
+                "ka",
+                UpstreamKind::CerebrumNode
+            )
+        );
+        assert_eq!(
+            (a.models.as_deref(), a.slots, a.weight, a.fallback),
+            (Some(&["smollm2".to_string()][..]), 4, 1, false)
+        );
+        let g = &c.upstreams[1];
+        assert_eq!(
+            (
+                g.key.as_str(),
+                g.kind,
+                g.weight,
+                g.slots,
+                g.fallback,
+                g.models.is_none()
+            ),
+            ("k2", UpstreamKind::OpenAi, 3, 1, true, true)
+        );
+        let env = r#"[{name = "x", endpoint = "http://127.0.0.1:1"}, {name = "y", endpoint = "http://127.0.0.1:2", kind = "openai"}]"#;
+        let c = resolve(None, &[("CEREBRUM_UPSTREAMS", env)], &[]).unwrap();
+        let names: Vec<_> = c
+            .upstreams
+            .iter()
+            .map(|u| (u.name.as_str(), u.kind))
+            .collect();
+        assert_eq!(
+            names,
+            [("x", UpstreamKind::Auto), ("y", UpstreamKind::OpenAi)]
+        );
+        let c = resolve(
+            None,
+            &[("VPS_KIND", "openai"), ("VPS_ENDPOINT", "http://l:8080")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.upstreams.len(),
+                c.upstreams[0].name.as_str(),
+                c.upstreams[0].kind
+            ),
+            (1, "vps", UpstreamKind::OpenAi)
+        );
+    }
+
+    #[test]
+    fn bad_upstreams_say_what_is_wrong_without_showing_keys() {
+        let one = |extra: &str| format!(r#"[{{name = "a", endpoint = "http://h:1"{extra}}}]"#);
+        for (text, want) in [
+            ("[1, 2]".to_string(), "invalid type"),
+            ("name = 1".to_string(), "not a TOML array of tables"),
+            (
+                one(r#", key = "sekrit", key_env = "X""#),
+                "give key or key_env, not both",
+            ),
+            (one(", slots = 0"), "weight and slots must be at least 1"),
+            (one(", models = []"), "must list at least one"),
+            (one(r#", kind = "vllm""#), "unknown variant"),
+            (one(r#", colour = "red""#), "unknown field"),
+            (one(", fallback = true"), "every upstream is a fallback"),
+            (
+                r#"[{name = "a b", endpoint = "http://h:1"}]"#.into(),
+                "upstream name 'a b' must be",
+            ),
+            (
+                r#"[{name = "a", endpoint = "ftp://h"}]"#.into(),
+                "upstream 'a': endpoint: scheme 'ftp'",
+            ),
+            (
+                r#"[{name = "a", endpoint = "http://h:1"}, {name = "a", endpoint = "http://h:2"}]"#
+                    .into(),
+                "used twice",
+            ),
+            (
+                one(r#", key_env = "NOPE""#),
+                "key_env names NOPE, which is not set",
+            ),
+        ] {
+            let e = resolve(None, &[("CEREBRUM_UPSTREAMS", &text)], &[]).unwrap_err();
+            assert!(
+                e.starts_with("environment CEREBRUM_UPSTREAMS: "),
+                "{text}: {e}"
+            );
+            assert!(e.contains(want), "{text}: {e}");
+            assert!(!e.contains("sekrit"), "{e}");
+        }
+        let e = resolve(
+            None,
+            &[
+                ("CEREBRUM_UPSTREAMS", &one("")),
+                ("VPS_ENDPOINT", "http://x"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("environment VPS_ENDPOINT='http://x': upstreams is set too"),
+            "{e}"
+        );
+        let e = resolve(None, &[("VPS_KIND", "vllm")], &[]).unwrap_err();
+        assert!(e.contains("'vllm' is not a kind"), "{e}");
     }
 
     #[test]
     fn the_env_example_documents_exactly_the_settings() {
-        check_env_example::<Settings>(include_str!("../../deploy/orchestrator.env.example"))
+        check_env_example::<Settings>(include_str!("../../../deploy/orchestrator.env.example"))
             .unwrap();
     }
 }
