@@ -101,6 +101,10 @@ pub async fn serve_until(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                // A stream's events go out when written: with Nagle's algorithm on, an
+                // event written while the last one is unacknowledged waits for the
+                // client's delayed ACK (40 ms), once per stream that comes fast.
+                let _ = tcp.set_nodelay(true);
                 let conn = connection(tcp, peer, app.clone(), serving, drain_rx.clone());
                 let open = open_rx.clone();
                 tokio::spawn(async move {
