@@ -107,7 +107,7 @@ pub async fn route(
             )
         })?;
     if let Err(NoUpstream::AllOpen { retry_after }) = upstreams.likely(&decision.model) {
-        return Err(UpstreamError::BreakerOpen { retry_after }.to_api_error());
+        return Err(all_open(state, &decision.model, retry_after));
     }
     tracing::info!(request_id, model = %decision.model, language = ?decision.language,
         reason = ?decision.reason, "routed");
@@ -184,9 +184,28 @@ pub async fn open(
             }
             Err(error)
         }
-        (None, Some(retry_after)) => Err(UpstreamError::BreakerOpen { retry_after }.to_api_error()),
+        (None, Some(retry_after)) => Err(all_open(state, &model, retry_after)),
         (None, None) => unreachable!("a plan is never empty"),
     }
+}
+
+/// 503 `breaker_open` for `model`: with several upstreams, naming those that serve it.
+fn all_open(state: &AppState, model: &str, retry_after: u64) -> ApiError {
+    let mut e = UpstreamError::BreakerOpen { retry_after }.to_api_error();
+    if state.upstreams.all().len() > 1 {
+        let serving: Vec<&str> = state
+            .upstreams
+            .all()
+            .iter()
+            .filter(|u| u.serves(model) != crate::upstream::choose::Serves::No)
+            .map(|u| u.name())
+            .collect();
+        e.message = format!(
+            "every upstream serving '{model}' ({}) is failing; calls paused for {retry_after} s",
+            serving.join(", ")
+        );
+    }
+    e
 }
 
 /// A whole answer, for non-streamed requests.
