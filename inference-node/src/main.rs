@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cerebrum_node::config::{NodeConfig, Settings};
-use cerebrum_service::settings::{LOG_LEVEL, SettingFlags};
+use cerebrum_service::settings::SettingFlags;
 use clap::{Parser, Subcommand};
 
 /// Cerebrum inference node: serves GGUF models through llama.cpp with token streaming.
@@ -47,15 +47,7 @@ enum Command {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_LEVEL)
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Logs go to stderr (the journal under systemd); stdout stays for output.
-        .with_writer(std::io::stderr)
-        .init();
+    cerebrum_service::logging::init("info,llama-cpp-2=warn");
 }
 
 fn main() -> ExitCode {

@@ -1,8 +1,15 @@
-//! Prometheus counters for `/metrics`: plain atomics rendered as text, no registry.
+//! The node's `/metrics` (see [`Metrics`]).
 
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cerebrum_service::metrics::RequestMetrics;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 
 /// Why a request was refused, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,59 +46,107 @@ impl Rejection {
     }
 }
 
-/// The node's counters.
-#[derive(Debug, Default)]
+/// The node's series: its own counters, the gauges read at scrape time
+/// ([`LiveGauges`]) and the per-request series both tiers share
+/// ([`RequestMetrics`]), in one `prometheus-client` registry (prefix
+/// `cerebrum_node`, Prometheus text 0.0.4).
+#[derive(Debug)]
 pub struct Metrics {
-    requests: AtomicU64,
-    inference_requests: AtomicU64,
-    rejections: [AtomicU64; 5],
-    loads: AtomicU64,
-    load_failures: AtomicU64,
-    load_seconds_micros: AtomicU64,
-    last_load_seconds: Mutex<f64>,
+    requests: Counter,
+    inference_requests: Counter,
+    rejections: Family<[(&'static str, &'static str); 1], Counter>,
+    loads: Counter,
+    load_failures: Counter,
+    load_seconds: Counter<f64, AtomicU64>,
     retired_tokens: AtomicU64,
-    prompt_tokens_processed: AtomicU64,
-    prompt_tokens_cached: AtomicU64,
+    live: Arc<Live>,
+    registry: Registry,
+    /// The per-request series (observed by the request-line layer).
+    pub per_request: RequestMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Self {
+            requests: Counter::default(),
+            inference_requests: Counter::default(),
+            rejections: Family::default(),
+            loads: Counter::default(),
+            load_failures: Counter::default(),
+            load_seconds: Counter::default(),
+            retired_tokens: AtomicU64::default(),
+            live: Arc::default(),
+            registry: Registry::with_prefix("cerebrum_node"),
+            per_request: RequestMetrics::register(&mut Registry::default(), &[]),
+        };
+        m.registered()
+    }
 }
 
 impl Metrics {
-    /// Counts a started generation's prompt: tokens prefilled and tokens reused from the cache.
-    pub fn prompt(&self, prompt_tokens: u32, cached_tokens: u32) {
-        let processed = prompt_tokens.saturating_sub(cached_tokens);
-        self.prompt_tokens_processed
-            .fetch_add(u64::from(processed), Ordering::Relaxed);
-        self.prompt_tokens_cached
-            .fetch_add(u64::from(cached_tokens), Ordering::Relaxed);
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "http_requests",
+            "HTTP requests received.",
+            self.requests.clone(),
+        );
+        r.register(
+            "inference_requests",
+            "Requests handed to an engine.",
+            self.inference_requests.clone(),
+        );
+        r.register("model_loads", "Successful model loads.", self.loads.clone());
+        r.register(
+            "model_load_failures",
+            "Failed model loads.",
+            self.load_failures.clone(),
+        );
+        r.register_with_unit(
+            "model_load",
+            "Time spent loading models.",
+            Unit::Seconds,
+            self.load_seconds.clone(),
+        );
+        r.register(
+            "rejections",
+            "Requests refused, by reason.",
+            self.rejections.clone(),
+        );
+        for why in Rejection::ALL {
+            // Every reason shows from the start, at 0.
+            let _ = self.rejections.get_or_create(&[("reason", why.label())]);
+        }
+        r.register_collector(Box::new(self.live.clone()));
+        self.per_request = RequestMetrics::register(r, &crate::app::paths::ALL);
+        self
     }
 
     /// Counts one HTTP request.
     pub fn request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.requests.inc();
     }
 
     /// Counts one request that reached an engine.
     pub fn inference(&self) {
-        self.inference_requests.fetch_add(1, Ordering::Relaxed);
+        self.inference_requests.inc();
     }
 
     /// Counts a refusal.
     pub fn reject(&self, why: Rejection) {
-        let i = Rejection::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        self.rejections[i].fetch_add(1, Ordering::Relaxed);
+        self.rejections
+            .get_or_create(&[("reason", why.label())])
+            .inc();
     }
 
     /// Records a model load.
     pub fn record_load(&self, seconds: f64, ok: bool) {
         if ok {
-            self.loads.fetch_add(1, Ordering::Relaxed);
+            self.loads.inc();
         } else {
-            self.load_failures.fetch_add(1, Ordering::Relaxed);
+            self.load_failures.inc();
         }
-        self.load_seconds_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-        if let Ok(mut l) = self.last_load_seconds.lock() {
-            *l = seconds;
-        }
+        self.load_seconds.inc_by(seconds);
     }
 
     /// Keeps an unloaded engine's token count, so the counter never goes down.
@@ -99,94 +154,66 @@ impl Metrics {
         self.retired_tokens.fetch_add(tokens, Ordering::Relaxed);
     }
 
-    /// Prometheus text; `live` adds gauges read from the registry.
-    pub fn render(&self, live: &LiveGauges) -> String {
-        let mut s = String::with_capacity(2048);
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            "cerebrum_node_http_requests_total",
-            "HTTP requests received.",
-            self.requests.load(Ordering::Relaxed),
-        );
-        counter(
-            "cerebrum_node_inference_requests_total",
-            "Requests handed to an engine.",
-            self.inference_requests.load(Ordering::Relaxed),
-        );
-        counter(
-            "cerebrum_node_tokens_generated_total",
-            "Tokens generated.",
-            live.tokens_generated + self.retired_tokens.load(Ordering::Relaxed),
-        );
-        counter(
-            "cerebrum_node_model_loads_total",
-            "Successful model loads.",
-            self.loads.load(Ordering::Relaxed),
-        );
-        counter(
-            "cerebrum_node_model_load_failures_total",
-            "Failed model loads.",
-            self.load_failures.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            s,
-            "# HELP cerebrum_node_model_load_seconds_total Seconds spent loading models.\n# TYPE cerebrum_node_model_load_seconds_total counter\ncerebrum_node_model_load_seconds_total {:.6}",
-            self.load_seconds_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "# HELP cerebrum_node_rejections_total Requests refused, by reason.\n# TYPE cerebrum_node_rejections_total counter"
-        );
-        for (i, r) in Rejection::ALL.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "cerebrum_node_rejections_total{{reason=\"{}\"}} {}",
-                r.label(),
-                self.rejections[i].load(Ordering::Relaxed)
-            );
+    /// Prometheus text, with `live` as the gauges' values.
+    pub fn render(&self, mut live: LiveGauges) -> String {
+        live.tokens_generated += self.retired_tokens.load(Ordering::Relaxed);
+        if let Ok(mut slot) = self.live.0.lock() {
+            *slot = live;
         }
-        let _ = writeln!(
-            s,
-            "# HELP cerebrum_node_prompt_tokens_total Prompt tokens of started generations, by source: prefilled (processed) or reused from the KV cache (cached).\n# TYPE cerebrum_node_prompt_tokens_total counter\ncerebrum_node_prompt_tokens_total{{source=\"processed\"}} {}\ncerebrum_node_prompt_tokens_total{{source=\"cached\"}} {}",
-            self.prompt_tokens_processed.load(Ordering::Relaxed),
-            self.prompt_tokens_cached.load(Ordering::Relaxed)
-        );
-        let mut gauge = |name: &str, help: &str, v: f64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        gauge(
-            "cerebrum_node_active_sequences",
-            "Sequences decoding now.",
-            live.active_sequences as f64,
-        );
-        gauge(
-            "cerebrum_node_queued_requests",
-            "Requests waiting for a sequence slot.",
-            live.queued as f64,
-        );
-        gauge(
-            "cerebrum_node_loaded_models",
-            "Models in memory.",
-            live.loaded_models as f64,
-        );
-        gauge(
-            "cerebrum_node_cpu_other_percent",
-            "CPU busy from other processes.",
-            f64::from(live.cpu_other_percent),
-        );
-        gauge(
-            "cerebrum_node_ram_available_bytes",
-            "Available RAM.",
-            live.ram_available_bytes as f64,
-        );
-        s
+        cerebrum_service::metrics::encode(&self.registry)
+    }
+}
+
+/// The gauges (and the live token count) as the last scrape read them.
+#[derive(Debug, Default)]
+struct Live(Mutex<LiveGauges>);
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let live = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let tokens = ConstCounter::new(live.tokens_generated);
+        tokens.encode(encoder.encode_descriptor(
+            "tokens_generated",
+            "Tokens generated.",
+            None,
+            tokens.metric_type(),
+        )?)?;
+        for (name, help, value) in [
+            (
+                "active_sequences",
+                "Sequences decoding now.",
+                live.active_sequences as f64,
+            ),
+            (
+                "queued_requests",
+                "Requests waiting for a sequence slot.",
+                live.queued as f64,
+            ),
+            (
+                "loaded_models",
+                "Models in memory.",
+                live.loaded_models as f64,
+            ),
+            (
+                "cpu_other_percent",
+                "CPU busy from other processes.",
+                f64::from(live.cpu_other_percent),
+            ),
+            (
+                "ram_available_bytes",
+                "Available RAM.",
+                live.ram_available_bytes as f64,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 
 /// Gauges read at scrape time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LiveGauges {
     /// Sum over engines.
     pub active_sequences: u64,
@@ -212,7 +239,7 @@ mod tests {
         m.reject(Rejection::Cpu);
         m.reject(Rejection::Cpu);
         m.record_load(1.5, true);
-        let text = m.render(&LiveGauges {
+        let text = m.render(LiveGauges {
             active_sequences: 3,
             ..Default::default()
         });
@@ -220,7 +247,15 @@ mod tests {
             text.contains("cerebrum_node_rejections_total{reason=\"cpu\"} 2"),
             "{text}"
         );
-        assert!(text.contains("cerebrum_node_model_loads_total 1"));
-        assert!(text.contains("cerebrum_node_active_sequences 3"));
+        assert!(text.contains("cerebrum_node_model_loads_total 1"), "{text}");
+        assert!(text.contains("cerebrum_node_active_sequences 3"), "{text}");
+        assert!(
+            text.contains("cerebrum_node_rejections_total{reason=\"memory\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cerebrum_node_model_load_seconds_total 1.5"),
+            "{text}"
+        );
     }
 }

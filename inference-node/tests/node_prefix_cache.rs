@@ -72,11 +72,16 @@ async fn greedy_text_with_the_cache_equals_text_without_it() {
         prompt.push_str(&format!("\n\ndef helper_{}(x):\n    return x *", 41 + turn));
     }
     let m = metrics(&node).await;
-    assert!(metric(&m, "cerebrum_node_prompt_tokens_total{source=\"cached\"}") > 1000.0);
     assert!(
         metric(
             &m,
-            "cerebrum_node_prompt_tokens_total{source=\"processed\"}"
+            "cerebrum_node_prompt_tokens_total{model=\"smollm2\",source=\"cached\"}"
+        ) > 1000.0
+    );
+    assert!(
+        metric(
+            &m,
+            "cerebrum_node_prompt_tokens_total{model=\"smollm2\",source=\"processed\"}"
         ) > 1000.0
     );
 }

@@ -29,6 +29,36 @@ pub mod paths {
     pub const COMPLETIONS: &str = "/v1/completions";
     /// All of them: load shed, rate limited and counted by outcome.
     pub const INFERENCE: [&str; 4] = [COMPLETE, COMPLETE_STREAM, CHAT, COMPLETIONS];
+    /// Liveness and what the stack could serve.
+    pub const HEALTH: &str = "/health";
+    /// Readiness (200 or 503).
+    pub const READY: &str = "/health/ready";
+    /// Prometheus.
+    pub const METRICS: &str = "/metrics";
+    /// The models the upstreams serve.
+    pub const MODELS: &str = "/v1/models";
+    /// Counters as JSON.
+    pub const STATS: &str = "/v1/stats";
+    /// The first upstream's own health.
+    pub const VPS_HEALTH: &str = "/v1/vps/health";
+    /// Dry-run preparation.
+    pub const PREPARE: &str = "/v1/prepare";
+    /// Every path of this tier (the `route` label of its metrics; others are `other`).
+    pub const ALL: [&str; 13] = [
+        COMPLETE,
+        COMPLETE_STREAM,
+        CHAT,
+        COMPLETIONS,
+        HEALTH,
+        READY,
+        METRICS,
+        MODELS,
+        STATS,
+        VPS_HEALTH,
+        PREPARE,
+        cerebrum_service::docs::OPENAPI,
+        cerebrum_service::docs::DOCS,
+    ];
 }
 
 /// Builds the orchestrator's HTTP application, allowing this machine's names as `Host`.
@@ -62,13 +92,16 @@ pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
     let counted = state.metrics.clone();
     let body_read_timeout = state.config.body_read_timeout;
     Router::new()
-        .route("/health", get(ops::health))
-        .route("/health/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/models", get(ops::models))
-        .route("/v1/stats", get(ops::stats))
-        .route("/v1/vps/health", get(ops::vps_health).post(ops::vps_health))
-        .route("/v1/prepare", post(ops::prepare_dry_run))
+        .route(paths::HEALTH, get(ops::health))
+        .route(paths::READY, get(ops::ready))
+        .route(paths::METRICS, get(ops::metrics))
+        .route(paths::MODELS, get(ops::models))
+        .route(paths::STATS, get(ops::stats))
+        .route(
+            paths::VPS_HEALTH,
+            get(ops::vps_health).post(ops::vps_health),
+        )
+        .route(paths::PREPARE, post(ops::prepare_dry_run))
         .merge(crate::openapi::routes())
         .merge(inference)
         // Unknown routes and wrong methods answer JSON in the path's dialect, not empty bodies.
@@ -78,8 +111,13 @@ pub fn router_with_hosts(state: AppState, hosts: AllowedHosts) -> Router {
             ServiceBuilder::new()
                 // Correlation: keep the client's X-Request-ID or make a UUID v4 (forwarded to the node).
                 .layer(layers::set_request_id())
-                // Log context and access log: a span with the id, one line per request with status and time.
+                // Log context: a span with the id (and the model and tokens handlers learn).
                 .layer(layers::access_log())
+                // One line per request at its end: status, model, tokens, time to first byte, duration.
+                .layer(from_fn_with_state(
+                    state.requests.clone(),
+                    layers::log_request,
+                ))
                 // Echo the id so clients can quote it.
                 .layer(layers::propagate_request_id())
                 // Count requests for /metrics.

@@ -10,7 +10,8 @@
 //! - [`layers`]: in-flight limit (load shed), rate limit, client keys.
 //! - [`api`]: thin handlers for the Cerebrum and OpenAI APIs and the ops routes.
 //! - [`upstream`]: the node client: keep-alive pool, circuit breaker, stream reader.
-//! - [`state`]: `AppState` and the node facts cache.
+//! - [`state`]: the `AppState` every handler gets.
+//! - [`metrics`]: `/metrics`, one `prometheus-client` registry.
 //! - [`cpu`]: the Pi's CPU gauge.
 //! - [`serve`]: `cerebrum serve`, graceful shutdown.
 //! - [`client`]: typed client for every orchestrator route (what the CLI calls).
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cpu;
 pub mod fit;
 pub mod layers;
+pub mod metrics;
 pub mod openapi;
 pub mod prompt;
 pub mod routing;

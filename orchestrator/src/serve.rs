@@ -14,13 +14,24 @@ use crate::upstream::Upstreams;
 
 /// Builds the state (starts the CPU sampler).
 pub fn build_state(config: OrchestratorConfig) -> Result<AppState, String> {
-    let upstreams = Upstreams::new(&config)?;
+    let upstreams = Arc::new(Upstreams::new(&config)?);
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let metrics = Arc::new(Metrics::default());
+    let (registry, requests) = crate::metrics::registry(
+        &metrics,
+        upstreams.clone(),
+        in_flight.clone(),
+        config.max_in_flight,
+        &crate::app::paths::ALL,
+    );
     Ok(AppState {
-        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+        in_flight,
         config: Arc::new(config),
         prepare: Arc::new(PrepareConfig::default()),
-        upstreams: Arc::new(upstreams),
-        metrics: Arc::new(Metrics::default()),
+        upstreams,
+        metrics,
+        registry: Arc::new(registry),
+        requests,
         cpu: crate::cpu::CpuGauge::start(Duration::from_secs(2)),
         started: Instant::now(),
     })

@@ -1,14 +1,17 @@
 //! `AppState`: everything a handler needs, in one place.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use cerebrum_service::metrics::RequestMetrics;
+use prometheus_client::registry::Registry;
 
 use tokio::sync::Semaphore;
 
 use crate::config::OrchestratorConfig;
 use crate::prompt::PrepareConfig;
 
+pub use crate::metrics::Metrics;
 use crate::upstream::Upstreams;
 
 /// Shared state of the orchestrator server.
@@ -22,8 +25,12 @@ pub struct AppState {
     pub upstreams: Arc<Upstreams>,
     /// Permits for inference requests in flight (held until a stream ends).
     pub in_flight: Arc<Semaphore>,
-    /// Counters for `/metrics`.
+    /// The orchestrator's own counters.
     pub metrics: Arc<Metrics>,
+    /// Every series `/metrics` shows.
+    pub registry: Arc<Registry>,
+    /// The per-request series (observed by the request-line layer).
+    pub requests: RequestMetrics,
     /// The Pi's own CPU figure, sampled in the background.
     pub cpu: Arc<crate::cpu::CpuGauge>,
     /// Start time.
@@ -34,33 +41,5 @@ impl AppState {
     /// Inference requests running now.
     pub fn active(&self) -> usize {
         self.config.max_in_flight - self.in_flight.available_permits()
-    }
-}
-
-/// Orchestrator counters (upstream counters live in `UpstreamStats`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// HTTP requests received.
-    pub requests: AtomicU64,
-    /// Refused by the in-flight limit.
-    pub shed: AtomicU64,
-    /// Refused by the rate limit.
-    pub rate_limited: AtomicU64,
-    /// Admitted inference requests answered well to the end (`layers::outcome`).
-    pub succeeded: AtomicU64,
-    /// Admitted inference requests answered with an error status or error event.
-    pub failed: AtomicU64,
-    /// Admitted inference requests whose client left before the end.
-    pub cancelled: AtomicU64,
-    /// Prompts that preparation cut down.
-    pub prepared: AtomicU64,
-    /// Characters preparation removed.
-    pub chars_saved: AtomicU64,
-}
-
-impl Metrics {
-    /// Adds one to a counter.
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -543,12 +543,7 @@ async fn slow_clients_on_real_sockets_hold_no_slot_and_are_disconnected_after_th
         .unwrap();
     let mut silent = TcpStream::connect(addr).await.unwrap();
     // Both partial bodies are inside the server (their headers were read and routed).
-    let requests = || {
-        s.state
-            .metrics
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let requests = || s.state.metrics.requests.get();
     assert!(
         eventually(|| requests() == 2).await,
         "the two partial bodies did not reach the router"

@@ -579,3 +579,48 @@ async fn client_keys_when_configured() {
         "health stays open"
     );
 }
+
+#[tokio::test]
+async fn one_json_log_line_per_request_with_its_model_tokens_and_times() {
+    let node = Node::start("logline", &[]);
+    let orch =
+        Orchestrator::start_logged(&node.url, &[("LOG_FORMAT", "json"), ("LOG_LEVEL", "info")]);
+    let body = json!({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "stream": true});
+    let r = client()
+        .post(format!("{}/v1/chat/completions", orch.url))
+        .header("x-request-id", "log-line-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    let line = |log: String| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "request" && v["span"]["id"] == "log-line-1")
+    };
+    let mut found = None;
+    assert!(
+        poll(Duration::from_secs(5), Duration::from_millis(50), || {
+            found = line(orch.log());
+            found.is_some()
+        }),
+        "no request line in:\n{}",
+        orch.log()
+    );
+    let v = found.unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["outcome"], "ok", "{v}");
+    assert_eq!(v["span"]["path"], "/v1/chat/completions", "{v}");
+    assert_eq!(v["span"]["model"], SMOLLM, "{v}");
+    assert_eq!(v["span"]["tokens"], 4, "{v}");
+    assert!(
+        v["span"]["prompt_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{v}"
+    );
+    let (ttft, ms) = (v["ttft_ms"].as_f64().unwrap(), v["ms"].as_f64().unwrap());
+    assert!(ttft > 0.0 && ttft <= ms, "{v}");
+    // Not a terminal: no colour codes anywhere.
+    assert!(!orch.log().contains('\u{1b}'), "colour codes in the log");
+}

@@ -10,15 +10,19 @@ use axum::routing::get;
 
 /// The page behind `/docs`.
 pub const PAGE: &str = include_str!("docs.html");
+/// The document's path.
+pub const OPENAPI: &str = "/openapi.json";
+/// The page's path.
+pub const DOCS: &str = "/docs";
 
 /// The two routes, serving `document` (a tier's OpenAPI JSON).
 pub fn routes<S: Clone + Send + Sync + 'static>(document: &'static str) -> Router<S> {
     Router::new()
         .route(
-            "/openapi.json",
+            OPENAPI,
             get(move || async move {
                 ([(header::CONTENT_TYPE, "application/json")], document).into_response()
             }),
         )
-        .route("/docs", get(|| async { Html(PAGE) }))
+        .route(DOCS, get(|| async { Html(PAGE) }))
 }

@@ -2,14 +2,17 @@
 //! reading the body within a time bound.
 //! Each tier composes them in its `app.rs`, in the order written there.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderName, Request, Response};
+use axum::http::{HeaderName, Request};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+
+use crate::logging::{self, SharedFacts};
+use crate::metrics::{Finished, RequestMetrics};
 
 fn request_id_header() -> HeaderName {
     HeaderName::from_static(cerebrum_shared::headers::REQUEST_ID)
@@ -26,16 +29,19 @@ pub fn propagate_request_id() -> PropagateRequestIdLayer {
 }
 
 type MakeSpan = fn(&Request<Body>) -> Span;
-type OnResponse = fn(&Response<Body>, Duration, &Span);
 
 /// A span per request carrying its id (every log line of the request has it),
-/// and one access-log line with status and time (streams: time to headers).
-pub fn access_log() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), OnResponse>
-{
+/// with room for what handlers learn (`model`, `prompt_tokens`, `tokens`; see
+/// [`crate::logging::record_model`]). Its one line is [`log_request`]'s.
+pub fn access_log()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), (), (), (), ()> {
     TraceLayer::new_for_http()
         .make_span_with(request_span as MakeSpan)
         .on_request(())
-        .on_response(log_response as OnResponse)
+        .on_response(())
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
 }
 
 fn request_span(req: &Request<Body>) -> Span {
@@ -44,15 +50,114 @@ fn request_span(req: &Request<Body>) -> Span {
         .get(cerebrum_shared::headers::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path(),
+        model = tracing::field::Empty, prompt_tokens = tracing::field::Empty,
+        tokens = tracing::field::Empty)
 }
 
-fn log_response(res: &Response<Body>, latency: Duration, _: &Span) {
-    tracing::info!(
-        status = res.status().as_u16(),
-        ms = latency.as_millis() as u64,
-        "served"
-    );
+/// One line per request, when its answer has been sent to the end or the
+/// client left: `request` with the status, the time to the first byte of the
+/// body (`ttft_ms`: a stream's first token), the whole time (`ms`) and the
+/// outcome (`ok`, `error` for a 4xx/5xx or a broken body, `cancelled`), inside
+/// the request's span (id, method, path, model, tokens); and, from the same
+/// facts, the request's [`RequestMetrics`]. The handler and every poll of the
+/// body run with the request's facts at hand ([`crate::logging`]). Mount it
+/// with `from_fn_with_state` just inside [`access_log`].
+pub async fn log_request(
+    axum::extract::State(metrics): axum::extract::State<RequestMetrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use futures::StreamExt;
+    use std::task::{Poll, ready};
+
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    let facts = SharedFacts::default();
+    let response = logging::scope(facts.clone(), next.run(request)).await;
+    let (parts, body) = response.into_parts();
+    let streamed = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let mut line = Line {
+        span: Span::current(),
+        metrics,
+        path,
+        facts,
+        started,
+        status: parts.status.as_u16(),
+        streamed,
+        first_byte: None,
+        done: false,
+    };
+    let mut inner = body.into_data_stream();
+    let body = futures::stream::poll_fn(move |cx| {
+        // What the body's producers record lands on the request's line.
+        let span = line.span.clone();
+        let _entered = span.enter();
+        let item = ready!(logging::sync_scope(line.facts.clone(), || inner.poll_next_unpin(cx)));
+        match &item {
+            Some(Ok(_)) => {
+                line.first_byte.get_or_insert_with(Instant::now);
+            }
+            Some(Err(_)) => line.end("error"),
+            None => line.end(if line.status >= 400 { "error" } else { "ok" }),
+        }
+        Poll::Ready(item)
+    });
+    axum::response::Response::from_parts(parts, Body::from_stream(body))
+}
+
+/// Paths whose successful requests are logged at debug level, not info.
+const QUIET: [&str; 3] = ["/health", "/health/ready", "/metrics"];
+
+struct Line {
+    span: Span,
+    metrics: RequestMetrics,
+    path: String,
+    facts: SharedFacts,
+    started: Instant,
+    status: u16,
+    streamed: bool,
+    first_byte: Option<Instant>,
+    done: bool,
+}
+
+impl Line {
+    fn end(&mut self, outcome: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let duration = self.started.elapsed();
+        let first_byte = self.first_byte.map(|t| t - self.started);
+        let facts = self.facts.lock().map(|f| f.clone()).unwrap_or_default();
+        self.metrics.observe(&Finished {
+            path: &self.path,
+            status: self.status,
+            streamed: self.streamed,
+            first_byte,
+            duration,
+            completed: outcome != "cancelled",
+            facts: &facts,
+        });
+        let tenths = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        let (status, ms, ttft_ms) = (self.status, tenths(duration), first_byte.map(tenths));
+        if status >= 500 {
+            tracing::warn!(parent: &self.span, status, ttft_ms, ms, outcome, "request");
+        } else if status < 300 && QUIET.contains(&self.path.as_str()) {
+            // Probes and scrapes every few seconds would bury the requests.
+            tracing::debug!(parent: &self.span, status, ttft_ms, ms, outcome, "request");
+        } else {
+            tracing::info!(parent: &self.span, status, ttft_ms, ms, outcome, "request");
+        }
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.end("cancelled");
+    }
 }
 
 /// Reads the whole request body, up to `limit` bytes, within `within`, before

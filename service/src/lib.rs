@@ -5,7 +5,11 @@
 //!   rejection into it, and the JSON 404/405 fallbacks.
 //! - [`docs`]: `/openapi.json` and `/docs` (each tier brings its document).
 //! - [`keys`]: the API-key check both tiers use (constant time, 401/403).
-//! - [`layers`]: the request-id and access-log layers both stacks start with.
+//! - [`layers`]: the request-id and access-log layers both stacks start with, and
+//!   the one log line per request.
+//! - [`logging`]: `RUST_LOG`/`LOG_LEVEL`, `LOG_FORMAT=json`, no colour or second
+//!   timestamp in the journal; what handlers learn of a request.
+//! - [`metrics`]: the per-request Prometheus series both tiers export.
 //! - [`shutdown`]: SIGTERM handling and `serve_with_grace` (bounded drain).
 //! - [`notify`]: systemd readiness and watchdog (both binaries run as `Type=notify`).
 //! - [`settings`](mod@settings): each binary's settings declared once (TOML key, environment
@@ -17,6 +21,8 @@ pub mod docs;
 pub mod http;
 pub mod keys;
 pub mod layers;
+pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod settings;
 pub mod shutdown;

@@ -7,6 +7,7 @@
 pub mod engines;
 pub mod openapi;
 
+pub mod dashboard;
 pub mod fake;
 pub mod router;
 
@@ -25,7 +26,8 @@ pub const SMOLLM: &str = "smollm2";
 /// The name gemma-3-270m ([`gemma3_path`]) is served as.
 pub const GEMMA3: &str = "gemma3";
 
-fn workspace_root() -> PathBuf {
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

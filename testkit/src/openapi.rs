@@ -515,10 +515,11 @@ pub async fn bad_body_mismatches(
     out
 }
 
-/// A route path given as `paths::NAME`, read from `pub const NAME: &str = "…";`
+/// A route path given as `paths::NAME` or `NAME`, read from `pub const NAME: &str = "…";`
 /// in the same source.
 fn const_path<'s>(src: &'s str, args: &str) -> Option<&'s str> {
-    let name = args.trim_start().strip_prefix("paths::")?;
+    let args = args.trim_start();
+    let name = args.strip_prefix("paths::").unwrap_or(args);
     let name: String = name
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
@@ -561,7 +562,7 @@ pub fn routes_in_source(src: &str) -> Vec<(String, String)> {
             .strip_prefix('"')
             .and_then(|p| p.split('"').next())
             .or_else(|| const_path(src, args))
-            .unwrap_or_else(|| panic!("a .route( whose path is neither a literal nor a `paths::` constant of the same file: {args}"));
+            .unwrap_or_else(|| panic!("a .route( whose path is neither a literal nor a constant (`NAME` or `paths::NAME`) of the same file: {args}"));
         let mut methods = 0;
         for m in ["get", "post", "put", "delete", "patch", "head", "options"] {
             for (i, _) in args.match_indices(&format!("{m}(")) {

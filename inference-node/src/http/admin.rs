@@ -172,8 +172,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ram_available_bytes: snap.ram_available,
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&live),
+        [(
+            header::CONTENT_TYPE,
+            cerebrum_service::metrics::CONTENT_TYPE,
+        )],
+        state.metrics.render(live),
     )
         .into_response()
 }

@@ -136,6 +136,20 @@ impl Stream for Events {
             },
         };
         this.ended = matches!(event, GenEvent::Finished { .. } | GenEvent::Failed(_));
+        if let GenEvent::Finished {
+            prompt_tokens,
+            cached_tokens,
+            completion_tokens,
+            ..
+        } = &event
+        {
+            // On the request's log line and metrics (polled inside its scope).
+            cerebrum_service::logging::record_tokens(
+                Some(u64::from(*prompt_tokens)),
+                Some(u64::from(*cached_tokens)),
+                u64::from(*completion_tokens),
+            );
+        }
         Poll::Ready(Some(event))
     }
 }
@@ -190,12 +204,18 @@ impl AppState {
             ended: false,
             _lease: lease,
         };
+        let submitted_at = std::time::Instant::now();
         match events.next().await {
             Some(GenEvent::Started {
                 prompt_tokens,
                 cached_tokens,
             }) => {
-                self.metrics.prompt(prompt_tokens, cached_tokens);
+                cerebrum_service::logging::record_prompt(
+                    u64::from(prompt_tokens),
+                    u64::from(cached_tokens),
+                );
+                cerebrum_service::logging::record_queue_wait(submitted_at.elapsed());
+                cerebrum_service::logging::record_model(&name);
                 Ok(Generation {
                     model: name,
                     prompt_tokens,

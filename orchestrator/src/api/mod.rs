@@ -4,7 +4,6 @@ pub mod cerebrum;
 pub mod openai;
 pub mod ops;
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use cerebrum_shared::error::{ApiError, ErrorCode};
@@ -55,10 +54,7 @@ pub fn prepare_logged(state: &AppState, input: &PromptInput<'_>, request_id: &st
             .stats
             .original_chars
             .saturating_sub(plan.stats.final_chars);
-        state
-            .metrics
-            .chars_saved
-            .fetch_add(saved as u64, Ordering::Relaxed);
+        state.metrics.chars_saved.inc_by(saved as u64);
     }
     tracing::info!(request_id, applied = plan.applied, stats = %plan.stats, "prompt prepared");
     plan
@@ -109,6 +105,7 @@ pub async fn route(
     if let Err(NoUpstream::AllOpen { retry_after }) = upstreams.likely(&decision.model) {
         return Err(all_open(state, &decision.model, retry_after));
     }
+    cerebrum_service::logging::record_model(&decision.model);
     tracing::info!(request_id, model = %decision.model, language = ?decision.language,
         reason = ?decision.reason, "routed");
     Ok(decision)

@@ -1,9 +1,7 @@
 //! Health, readiness, models, stats, the node's health, dry-run preparation and metrics.
 
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -221,8 +219,8 @@ pub async fn stats(State(state): State<AppState>, request: Request) -> Json<Valu
             "uptime_seconds": state.started.elapsed().as_secs(),
             "active_count": state.active(),
             "breaker": first.breaker.state().as_str(),
-            "prompts_prepared": state.metrics.prepared.load(Ordering::Relaxed),
-            "chars_saved": state.metrics.chars_saved.load(Ordering::Relaxed),
+            "prompts_prepared": state.metrics.prepared.get(),
+            "chars_saved": state.metrics.chars_saved.get(),
             "vps_client": first.stats.to_json(),
             "upstreams": state.upstreams.all().iter().map(|u| json!({
                 "name": u.name(),
@@ -271,165 +269,17 @@ pub async fn prepare_dry_run(
     Ok(Json(plan))
 }
 
-/// `GET /metrics` in Prometheus text format: the orchestrator's own series,
-/// then one series per upstream (label `upstream`) for each upstream metric.
+/// `GET /metrics` in Prometheus text format (see [`crate::metrics`]).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let m = &state.metrics;
-    let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-    let own: [(&str, &str, &str, f64); 9] = [
-        (
-            "cerebrum_http_requests_total",
-            "counter",
-            "HTTP requests received.",
-            c(&m.requests),
-        ),
-        (
-            "cerebrum_load_shed_total",
-            "counter",
-            "Requests refused by the in-flight limit.",
-            c(&m.shed),
-        ),
-        (
-            "cerebrum_rate_limited_total",
-            "counter",
-            "Requests refused by the rate limit.",
-            c(&m.rate_limited),
-        ),
-        (
-            "cerebrum_inference_succeeded_total",
-            "counter",
-            "Inference requests answered well to the end.",
-            c(&m.succeeded),
-        ),
-        (
-            "cerebrum_inference_failed_total",
-            "counter",
-            "Inference requests answered with an error status or an error event.",
-            c(&m.failed),
-        ),
-        (
-            "cerebrum_inference_cancelled_total",
-            "counter",
-            "Inference requests whose client left before the end.",
-            c(&m.cancelled),
-        ),
-        (
-            "cerebrum_in_flight",
-            "gauge",
-            "Inference requests in flight.",
-            state.active() as f64,
-        ),
-        (
-            "cerebrum_prompts_prepared_total",
-            "counter",
-            "Prompts cut down by preparation.",
-            c(&m.prepared),
-        ),
-        (
-            "cerebrum_prompt_chars_saved_total",
-            "counter",
-            "Characters removed by preparation.",
-            c(&m.chars_saved),
-        ),
-    ];
-    type PerUpstream = fn(&Upstream) -> f64;
-    let per_upstream: [(&str, &str, &str, PerUpstream); 12] = [
-        (
-            "cerebrum_upstream_requests_total",
-            "counter",
-            "Generations asked of the upstream.",
-            |u| count(&u.stats.requests_sent),
-        ),
-        (
-            "cerebrum_upstream_success_total",
-            "counter",
-            "Generations that ended well.",
-            |u| count(&u.stats.successful),
-        ),
-        (
-            "cerebrum_upstream_failures_total",
-            "counter",
-            "Generations failed by the upstream or the link.",
-            |u| count(&u.stats.failed),
-        ),
-        (
-            "cerebrum_upstream_refused_total",
-            "counter",
-            "Generations the upstream refused: 4xx, 503, 401/403 or a redirect.",
-            |u| count(&u.stats.refused),
-        ),
-        (
-            "cerebrum_upstream_queued_timeouts_total",
-            "counter",
-            "First-token timeouts while the upstream was busy (not counted against it).",
-            |u| count(&u.stats.queued_timeouts),
-        ),
-        (
-            "cerebrum_upstream_cancelled_total",
-            "counter",
-            "Generations whose client went away first.",
-            |u| count(&u.stats.cancelled),
-        ),
-        (
-            "cerebrum_upstream_auth_refused",
-            "gauge",
-            "1 while the upstream refuses the orchestrator's key or address.",
-            |u| f64::from(u8::from(u.auth().0 == VpsAuth::Refused)),
-        ),
-        (
-            "cerebrum_upstream_ready",
-            "gauge",
-            "1 while the upstream could take a request (reachable, available, breaker not open, key accepted).",
-            |u| f64::from(u8::from(u.is_ready())),
-        ),
-        (
-            "cerebrum_upstream_in_flight",
-            "gauge",
-            "Generations of this orchestrator in flight to the upstream.",
-            |u| u.in_flight() as f64,
-        ),
-        (
-            "cerebrum_tokens_relayed_total",
-            "counter",
-            "Tokens relayed to clients from the upstream.",
-            |u| count(&u.stats.tokens),
-        ),
-        (
-            "cerebrum_breaker_open",
-            "gauge",
-            "1 while the upstream's circuit breaker is open.",
-            |u| f64::from(u8::from(u.breaker.state() == BreakerState::Open)),
-        ),
-        (
-            "cerebrum_breaker_opens_total",
-            "counter",
-            "Times the upstream's breaker opened.",
-            |u| u.breaker.opens() as f64,
-        ),
-    ];
-    let mut s = String::with_capacity(4096);
-    for (name, kind, help, value) in own {
-        let _ = writeln!(
-            s,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    for (name, kind, help, value) in per_upstream {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for u in state.upstreams.all() {
-            let _ = writeln!(s, "{name}{{upstream=\"{}\"}} {}", u.name(), value(u));
-        }
-    }
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s,
+        [(
+            header::CONTENT_TYPE,
+            cerebrum_service::metrics::CONTENT_TYPE,
+        )],
+        cerebrum_service::metrics::encode(&state.registry),
     )
         .into_response()
-}
-
-fn count(a: &AtomicU64) -> f64 {
-    a.load(Ordering::Relaxed) as f64
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::CliError;
 use cerebrum::config::{OrchestratorConfig, Settings};
-use cerebrum_service::settings::{LOG_LEVEL, SettingFlags};
+use cerebrum_service::settings::SettingFlags;
 
 /// Arguments of `cerebrum serve`: the config file and the flags of the settings
 /// table (whose help lists every setting).
@@ -21,14 +21,7 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<(), CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_LEVEL)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Logs go to stderr (the journal under systemd); stdout stays for output.
-        .with_writer(std::io::stderr)
-        .try_init();
+    cerebrum_service::logging::init("info");
     let config = OrchestratorConfig::load(args.config.as_deref(), args.settings.values())
         .map_err(|e| CliError::Input(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

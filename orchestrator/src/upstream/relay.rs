@@ -131,6 +131,13 @@ impl TokenStream {
                         .inference_micros
                         .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     self.attempt.settle(Outcome::Success);
+                    if let Some(u) = self.usage {
+                        cerebrum_service::logging::record_tokens(
+                            Some(u.prompt_tokens),
+                            u.prompt_tokens_details.map(|d| d.cached_tokens),
+                            u.completion_tokens,
+                        );
+                    }
                     return Ok(Piece::Finished {
                         finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
                         prompt_tokens: self.usage.map(|u| u.prompt_tokens),

@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 
 use super::{FlagValues, LOG_LEVEL, Row, Settings};
+use crate::logging::{LOG_FORMAT, RUST_LOG};
 
 /// The settings part of `serve --help`: every setting with its TOML key,
 /// environment variable, flag, default and help.
@@ -25,7 +26,11 @@ pub fn help(table: &[Row]) -> String {
     }
     out.push_str(&format!(
         "\n  {LOG_LEVEL} (environment only)  [default: info]\n      \
-         Log filter: error, warn, info, debug, trace, or per target (info,tower_http=debug).\n"
+         Log filter: error, warn, info, debug, trace, or per target (info,tower_http=debug).\n\
+         \n  {RUST_LOG} (environment only)\n      \
+         The same filter syntax; when set it wins over {LOG_LEVEL}.\n\
+         \n  {LOG_FORMAT} (environment only)  [default: text]\n      \
+         text, or json for one JSON object a line. Under systemd lines carry no timestamp or colour (the journal adds its own).\n"
     ));
     out
 }

@@ -2,14 +2,15 @@
 
 use std::collections::BTreeSet;
 
-use super::{LOG_LEVEL, Settings};
+use super::Settings;
+use crate::logging;
 
-/// Every environment variable `T`'s binary reads: its table's and [`LOG_LEVEL`].
+/// Every environment variable `T`'s binary reads: its table's and logging's.
 pub fn env_names<T: Settings>() -> BTreeSet<&'static str> {
     T::table()
         .iter()
         .map(|r| r.setting.env)
-        .chain([LOG_LEVEL])
+        .chain(logging::VARIABLES)
         .collect()
 }
 

@@ -251,7 +251,7 @@ fn flags_come_from_the_table() {
 #[test]
 fn env_examples_must_match_the_table() {
     let full = "# Port\nDEMO_PORT=7000\nDEMO_WORKERS=\n#DEMO_PEERS=10.0.0.1\nDEMO_ROUTES=\n\
-                DEMO_KEY=\nDEMO_GRACE_SECS=30\nDEMO_MAX_CPU=70\nLOG_LEVEL=info\n";
+                DEMO_KEY=\nDEMO_GRACE_SECS=30\nDEMO_MAX_CPU=70\nLOG_LEVEL=info\n#RUST_LOG=\nLOG_FORMAT=\n";
     assert_eq!(check_env_example::<Demo>(full), Ok(()));
     let e = check_env_example::<Demo>(&full.replace("DEMO_WORKERS=", "DEMO_WORKRES=")).unwrap_err();
     assert!(e.contains("undocumented: [\"DEMO_WORKERS\"]"), "{e}");
