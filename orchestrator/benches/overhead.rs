@@ -7,7 +7,7 @@
 //!
 //!     flock /root/.cache/cargo.lock cargo test --release -p cerebrum --bench overhead -- \
 //!         [--pairs N (200)] [--concurrency 1,2,32] [--api openai,cerebrum] \
-//!         [--pin off|on|both (both)] [--max-tokens N (4)]
+//!         [--pin off|on|both (both)] [--max-tokens N (4)] [--node-threads N]
 //!
 //! (`cargo bench -p cerebrum --bench overhead -- ...` runs the same binary.)
 //!
@@ -63,12 +63,15 @@ struct Args {
     apis: Vec<Api>,
     pin: Vec<bool>,
     max_tokens: u32,
+    /// llama.cpp threads of the node; by default 2 unpinned, 1 pinned.
+    node_threads: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo test --release -p cerebrum --bench overhead -- [--pairs N (200)] \
-         [--concurrency 1,2,32] [--api openai,cerebrum] [--pin off|on|both (both)] [--max-tokens N (4)]"
+         [--concurrency 1,2,32] [--api openai,cerebrum] [--pin off|on|both (both)] [--max-tokens N (4)] \
+         [--node-threads N (2 unpinned, 1 pinned)]"
     );
     std::process::exit(2)
 }
@@ -80,6 +83,7 @@ fn args() -> Args {
         apis: vec![Api::OpenAi, Api::Cerebrum],
         pin: vec![false, true],
         max_tokens: 4,
+        node_threads: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +96,7 @@ fn args() -> Args {
             "--max-tokens" => {
                 a.max_tokens = number(value()).unwrap_or_else(|| usage()) as u32;
             }
+            "--node-threads" => a.node_threads = Some(number(value()).unwrap_or_else(|| usage())),
             "--concurrency" => {
                 a.concurrency = value()
                     .split(',')
@@ -268,14 +273,23 @@ fn row(label: &str, ttft: [f64; 3], total: [f64; 3], sign: bool) -> String {
 
 /// One pinning mode: a fresh node and orchestrator, every API and concurrency.
 async fn run(a: &Args, pinned: bool, failures: &mut usize) {
-    let all_cpus = format!("0-{}", std::thread::available_parallelism().map_or(1, |n| n.get()) - 1);
+    let all_cpus = format!(
+        "0-{}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+    );
     pin(std::process::id(), if pinned { "0" } else { &all_cpus });
-    let threads = if pinned { "1" } else { "2" };
-    let node = Node::start("overhead", &[("CEREBRUM_N_THREADS", threads)]);
+    let threads = a.node_threads.unwrap_or(if pinned { 1 } else { 2 });
+    let node = Node::start(
+        "overhead",
+        &[("CEREBRUM_N_THREADS", threads.to_string().as_str())],
+    );
     let orch = Orchestrator::start_logged(&node.url, &[("CEREBRUM_MAX_IN_FLIGHT", "64")]);
     pin(node.child.id(), if pinned { "1" } else { &all_cpus });
     pin(orch.child.id(), if pinned { "0" } else { &all_cpus });
-    assert!(orch.wait_ready(Duration::from_secs(60)), "orchestrator not ready");
+    assert!(
+        orch.wait_ready(Duration::from_secs(60)),
+        "orchestrator not ready"
+    );
     let pid = orch.child.id();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -292,9 +306,9 @@ async fn run(a: &Args, pinned: bool, failures: &mut usize) {
     let idle_rss = rss_mib(pid);
     let mut peak_rss = idle_rss;
     let cores = if pinned {
-        "node on CPU 1 (1 thread); orchestrator + client on CPU 0"
+        format!("node on CPU 1 ({threads} llama.cpp thread); orchestrator + client on CPU 0")
     } else {
-        "unpinned, 2 cores shared (node 2 threads)"
+        format!("unpinned, 2 cores shared (node {threads} llama.cpp threads)")
     };
     println!("\n### {cores}\n");
     println!(
@@ -338,7 +352,10 @@ async fn run(a: &Args, pinned: bool, failures: &mut usize) {
             let minus = |x: [f64; 3], y: [f64; 3]| [x[0] - y[0], x[1] - y[1], x[2] - y[2]];
             let lead = format!("{} | {concurrency}", api.name());
             println!("{}", row(&format!("{lead} | node direct"), dt, dn, false));
-            println!("{}", row(&format!("{lead} | via orchestrator"), vt, vn, false));
+            println!(
+                "{}",
+                row(&format!("{lead} | via orchestrator"), vt, vn, false)
+            );
             println!(
                 "{}",
                 row(
@@ -356,9 +373,7 @@ async fn run(a: &Args, pinned: bool, failures: &mut usize) {
             );
         }
     }
-    println!(
-        "\nOrchestrator RSS: idle {idle_rss:.1} MiB, peak under this load {peak_rss:.1} MiB."
-    );
+    println!("\nOrchestrator RSS: idle {idle_rss:.1} MiB, peak under this load {peak_rss:.1} MiB.");
 }
 
 #[tokio::main]
