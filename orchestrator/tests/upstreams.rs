@@ -557,3 +557,43 @@ async fn an_auto_upstream_is_what_its_health_says() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_whose_list_is_unknown_is_not_asked_on_the_request_path() {
+    // An upstream that accepts connections and never answers (a hung host).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let fake = FakeUpstream::start().await;
+    fake.set_models(&["m"]);
+    let upstreams = format!(
+        r#"[{{name = "live", endpoint = "{}"}}, {{name = "hung", endpoint = "http://{addr}"}}]"#,
+        fake.url
+    );
+    let vars: BTreeMap<String, String> = [("CEREBRUM_UPSTREAMS".to_string(), upstreams)].into();
+    let state = build_state(OrchestratorConfig::resolve(None, &vars, &Default::default()).unwrap())
+        .unwrap();
+    let live = state.upstreams.named("live").unwrap();
+    live.refresh_health().await;
+    assert!(live.refresh_models().await);
+    let app = router(state.clone());
+    let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        let (status, e, _) = post_chat(&app, "m").await;
+        assert_eq!(status, 200, "{e}");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the hung upstream's model list was asked while requests waited"
+    );
+    assert_eq!(fake.generations(), 3);
+}

@@ -73,9 +73,11 @@ pub async fn route(
 ) -> Result<RouteDecision, ApiError> {
     let upstreams = &state.upstreams;
     let (mut models, mut incomplete) = upstreams.served();
-    if incomplete {
-        // Not read yet (an upstream came up after us): ask now rather than
-        // route blind to a model it may not serve.
+    if models.is_empty() && incomplete {
+        // No list read yet (the upstreams came up after us): ask now rather
+        // than route blind to a model they may not serve. Once one list is
+        // known, a dead upstream's never delays a request: the background
+        // probe keeps asking it.
         upstreams.refresh_unknown_models().await;
         (models, incomplete) = upstreams.served();
     }
