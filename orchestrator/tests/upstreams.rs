@@ -597,3 +597,44 @@ async fn an_upstream_whose_list_is_unknown_is_not_asked_on_the_request_path() {
     );
     assert_eq!(fake.generations(), 3);
 }
+
+/// A server that answers like vLLM (`/health` an empty 200) or Ollama (no
+/// `/health`): only `/v1/models` says what it serves.
+async fn engine_like(empty_health: bool) -> String {
+    use axum::routing::get;
+    let mut app = Router::new().route(
+        "/v1/models",
+        get(|| async {
+            axum::Json(json!({"object": "list", "data": [{"id": "m", "object": "model"}]}))
+        }),
+    );
+    if empty_health {
+        app = app.route("/health", get(|| async { "" }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn vllm_and_ollama_style_upstreams_are_ready_by_their_model_list() {
+    for (engine, empty_health) in [("vllm", true), ("ollama", false)] {
+        let url = engine_like(empty_health).await;
+        let vars: BTreeMap<String, String> = [("VPS_ENDPOINT".to_string(), url)].into();
+        let state =
+            build_state(OrchestratorConfig::resolve(None, &vars, &Default::default()).unwrap())
+                .unwrap();
+        let u = state.upstreams.first();
+        u.refresh_health().await;
+        assert_eq!(u.kind(), UpstreamKind::OpenAi, "{engine}");
+        assert!(u.is_ready(), "{engine}: {:?}", u.report());
+        assert_eq!(u.models(), Some(vec!["m".to_string()]), "{engine}");
+        let app = router(state.clone());
+        let (status, v) = get_json(&app, "/health/ready").await;
+        assert_eq!(status, 200, "{engine}: {v}");
+        let (_, h) = get_json(&app, "/health").await;
+        assert_eq!(h["status"], "healthy", "{engine}: {h}");
+        assert_eq!(h["upstreams"][0]["kind"], "openai", "{engine}: {h}");
+    }
+}
