@@ -278,9 +278,9 @@ const CONNECT_RETRIES: u32 = 2;
 const OPEN_PATHS: [&str; 1] = ["/health"];
 
 impl Upstream {
-    /// A client with a keep-alive pool to the upstream `upstream`, with the
-    /// timeouts and breaker policy of `cfg`.
-    pub fn new(cfg: &OrchestratorConfig, upstream: &UpstreamConfig) -> Result<Self, String> {
+    /// The HTTP client every upstream shares (one pool per host inside it):
+    /// keep-alive, the connect timeout of `cfg`, no redirects.
+    pub fn client(cfg: &OrchestratorConfig) -> Result<reqwest::Client, String> {
         let builder = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             // Below the node's header-read timeout (10 s, which also closes idle
@@ -299,10 +299,15 @@ impl Upstream {
         // the connect timeout. Idle streams are unaffected (we send no data then).
         #[cfg(target_os = "linux")]
         let builder = builder.tcp_user_timeout(cfg.connect_timeout * 2);
-        let http = builder
+        builder
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self {
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+
+    /// The upstream `upstream` over `http` (see [`Upstream::client`]), with the
+    /// timeouts and breaker policy of `cfg`.
+    pub fn new(cfg: &OrchestratorConfig, upstream: &UpstreamConfig, http: reqwest::Client) -> Self {
+        Self {
             http,
             config: upstream.clone(),
             facts: Default::default(),
@@ -313,7 +318,7 @@ impl Upstream {
             in_flight: Default::default(),
             node_busy: AtomicBool::new(false),
             auth: AuthWatch::default(),
-        })
+        }
     }
 
     /// Where it is.

@@ -18,11 +18,12 @@ pub struct Upstreams {
 impl Upstreams {
     /// A client per configured upstream.
     pub fn new(cfg: &OrchestratorConfig) -> Result<Self, String> {
-        let list = cfg
+        let http = Upstream::client(cfg)?;
+        let list: Vec<_> = cfg
             .upstreams
             .iter()
-            .map(|u| Upstream::new(cfg, u).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|u| Arc::new(Upstream::new(cfg, u, http.clone())))
+            .collect();
         if list.is_empty() {
             return Err("no upstream is configured".into());
         }
