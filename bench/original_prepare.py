@@ -5,17 +5,19 @@ The original system's Python code is not in this repository; this follows its
 design document (ARCHITECTURE.md of the original, "Prompt Preparation"), step
 by step, the plain way that design reads:
 
-1. Extract the instruction: a marker line (``# INSTRUCTION:``, ``# REFACTOR:``,
-   ``# TODO:``, also after ``//`` or ``--``) starts it and it runs to the end of
-   the prompt; a separately given instruction (the system message) comes
-   first; without a marker, the prose around fenced code is the instruction.
+1. Extract the instruction: the first marker line (``INSTRUCTION:``,
+   ``REFACTOR:``, ``TODO:``, any case, at the start of a line or after ``#``,
+   ``//`` or ``--``) starts it and it runs to the end of the prompt; without a
+   marker, the prose around ``` fences is the instruction and the fenced
+   blocks are the code; a separately given instruction (the system message)
+   comes first.
 2. Only prompts whose code is over 1,500 characters are prepared.
 3. Chunk: 1,000-character blocks with 150 characters of overlap.
 4. Deduplicate: a hash fingerprint (MD5 of the whitespace-normalised chunk);
    a chunk whose fingerprint was seen before is dropped.
-5. Rank by relevance to the instruction: keyword overlap (instruction words
-   minus stop words, counted in the chunk); select the top 3, kept in their
-   original order.
+5. Rank by relevance to the instruction: keywords (instruction words of three
+   letters or more, minus stop words) counted in the lowercased chunk; select
+   the top 3, kept in their original order.
 6. Assemble instruction first, then the selected chunks.
 7. Skip when the result is not at least 10% shorter: the original is sent.
 
@@ -42,9 +44,9 @@ TOP_K = 3
 MIN_REDUCTION = 0.10
 
 MARKER_RE = re.compile(
-    r"^\s*(?:#+|//+|--+)?\s*(INSTRUCTION|REFACTOR|TODO)\s*:", re.IGNORECASE
+    r"^[ \t]*(?:#+|//+|--+)?[ \t]*(?:INSTRUCTION|REFACTOR|TODO)[ \t]*:", re.IGNORECASE | re.MULTILINE
 )
-FENCE_RE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.DOTALL | re.MULTILINE)
+FENCE = "```"
 WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STOP_WORDS = frozenset(
     """a an and are as at be but by can could do does for from has have how i in
@@ -56,21 +58,20 @@ STOP_WORDS = frozenset(
 
 
 def extract_instruction(prompt, system=None):
-    """Returns (instruction, code)."""
-    lines = prompt.split("\n")
+    """Returns (instruction, code): the earliest marker line starts the
+    instruction; else prose around ``` fences is; a system message is first."""
+    marker = MARKER_RE.search(prompt)
     instruction = None
     code = prompt
-    for i, line in enumerate(lines):
-        if MARKER_RE.match(line):
-            instruction = "\n".join(lines[i:]).strip()
-            code = "\n".join(lines[:i])
-            break
-    if instruction is None:
-        blocks = FENCE_RE.findall(prompt)
-        if blocks:
-            prose = FENCE_RE.sub("", prompt).strip()
-            code = "\n".join(blocks)
-            instruction = prose or None
+    if marker:
+        start = marker.start()
+        instruction = prompt[start:].strip()
+        code = prompt[:start]
+    elif prompt.count(FENCE) >= 2:
+        parts = prompt.split(FENCE)
+        blocks = [p.split("\n", 1)[1] if "\n" in p else "" for p in parts[1::2]]
+        code = "\n".join(blocks)
+        instruction = "\n".join(p.strip() for p in parts[0::2] if p.strip()) or None
     if system:
         instruction = system.strip() + ("\n\n" + instruction if instruction else "")
     return instruction, code
@@ -105,16 +106,17 @@ def deduplicate(chunks):
 
 
 def keywords(instruction):
-    return {w for w in (m.lower() for m in WORD_RE.findall(instruction)) if len(w) > 2 and w not in STOP_WORDS}
+    words = (w.lower() for w in WORD_RE.findall(instruction))
+    return {w for w in words if len(w) > 2 and w not in STOP_WORDS}
 
 
 def rank_chunks(chunks, instruction, top_k=TOP_K):
+    """Top-k chunks by keyword occurrences, kept in their original order."""
     keys = keywords(instruction or "")
     scored = []
     for index, chunk in enumerate(chunks):
-        words = [w.lower() for w in WORD_RE.findall(chunk)]
-        score = sum(1 for w in words if w in keys)
-        scored.append((score, index, chunk))
+        lower = chunk.lower()
+        scored.append((sum(lower.count(k) for k in keys), index, chunk))
     scored.sort(key=lambda s: (-s[0], s[1]))
     best = sorted(scored[:top_k], key=lambda s: s[1])
     return [chunk for _, _, chunk in best]

@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p cerebrum --bench prepare_peer` (`PEER_ROUNDS`, default 4,
 //! `PEER_ITERS` per prompt per round, default 150, `PYTHON`, default
-//! `python3`). The table is Markdown, for BENCHMARKS.md.
+//! `python3`, `PEER_CASES=<file>` to keep the prompts as JSON). The table is
+//! Markdown, for BENCHMARKS.md.
 
 #[path = "../tests/data/corpus.rs"]
 mod corpus;
@@ -115,7 +116,11 @@ fn main() {
             .map(|c| serde_json::json!({"text": c.text, "instruction": c.instruction}))
             .collect(),
     );
-    let path = std::env::temp_dir().join(format!("cerebrum-peer-{}.json", std::process::id()));
+    // `PEER_CASES=<file>` keeps the cases there (to run the Python side alone).
+    let keep = std::env::var_os("PEER_CASES").map(std::path::PathBuf::from);
+    let path = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("cerebrum-peer-{}.json", std::process::id()))
+    });
     std::fs::write(&path, json.to_string()).expect("write the cases");
     let path_str = path.to_string_lossy().into_owned();
 
@@ -145,7 +150,9 @@ fn main() {
         }
         eprintln!("round {}/{rounds} done", round + 1);
     }
-    let _ = std::fs::remove_file(&path);
+    if keep.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
 
     println!(
         "\n{rounds} rounds × {iters} calls per prompt and engine (after {WARMUP} warm-up calls), Python {version}\n"

@@ -11,25 +11,51 @@
 //! is a duplicate. Chunks are then fingerprinted too (xxh3 of normalised text),
 //! which catches identical chunks the run detection left alone.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
 use std::ops::Range;
 
-use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
 
+use super::hash::{PrintMap, PrintSet};
 use super::lines::LineTable;
 
 /// xxh3 of `text` with every run of whitespace folded to one space and the
-/// ends trimmed, computed without building the normalised string.
+/// ends trimmed.
 pub fn fingerprint(text: &str) -> u64 {
-    let mut hasher = Xxh3Default::new();
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            hasher.update(b" ");
+    fingerprint_with(text, &mut Vec::new()).0
+}
+
+/// [`fingerprint`] building the normalised text in `buf` (reused across calls,
+/// so a preparation allocates it once), and the number of non-whitespace
+/// characters of `text`.
+pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
+    buf.clear();
+    let mut weight = 0;
+    if text.is_ascii() {
+        // The same folding as `split_whitespace`, byte by byte: ASCII
+        // whitespace as `char::is_whitespace` has it (vertical tab included).
+        let mut space = false;
+        for &b in text.as_bytes() {
+            if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                space = !buf.is_empty();
+            } else {
+                if space {
+                    buf.push(b' ');
+                    space = false;
+                }
+                buf.push(b);
+                weight += 1;
+            }
         }
-        hasher.update(word.as_bytes());
+    } else {
+        for (i, word) in text.split_whitespace().enumerate() {
+            if i > 0 {
+                buf.push(b' ');
+            }
+            buf.extend_from_slice(word.as_bytes());
+            weight += word.chars().count();
+        }
     }
-    hasher.digest()
+    (xxh3_64(buf), weight)
 }
 
 /// A part of the code, as a character range; `repeat` is true when the part
@@ -86,31 +112,22 @@ fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<u
     if idx.len() < 2 * k {
         return Vec::new();
     }
-    let prints: Vec<u64> = idx
+    let mut buf = Vec::new();
+    let (prints, weight): (Vec<u64>, Vec<usize>) = idx
         .iter()
-        .map(|&i| fingerprint(table.line_text(i)))
-        .collect();
-    let weight: Vec<usize> = idx
-        .iter()
-        .map(|&i| {
-            table
-                .line_text(i)
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .count()
-        })
-        .collect();
+        .map(|&i| fingerprint_with(table.line_text(i), &mut buf))
+        .unzip();
     let window_hash = |j: usize| -> u64 {
-        let mut bytes = Vec::with_capacity(8 * k);
+        buf.clear();
         for p in &prints[j..j + k] {
-            bytes.extend_from_slice(&p.to_le_bytes());
+            buf.extend_from_slice(&p.to_le_bytes());
         }
-        xxh3_64(&bytes)
+        xxh3_64(&buf)
     };
     let windows = idx.len() + 1 - k;
     let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
     // Latest earlier position of each window, filled in as the scan passes.
-    let mut latest: HashMap<u64, usize> = HashMap::with_capacity(windows);
+    let mut latest: PrintMap<usize> = PrintMap::with_capacity_and_hasher(windows, Default::default());
     let mut seen_to = 0;
     let mut runs = Vec::new();
     let mut j = 0;
@@ -152,14 +169,15 @@ pub fn unique_chunks(
     segments: &[Segment],
 ) -> Vec<bool> {
     let empty = fingerprint("");
-    let mut seen: HashSet<u64> = HashSet::with_capacity(chunks.len());
+    let mut seen = PrintSet::with_capacity_and_hasher(chunks.len(), Default::default());
+    let mut buf = Vec::new();
     chunks
         .iter()
         .map(|c| {
             let in_repeat = segments
                 .iter()
                 .any(|s| s.repeat && s.range.start <= c.start && c.end <= s.range.end);
-            let print = fingerprint(table.slice(c.start, c.end));
+            let (print, _) = fingerprint_with(table.slice(c.start, c.end), &mut buf);
             // Insert even for repeats so a later identical original chunk is
             // still recognised.
             let fresh = seen.insert(print);
@@ -183,6 +201,15 @@ mod tests {
     fn fingerprint_ignores_whitespace_layout() {
         assert_eq!(fingerprint("a  b\n\tc "), fingerprint("a b c"));
         assert_ne!(fingerprint("a b c"), fingerprint("a bc"));
+        assert_eq!(fingerprint("\x0b a\x0cb\r"), fingerprint("a b"));
+        // The ASCII path folds exactly as the general one does.
+        let mut buf = Vec::new();
+        for text in ["  def f(x):\n\t return x\r\n", "", "   ", "a\x0bb", "x  y é"] {
+            let (print, weight) = fingerprint_with(text, &mut buf);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(print, xxh3_64(words.join(" ").as_bytes()), "{text:?}");
+            assert_eq!(weight, words.iter().map(|w| w.chars().count()).sum::<usize>());
+        }
     }
 
     #[test]
