@@ -157,7 +157,9 @@ fn main() {
     println!(
         "\n{rounds} rounds × {iters} calls per prompt and engine (after {WARMUP} warm-up calls), Python {version}\n"
     );
-    println!("| case | language | form | bytes | ours µs | original (Python) µs | Python ÷ ours | ours: reduced |");
+    println!(
+        "| case | language | form | bytes | ours µs | original (Python) µs | Python ÷ ours | ours: reduced |"
+    );
     println!("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -175,7 +177,9 @@ fn main() {
         );
         rows.push((c.text.len(), o, p));
     }
-    println!("\n| prompts | n | ours: median (min–max) | original (Python): median (min–max) | Python ÷ ours |");
+    println!(
+        "\n| prompts | n | ours: median (min–max) | original (Python): median (min–max) | Python ÷ ours |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     let classes: [(&str, usize, usize); 4] = [
         ("3–6 KB", 0, 6 * 1024),
@@ -184,8 +188,7 @@ fn main() {
         ("all 24", 0, usize::MAX),
     ];
     for (label, lo, hi) in classes {
-        let sel: Vec<&(usize, f64, f64)> =
-            rows.iter().filter(|r| r.0 >= lo && r.0 < hi).collect();
+        let sel: Vec<&(usize, f64, f64)> = rows.iter().filter(|r| r.0 >= lo && r.0 < hi).collect();
         let mut o: Vec<f64> = sel.iter().map(|r| r.1).collect();
         let mut p: Vec<f64> = sel.iter().map(|r| r.2).collect();
         let (om, pm) = (median(&mut o), median(&mut p));

@@ -142,7 +142,13 @@ mod tests {
         let table = LineTable::new(&text);
         let chars: Vec<char> = text.chars().collect();
         let n = chars.len();
-        for (size, overlap, near) in [(1000, 150, 250), (100, 30, 40), (7, 2, 7), (1, 0, 0), (50, 49, 0)] {
+        for (size, overlap, near) in [
+            (1000, 150, 250),
+            (100, 30, 40),
+            (7, 2, 7),
+            (1, 0, 0),
+            (50, 49, 0),
+        ] {
             for range in [0..n, 0..0, 5..n, 37..n - 3, 400..401, n - 1..n] {
                 let want: Vec<Range<usize>> =
                     chunk_chars(&chars[range.clone()], size, overlap, near)

@@ -24,6 +24,18 @@ pub fn fingerprint(text: &str) -> u64 {
     fingerprint_with(text, &mut Vec::new()).0
 }
 
+/// ASCII whitespace as `char::is_whitespace` has it (vertical tab included).
+const ASCII_SPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[0x0b] = true;
+    t[0x0c] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
 /// [`fingerprint`] building the normalised text in `buf` (reused across calls,
 /// so a preparation allocates it once), and the number of non-whitespace
 /// characters of `text`.
@@ -31,20 +43,25 @@ pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
     buf.clear();
     let mut weight = 0;
     if text.is_ascii() {
-        // The same folding as `split_whitespace`, byte by byte: ASCII
-        // whitespace as `char::is_whitespace` has it (vertical tab included).
-        let mut space = false;
-        for &b in text.as_bytes() {
-            if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-                space = !buf.is_empty();
-            } else {
-                if space {
-                    buf.push(b' ');
-                    space = false;
-                }
-                buf.push(b);
-                weight += 1;
+        // The same folding as `split_whitespace`, over bytes.
+        let b = text.as_bytes();
+        let mut i = 0;
+        loop {
+            while i < b.len() && ASCII_SPACE[usize::from(b[i])] {
+                i += 1;
             }
+            if i == b.len() {
+                break;
+            }
+            let start = i;
+            while i < b.len() && !ASCII_SPACE[usize::from(b[i])] {
+                i += 1;
+            }
+            if !buf.is_empty() {
+                buf.push(b' ');
+            }
+            buf.extend_from_slice(&b[start..i]);
+            weight += i - start;
         }
     } else {
         for (i, word) in text.split_whitespace().enumerate() {
@@ -56,6 +73,72 @@ pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
         }
     }
     (xxh3_64(buf), weight)
+}
+
+/// Fingerprints of character ranges of one text. For an ASCII text the whole
+/// text is folded once (whitespace runs to one space) with the folded
+/// position of every byte, so the fingerprint of any range is a hash of a
+/// slice of that, trimmed: the same bytes [`fingerprint`] folds, without
+/// copying every line and every chunk again.
+pub struct Printer<'t, 'a> {
+    table: &'t LineTable<'a>,
+    /// The folded text and, per byte (plus the end), its folded position
+    /// (before the separating space a whitespace byte may become).
+    folded: Option<(Vec<u8>, Vec<u32>)>,
+}
+
+impl<'t, 'a> Printer<'t, 'a> {
+    /// Folds the text of `table` when it is ASCII (and under 4 GiB).
+    pub fn new(table: &'t LineTable<'a>) -> Self {
+        let text = table.text().as_bytes();
+        let folded = (table.text().is_ascii() && u32::try_from(text.len()).is_ok()).then(|| {
+            let mut buf = Vec::with_capacity(text.len());
+            let mut at = Vec::with_capacity(text.len() + 1);
+            let mut i = 0;
+            while i < text.len() {
+                // A whitespace run: every byte at the current folded end.
+                let start = i;
+                while i < text.len() && ASCII_SPACE[usize::from(text[i])] {
+                    i += 1;
+                }
+                at.resize(at.len() + (i - start), buf.len() as u32);
+                if i == text.len() {
+                    break;
+                }
+                if start < i && !buf.is_empty() {
+                    buf.push(b' ');
+                }
+                // A word: copied, each byte at its own folded position.
+                let start = i;
+                while i < text.len() && !ASCII_SPACE[usize::from(text[i])] {
+                    i += 1;
+                }
+                let base = buf.len() as u32;
+                at.extend((0..(i - start) as u32).map(|k| base + k));
+                buf.extend_from_slice(&text[start..i]);
+            }
+            at.push(buf.len() as u32);
+            (buf, at)
+        });
+        Printer { table, folded }
+    }
+
+    /// [`fingerprint`] of the characters `start..end`, and their number of
+    /// non-whitespace characters.
+    pub fn print(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> (u64, usize) {
+        match &self.folded {
+            Some((folded, at)) => {
+                let end = end.min(at.len() - 1);
+                let start = start.min(end);
+                let slice = &folded[at[start] as usize..at[end] as usize];
+                let slice = slice.strip_prefix(b" ").unwrap_or(slice);
+                let slice = slice.strip_suffix(b" ").unwrap_or(slice);
+                let spaces = slice.iter().filter(|&&b| b == b' ').count();
+                (xxh3_64(slice), slice.len() - spaces)
+            }
+            None => fingerprint_with(self.table.slice(start, end), buf),
+        }
+    }
 }
 
 /// A part of the code, as a character range; `repeat` is true when the part
@@ -72,7 +155,18 @@ pub struct Segment {
 /// lines, and the original code between them. The segments cover the whole
 /// text in order.
 pub fn segments(table: &LineTable<'_>, min_lines: usize, min_chars: usize) -> Vec<Segment> {
-    let runs = repeat_runs(table, min_lines.max(1), min_chars);
+    segments_with(&Printer::new(table), min_lines, min_chars)
+}
+
+/// [`segments`] with the fingerprints of a [`Printer`] (shared with
+/// [`unique_chunks_with`]).
+pub fn segments_with(
+    printer: &Printer<'_, '_>,
+    min_lines: usize,
+    min_chars: usize,
+) -> Vec<Segment> {
+    let table = printer.table;
+    let runs = repeat_runs(printer, min_lines.max(1), min_chars);
     let total = table.char_len();
     let mut out = Vec::with_capacity(runs.len() * 2 + 1);
     let mut at = 0;
@@ -106,7 +200,8 @@ pub fn segments(table: &LineTable<'_>, min_lines: usize, min_chars: usize) -> Ve
 /// the run is extended line by line while it keeps matching, but never past
 /// the start of the copy (so five back-to-back pastes give four runs, one per
 /// copy).
-fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<usize>> {
+fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Range<usize>> {
+    let table = printer.table;
     let lines = table.lines();
     let idx: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].blank).collect();
     if idx.len() < 2 * k {
@@ -115,7 +210,7 @@ fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<u
     let mut buf = Vec::new();
     let (prints, weight): (Vec<u64>, Vec<usize>) = idx
         .iter()
-        .map(|&i| fingerprint_with(table.line_text(i), &mut buf))
+        .map(|&i| printer.print(lines[i].start, lines[i].end, &mut buf))
         .unzip();
     let window_hash = |j: usize| -> u64 {
         buf.clear();
@@ -127,7 +222,8 @@ fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<u
     let windows = idx.len() + 1 - k;
     let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
     // Latest earlier position of each window, filled in as the scan passes.
-    let mut latest: PrintMap<usize> = PrintMap::with_capacity_and_hasher(windows, Default::default());
+    let mut latest: PrintMap<usize> =
+        PrintMap::with_capacity_and_hasher(windows, Default::default());
     let mut seen_to = 0;
     let mut runs = Vec::new();
     let mut j = 0;
@@ -168,6 +264,15 @@ pub fn unique_chunks(
     chunks: &[Range<usize>],
     segments: &[Segment],
 ) -> Vec<bool> {
+    unique_chunks_with(&Printer::new(table), chunks, segments)
+}
+
+/// [`unique_chunks`] with the fingerprints of a [`Printer`].
+pub fn unique_chunks_with(
+    printer: &Printer<'_, '_>,
+    chunks: &[Range<usize>],
+    segments: &[Segment],
+) -> Vec<bool> {
     let empty = fingerprint("");
     let mut seen = PrintSet::with_capacity_and_hasher(chunks.len(), Default::default());
     let mut buf = Vec::new();
@@ -177,7 +282,7 @@ pub fn unique_chunks(
             let in_repeat = segments
                 .iter()
                 .any(|s| s.repeat && s.range.start <= c.start && c.end <= s.range.end);
-            let (print, _) = fingerprint_with(table.slice(c.start, c.end), &mut buf);
+            let (print, _) = printer.print(c.start, c.end, &mut buf);
             // Insert even for repeats so a later identical original chunk is
             // still recognised.
             let fresh = seen.insert(print);
@@ -204,12 +309,42 @@ mod tests {
         assert_eq!(fingerprint("\x0b a\x0cb\r"), fingerprint("a b"));
         // The ASCII path folds exactly as the general one does.
         let mut buf = Vec::new();
-        for text in ["  def f(x):\n\t return x\r\n", "", "   ", "a\x0bb", "x  y é"] {
+        for text in [
+            "  def f(x):\n\t return x\r\n",
+            "",
+            "   ",
+            "a\x0bb",
+            "x  y é",
+        ] {
             let (print, weight) = fingerprint_with(text, &mut buf);
             let words: Vec<&str> = text.split_whitespace().collect();
             assert_eq!(print, xxh3_64(words.join(" ").as_bytes()), "{text:?}");
-            assert_eq!(weight, words.iter().map(|w| w.chars().count()).sum::<usize>());
+            assert_eq!(
+                weight,
+                words.iter().map(|w| w.chars().count()).sum::<usize>()
+            );
         }
+    }
+
+    #[test]
+    fn folded_prints_equal_folding_each_range() {
+        let text = "  def f(x):\n\t\treturn  x\r\n\n   \n  y = 1 \x0b z\n   ";
+        let table = LineTable::new(text);
+        let printer = Printer::new(&table);
+        assert!(printer.folded.is_some());
+        let n = table.char_len();
+        let mut buf = Vec::new();
+        for start in 0..=n {
+            for end in start..=n {
+                let want = fingerprint_with(table.slice(start, end), &mut buf);
+                assert_eq!(printer.print(start, end, &mut buf), want, "{start}..{end}");
+            }
+        }
+        // A non-ASCII text folds each range itself, with the same result.
+        let wide = LineTable::new("é  a\n b");
+        let p = Printer::new(&wide);
+        assert!(p.folded.is_none());
+        assert_eq!(p.print(0, 7, &mut buf), (fingerprint("é a b"), 3));
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub fn detect_language(text: &str) -> Option<&'static str> {
 
 /// The canonical language of the first fenced block's info string, if any.
 fn fence_language(text: &str) -> Option<&'static str> {
+    if !may_hold_fence(text) {
+        return None;
+    }
     text.lines().find_map(|line| {
         let t = line.trim_start();
         let info = t.strip_prefix("```").or_else(|| t.strip_prefix("~~~"))?;
@@ -96,6 +99,23 @@ fn fence_language(text: &str) -> Option<&'static str> {
         } else {
             normalize_language(info)
         }
+    })
+}
+
+/// False when `text` holds no run of three backticks or tildes, so no fence:
+/// one `memchr` pass per character instead of a substring search.
+pub(crate) fn may_hold_fence(text: &str) -> bool {
+    [b'`', b'~'].into_iter().any(|c| {
+        let b = text.as_bytes();
+        let mut from = 0;
+        while let Some(i) = text[from..].find(char::from(c)) {
+            let i = from + i;
+            if b.get(i + 1) == Some(&c) && b.get(i + 2) == Some(&c) {
+                return true;
+            }
+            from = i + 1;
+        }
+        false
     })
 }
 
@@ -313,6 +333,10 @@ struct SignalIndex {
     anywhere: Vec<Vec<usize>>,
     /// Signal indices by the last byte of their pattern.
     end: Vec<Vec<usize>>,
+    /// Bit `a * 256 + b` is set when an `Anywhere` pattern starts with the
+    /// bytes `a b` (every such pattern has two or more): most positions of a
+    /// line are ruled out by one bit test.
+    pairs: Vec<u64>,
 }
 
 static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new(|| {
@@ -322,6 +346,7 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
         start: vec![Vec::new(); 256],
         anywhere: vec![Vec::new(); 256],
         end: vec![Vec::new(); 256],
+        pairs: vec![0; 65536 / 64],
     };
     for (s, &(lang, pattern, at, _)) in SIGNALS.iter().enumerate() {
         let l = match index.langs.iter().position(|&x| x == lang) {
@@ -333,6 +358,11 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
         };
         index.lang_of.push(l);
         let bytes = pattern.as_bytes();
+        if let At::Anywhere = at {
+            assert!(bytes.len() >= 2, "an Anywhere signal has two bytes or more");
+            let pair = usize::from(bytes[0]) << 8 | usize::from(bytes[1]);
+            index.pairs[pair / 64] |= 1 << (pair % 64);
+        }
         let (table, key) = match at {
             At::Start => (&mut index.start, bytes[0]),
             At::Anywhere => (&mut index.anywhere, bytes[0]),
@@ -373,7 +403,11 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 hit(s);
             }
         }
-        for at in 0..b.len() {
+        for at in 0..b.len() - 1 {
+            let pair = usize::from(b[at]) << 8 | usize::from(b[at + 1]);
+            if index.pairs[pair / 64] & (1 << (pair % 64)) == 0 {
+                continue;
+            }
             for &s in &index.anywhere[usize::from(b[at])] {
                 if b[at..].starts_with(SIGNALS[s].1.as_bytes()) {
                     hit(s);

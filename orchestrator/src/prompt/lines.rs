@@ -46,7 +46,11 @@ impl<'a> LineTable<'a> {
         let mut chars = 0;
         let mut byte = 0;
         for raw in text.split_inclusive('\n') {
-            let n = if ascii { raw.len() } else { raw.chars().count() };
+            let n = if ascii {
+                raw.len()
+            } else {
+                raw.chars().count()
+            };
             let mut indent = 0;
             let mut blank = true;
             for c in raw.chars() {
@@ -178,7 +182,10 @@ mod tests {
         let (a, w) = (LineTable::new(ascii), LineTable::new(wide));
         assert_eq!(a.char_len(), w.char_len());
         for (x, y) in a.lines().iter().zip(w.lines()) {
-            assert_eq!((x.start, x.end, x.indent, x.blank), (y.start, y.end, y.indent, y.blank));
+            assert_eq!(
+                (x.start, x.end, x.indent, x.blank),
+                (y.start, y.end, y.indent, y.blank)
+            );
         }
         assert_eq!(a.byte(3), 3);
         assert_eq!(w.byte(3), 4);

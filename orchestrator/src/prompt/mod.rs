@@ -180,7 +180,8 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
     // Chunk each segment separately, so repeated code is cut identically.
     let table = LineTable::new(&ex.code);
-    let segments = dedup::segments(&table, cfg.repeat_min_lines, cfg.repeat_min_chars);
+    let printer = dedup::Printer::new(&table);
+    let segments = dedup::segments_with(&printer, cfg.repeat_min_lines, cfg.repeat_min_chars);
     let mut chunks = Vec::new();
     for seg in &segments {
         chunks.extend(chunk::chunk_lines(
@@ -191,7 +192,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
             cfg.line_break_window,
         ));
     }
-    let unique = dedup::unique_chunks(&table, &chunks, &segments);
+    let unique = dedup::unique_chunks_with(&printer, &chunks, &segments);
 
     // Rank the unique chunks.
     let query = match ex.instruction.as_deref() {
@@ -281,12 +282,21 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
     stats.final_chars = final_chars;
     stats.reduction_percent = percent_less(original_chars, final_chars);
-    let text_table = LineTable::new(text);
+    // When the code is the start of the text (no fences), its lines are the
+    // text's: no second table is needed to report kept lines.
+    let text_table;
+    let text_lines =
+        if ex.pieces.len() == 1 && ex.pieces[0].code_start == 0 && ex.pieces[0].text_start == 0 {
+            &table
+        } else {
+            text_table = LineTable::new(text);
+            &text_table
+        };
     stats.kept_ranges = selection
         .kept
         .iter()
         .flat_map(|r| instruction::map_to_text(&ex.pieces, r.start, r.end))
-        .map(|(s, e)| kept_range(&text_table, s, e))
+        .map(|(s, e)| kept_range(text_lines, s, e))
         .collect();
     stats.elapsed_us = micros(started);
     PromptPlan {
@@ -339,19 +349,20 @@ fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
             wanted.push(token.to_owned());
         }
     });
+    let lens = wanted.iter().fold(0u64, |m, w| m | 1 << w.len().min(63));
     let mut out = HashMap::new();
     let mut lower = String::new();
     rank::for_each_word(code, |word| {
-        let word = word.trim_matches('_');
-        if out.len() == wanted.len()
-            || word.chars().nth(1).is_none()
-            || word.chars().all(char::is_numeric)
-        {
+        let word = rank::trim_underscores(word);
+        if out.len() == wanted.len() {
             return;
         }
         let key = if word.is_ascii() {
             // An ASCII word lowercases to itself lowercased byte by byte,
-            // which only an ASCII token can equal.
+            // which only an ASCII token of the same length can equal.
+            if lens & 1 << word.len().min(63) == 0 {
+                return;
+            }
             wanted
                 .iter()
                 .find(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
@@ -360,7 +371,10 @@ fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
             lower.push_str(&word.to_lowercase());
             wanted.iter().find(|w| **w == lower)
         };
-        if let Some(key) = key {
+        if let Some(key) = key
+            && word.chars().nth(1).is_some()
+            && !word.chars().all(char::is_numeric)
+        {
             out.entry(key.clone()).or_insert_with(|| word.to_owned());
         }
     });
@@ -377,8 +391,7 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     let key = |n: &str| n.trim_matches('_').to_lowercase();
     let wanted: Vec<String> = names.iter().map(|n| key(n)).collect();
     let defines = |i: usize| {
-        blocks::definition_name(table.line_text(i))
-            .is_some_and(|name| wanted.contains(&key(name)))
+        blocks::definition_name(table.line_text(i)).is_some_and(|name| wanted.contains(&key(name)))
     };
     if wanted.iter().any(String::is_empty) {
         return (0..table.len()).filter(|&i| defines(i)).collect();

@@ -142,9 +142,9 @@ pub fn for_each_word<'t>(text: &'t str, mut f: impl FnMut(&'t str)) {
         let b = text.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            if b[i].is_ascii_alphanumeric() || b[i] == b'_' {
+            if IDENT[usize::from(b[i])] {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                while i < b.len() && IDENT[usize::from(b[i])] {
                     i += 1;
                 }
                 f(&text[start..i]);
@@ -159,6 +159,25 @@ pub fn for_each_word<'t>(text: &'t str, mut f: impl FnMut(&'t str)) {
     }
 }
 
+/// ASCII letters, digits and `_`.
+const IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// `word` without leading and trailing `_` (bytes, so no char decoding).
+pub fn trim_underscores(word: &str) -> &str {
+    let b = word.as_bytes();
+    let start = b.iter().position(|&c| c != b'_').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'_').map_or(start, |e| e + 1);
+    &word[start..end]
+}
+
 /// Buffers reused across the words of one text.
 #[derive(Default)]
 struct Scratch {
@@ -169,13 +188,13 @@ struct Scratch {
 
 /// The tokens of one identifier-like word.
 fn word_tokens(word: &str, s: &mut Scratch, f: &mut impl FnMut(&str, bool, bool)) {
-    let word = word.trim_matches('_');
-    if word.len() < 2 || word.chars().nth(1).is_none() || word.chars().all(char::is_numeric) {
-        return;
-    }
-    if !word.contains('_') && word.bytes().all(|b| b.is_ascii_lowercase()) {
+    let word = trim_underscores(word);
+    if word.len() >= 2 && word.bytes().all(|b| b.is_ascii_lowercase()) {
         // Fast path for the common plain word: no parts, already lowercase.
         f(word, true, false);
+        return;
+    }
+    if word.chars().nth(1).is_none() || word.chars().all(char::is_numeric) {
         return;
     }
     split_identifier(word, &mut s.parts);
@@ -211,6 +230,38 @@ fn lowercase_into(text: &str, out: &mut String) {
 /// letter/digit changes.
 fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
+    if word.is_ascii() {
+        // The same rule over bytes: ASCII case and digit tests.
+        let b = word.as_bytes();
+        let mut start = 0;
+        for i in 0..b.len() {
+            let c = b[i];
+            if c == b'_' {
+                if i > start {
+                    out.push((start, i));
+                }
+                start = i + 1;
+                continue;
+            }
+            if i > start {
+                let prev = b[i - 1];
+                let boundary = (prev.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    || (prev.is_ascii_uppercase()
+                        && c.is_ascii_uppercase()
+                        && b.get(i + 1).is_some_and(u8::is_ascii_lowercase))
+                    || (prev.is_ascii_alphabetic() && c.is_ascii_digit())
+                    || (prev.is_ascii_digit() && c.is_ascii_alphabetic());
+                if boundary {
+                    out.push((start, i));
+                    start = i;
+                }
+            }
+        }
+        if b.len() > start {
+            out.push((start, b.len()));
+        }
+        return;
+    }
     let mut base = 0;
     for piece in word.split('_') {
         let offset = base;
@@ -398,6 +449,9 @@ struct TermCounts {
 /// The distinct texts of a query's terms, each with a slot in [`TermCounts`].
 struct TermSlots<'q> {
     slots: WordMap<&'q str, usize>,
+    /// Bit `n` set when a term is `n` bytes long (bit 63: 63 or more), so
+    /// most tokens are ruled out before hashing.
+    lens: u64,
     /// Slot of each query term.
     of_term: Vec<usize>,
 }
@@ -413,7 +467,15 @@ impl<'q> TermSlots<'q> {
                 *slots.entry(t.text.as_str()).or_insert(next)
             })
             .collect();
-        TermSlots { slots, of_term }
+        let lens = query
+            .terms
+            .iter()
+            .fold(0, |m, t| m | 1 << t.text.len().min(63));
+        TermSlots {
+            slots,
+            lens,
+            of_term,
+        }
     }
 
     fn empty(&self) -> TermCounts {
@@ -425,6 +487,9 @@ impl<'q> TermSlots<'q> {
 
     fn count(&self, counts: &mut TermCounts, token: &str) {
         counts.len += 1;
+        if self.lens & 1 << token.len().min(63) == 0 {
+            return;
+        }
         if let Some(&slot) = self.slots.get(token) {
             counts.tf[slot] += 1;
         }
