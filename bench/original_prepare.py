@@ -43,9 +43,8 @@ CHUNK_OVERLAP = 150
 TOP_K = 3
 MIN_REDUCTION = 0.10
 
-MARKER_RE = re.compile(
-    r"^[ \t]*(?:#+|//+|--+)?[ \t]*(?:INSTRUCTION|REFACTOR|TODO)[ \t]*:", re.IGNORECASE | re.MULTILINE
-)
+MARKERS = ("INSTRUCTION", "REFACTOR", "TODO")
+MARKER_LINE_RE = re.compile(r"[ \t]*(?:#+|//+|--+)?[ \t]*(?:INSTRUCTION|REFACTOR|TODO)[ \t]*:", re.IGNORECASE)
 FENCE = "```"
 WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STOP_WORDS = frozenset(
@@ -57,14 +56,30 @@ STOP_WORDS = frozenset(
 )
 
 
+def find_marker(prompt):
+    """Start of the first marker line, or -1: each keyword is found with
+    str.find, and its line is checked to be a marker line."""
+    upper = prompt.upper()
+    best = -1
+    for keyword in MARKERS:
+        at = upper.find(keyword)
+        while at >= 0:
+            line = prompt.rfind("\n", 0, at) + 1
+            if MARKER_LINE_RE.match(prompt, line):
+                if best < 0 or line < best:
+                    best = line
+                break
+            at = upper.find(keyword, at + 1)
+    return best
+
+
 def extract_instruction(prompt, system=None):
     """Returns (instruction, code): the earliest marker line starts the
     instruction; else prose around ``` fences is; a system message is first."""
-    marker = MARKER_RE.search(prompt)
+    start = find_marker(prompt)
     instruction = None
     code = prompt
-    if marker:
-        start = marker.start()
+    if start >= 0:
         instruction = prompt[start:].strip()
         code = prompt[:start]
     elif prompt.count(FENCE) >= 2:
