@@ -75,8 +75,8 @@ pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
     (xxh3_64(buf), weight)
 }
 
-/// Fingerprints of character ranges of one text. For an ASCII text the whole
-/// text is folded once (whitespace runs to one space) with the folded
+/// Fingerprints of character ranges of one text. Unless the text has
+/// whitespace outside ASCII, the whole text is folded once (whitespace runs to one space) with the folded
 /// position of every byte, so the fingerprint of any range is a hash of a
 /// slice of that, trimmed: the same bytes [`fingerprint`] folds, without
 /// copying every line and every chunk again.
@@ -88,10 +88,17 @@ pub struct Printer<'t, 'a> {
 }
 
 impl<'t, 'a> Printer<'t, 'a> {
-    /// Folds the text of `table` when it is ASCII (and under 4 GiB).
+    /// Folds the text of `table` when its whitespace is ASCII (and it is
+    /// under 4 GiB).
     pub fn new(table: &'t LineTable<'a>) -> Self {
         let text = table.text().as_bytes();
-        let folded = (table.text().is_ascii() && u32::try_from(text.len()).is_ok()).then(|| {
+        // Byte folding equals `split_whitespace` unless the text has
+        // whitespace outside ASCII (no other byte of a UTF-8 character can
+        // be an ASCII space).
+        let str = table.text();
+        let foldable = u32::try_from(text.len()).is_ok()
+            && (str.is_ascii() || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
+        let folded = foldable.then(|| {
             let mut buf = Vec::with_capacity(text.len());
             let mut at = Vec::with_capacity(text.len() + 1);
             let mut i = 0;
@@ -128,13 +135,18 @@ impl<'t, 'a> Printer<'t, 'a> {
     pub fn print(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> (u64, usize) {
         match &self.folded {
             Some((folded, at)) => {
-                let end = end.min(at.len() - 1);
-                let start = start.min(end);
+                let end = self.table.byte(end);
+                let start = self.table.byte(start).min(end);
                 let slice = &folded[at[start] as usize..at[end] as usize];
                 let slice = slice.strip_prefix(b" ").unwrap_or(slice);
                 let slice = slice.strip_suffix(b" ").unwrap_or(slice);
-                let spaces = slice.iter().filter(|&&b| b == b' ').count();
-                (xxh3_64(slice), slice.len() - spaces)
+                // Characters other than the separating spaces: bytes that
+                // start a UTF-8 character.
+                let chars = slice
+                    .iter()
+                    .filter(|&&b| b != b' ' && b & 0xc0 != 0x80)
+                    .count();
+                (xxh3_64(slice), chars)
             }
             None => fingerprint_with(self.table.slice(start, end), buf),
         }
@@ -340,11 +352,24 @@ mod tests {
                 assert_eq!(printer.print(start, end, &mut buf), want, "{start}..{end}");
             }
         }
-        // A non-ASCII text folds each range itself, with the same result.
-        let wide = LineTable::new("é  a\n b");
-        let p = Printer::new(&wide);
-        assert!(p.folded.is_none());
-        assert_eq!(p.print(0, 7, &mut buf), (fingerprint("é a b"), 3));
+        // Non-ASCII letters fold over bytes too; non-ASCII whitespace makes
+        // each range fold itself; both give the same prints.
+        for (text, folds) in [("é  a\n b…\t∑x  ", true), ("é\u{a0} a\u{2028}b ", false)] {
+            let table = LineTable::new(text);
+            let printer = Printer::new(&table);
+            assert_eq!(printer.folded.is_some(), folds);
+            let n = table.char_len();
+            for start in 0..=n {
+                for end in start..=n {
+                    let want = fingerprint_with(table.slice(start, end), &mut buf);
+                    assert_eq!(
+                        printer.print(start, end, &mut buf),
+                        want,
+                        "{text:?} {start}..{end}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

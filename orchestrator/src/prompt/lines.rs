@@ -53,12 +53,14 @@ impl<'a> LineTable<'a> {
             };
             let mut indent = 0;
             let mut blank = true;
-            for c in raw.chars() {
-                match c {
-                    ' ' => indent += 1,
-                    '\t' => indent += 4,
+            for (i, &b) in raw.as_bytes().iter().enumerate() {
+                match b {
+                    b' ' => indent += 1,
+                    b'\t' => indent += 4,
                     _ => {
-                        blank = raw.trim().is_empty();
+                        // Blank when only whitespace follows (often just the
+                        // line break); `i` is a char boundary (after ASCII).
+                        blank = raw[i..].trim().is_empty();
                         break;
                     }
                 }

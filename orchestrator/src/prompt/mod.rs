@@ -350,6 +350,7 @@ fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
         }
     });
     let lens = wanted.iter().fold(0u64, |m, w| m | 1 << w.len().min(63));
+    let ascii = code.is_ascii();
     let mut out = HashMap::new();
     let mut lower = String::new();
     rank::for_each_word(code, |word| {
@@ -357,7 +358,7 @@ fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
         if out.len() == wanted.len() {
             return;
         }
-        let key = if word.is_ascii() {
+        let key = if ascii || word.is_ascii() {
             // An ASCII word lowercases to itself lowercased byte by byte,
             // which only an ASCII token of the same length can equal.
             if lens & 1 << word.len().min(63) == 0 {

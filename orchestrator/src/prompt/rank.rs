@@ -131,8 +131,16 @@ pub fn tokenize(text: &str) -> Vec<Token> {
 /// same order, without allocating per token: ranking reads every token of
 /// every chunk, and a `String` each was most of its time.
 pub fn for_each_token(text: &str, mut f: impl FnMut(&str, bool, bool)) {
+    for_each_token_masked(text, u64::MAX, |token, whole, compound| {
+        f(token.unwrap_or_default(), whole, compound);
+    });
+}
+
+/// [`for_each_token`], passing `None` for a token whose length the mask
+/// `lens` does not want (see [`word_tokens`]).
+fn for_each_token_masked(text: &str, lens: u64, mut f: impl FnMut(Option<&str>, bool, bool)) {
     let mut scratch = Scratch::default();
-    for_each_word(text, |word| word_tokens(word, &mut scratch, &mut f));
+    for_each_word(text, |word| word_tokens(word, &mut scratch, lens, &mut f));
 }
 
 /// Calls `f` for every maximal run of letters, digits and `_` in `text` (the
@@ -186,12 +194,54 @@ struct Scratch {
     parts: Vec<(usize, usize)>,
 }
 
-/// The tokens of one identifier-like word.
-fn word_tokens(word: &str, s: &mut Scratch, f: &mut impl FnMut(&str, bool, bool)) {
+/// Does the length mask `lens` (bit `n`: a wanted token is `n` bytes long, bit
+/// 63: 63 or more) want a token of `len` bytes?
+fn wants(lens: u64, len: usize) -> bool {
+    lens & 1 << len.min(63) != 0
+}
+
+/// The tokens of one identifier-like word. A token of an ASCII word whose
+/// length `lens` does not want is passed as `None` (counted, not lowercased);
+/// lowercasing keeps an ASCII token's length, so the mask is exact.
+fn word_tokens(
+    word: &str,
+    s: &mut Scratch,
+    lens: u64,
+    f: &mut impl FnMut(Option<&str>, bool, bool),
+) {
     let word = trim_underscores(word);
     if word.len() >= 2 && word.bytes().all(|b| b.is_ascii_lowercase()) {
         // Fast path for the common plain word: no parts, already lowercase.
-        f(word, true, false);
+        f(Some(word), true, false);
+        return;
+    }
+    if word.is_ascii() {
+        if word.len() < 2 || word.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        split_identifier(word, &mut s.parts);
+        let compound = s.parts.len() > 1;
+        if compound {
+            for &(start, end) in &s.parts {
+                // A part of a compound word is shorter than it, so never
+                // equal to the whole.
+                let part = &word[start..end];
+                if part.len() >= 2 && !part.bytes().all(|b| b.is_ascii_digit()) {
+                    if wants(lens, part.len()) {
+                        lowercase_into(part, &mut s.part);
+                        f(Some(&s.part), false, false);
+                    } else {
+                        f(None, false, false);
+                    }
+                }
+            }
+        }
+        if wants(lens, word.len()) {
+            lowercase_into(word, &mut s.whole);
+            f(Some(&s.whole), true, compound);
+        } else {
+            f(None, true, compound);
+        }
         return;
     }
     if word.chars().nth(1).is_none() || word.chars().all(char::is_numeric) {
@@ -207,11 +257,11 @@ fn word_tokens(word: &str, s: &mut Scratch, f: &mut impl FnMut(&str, bool, bool)
                 && !s.part.chars().all(char::is_numeric)
                 && s.part != s.whole
             {
-                f(&s.part, false, false);
+                f(Some(&s.part), false, false);
             }
         }
     }
-    f(&s.whole, true, compound);
+    f(Some(&s.whole), true, compound);
 }
 
 /// `out` = `text.to_lowercase()`, reusing `out`'s buffer.
@@ -415,7 +465,7 @@ pub fn score(texts: &[&str], query: &Query) -> Vec<f64> {
         .iter()
         .map(|text| {
             let mut c = terms.empty();
-            for_each_token(text, |token, _, _| terms.count(&mut c, token));
+            for_each_token_masked(text, terms.lens, |token, _, _| terms.count(&mut c, token));
             c
         })
         .collect();
@@ -431,7 +481,7 @@ pub fn bm25(docs: &[Vec<String>], query: &Query) -> Vec<f64> {
         .map(|doc| {
             let mut c = terms.empty();
             for token in doc {
-                terms.count(&mut c, token);
+                terms.count(&mut c, Some(token));
             }
             c
         })
@@ -470,7 +520,7 @@ impl<'q> TermSlots<'q> {
         let lens = query
             .terms
             .iter()
-            .fold(0, |m, t| m | 1 << t.text.len().min(63));
+            .fold(0, |m, t| m | 1u64 << t.text.len().min(63));
         TermSlots {
             slots,
             lens,
@@ -485,11 +535,12 @@ impl<'q> TermSlots<'q> {
         }
     }
 
-    fn count(&self, counts: &mut TermCounts, token: &str) {
+    /// Counts one token; `None` is a token no term can equal.
+    fn count(&self, counts: &mut TermCounts, token: Option<&str>) {
         counts.len += 1;
-        if self.lens & 1 << token.len().min(63) == 0 {
+        let Some(token) = token.filter(|t| wants(self.lens, t.len())) else {
             return;
-        }
+        };
         if let Some(&slot) = self.slots.get(token) {
             counts.tf[slot] += 1;
         }
