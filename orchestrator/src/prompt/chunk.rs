@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use super::lines::LineTable;
+
 /// Character ranges of the blocks of `chars`: each at most `size` characters,
 /// each next one starting `overlap` characters before the previous one ends.
 /// A block ends just after a `\n` when one lies within the last `near`
@@ -17,7 +19,46 @@ use std::ops::Range;
 /// Degenerate settings are repaired rather than rejected: `size` is at least 1
 /// and `overlap` at most `size - 1`, so the cut always moves forward.
 pub fn chunk_chars(chars: &[char], size: usize, overlap: usize, near: usize) -> Vec<Range<usize>> {
-    let n = chars.len();
+    chunk_with(chars.len(), size, overlap, near, |lo, end| {
+        (lo..=end).rev().find(|&e| chars[e - 1] == '\n')
+    })
+}
+
+/// [`chunk_chars`] over the characters `range` of the text of `table`,
+/// returning ranges of that text: the line table answers where the line
+/// breaks are, so no character buffer is built.
+pub fn chunk_lines(
+    table: &LineTable<'_>,
+    range: Range<usize>,
+    size: usize,
+    overlap: usize,
+    near: usize,
+) -> Vec<Range<usize>> {
+    let off = range.start;
+    let n = range.end.min(table.char_len()).saturating_sub(off);
+    let lines = table.lines();
+    let mut out = chunk_with(n, size, overlap, near, |lo, end| {
+        // The latest line break before character `end` ends the line before
+        // the one holding `end`.
+        let line = table.line_of(off + end);
+        let at = lines[line].start;
+        (line > 0 && at >= off + lo).then(|| at - off)
+    });
+    for c in &mut out {
+        *c = c.start + off..c.end + off;
+    }
+    out
+}
+
+/// The cutting rule of [`chunk_chars`] over `n` characters;
+/// `latest_break(lo, end)` is the latest `e` in `lo..=end` just after a `\n`.
+fn chunk_with(
+    n: usize,
+    size: usize,
+    overlap: usize,
+    near: usize,
+    latest_break: impl Fn(usize, usize) -> Option<usize>,
+) -> Vec<Range<usize>> {
     let size = size.max(1);
     let overlap = overlap.min(size - 1);
     let mut out = Vec::with_capacity(n / (size - overlap) + 1);
@@ -28,7 +69,7 @@ pub fn chunk_chars(chars: &[char], size: usize, overlap: usize, near: usize) -> 
             // Latest line break in the last `near` characters that still leaves
             // the block longer than the overlap.
             let lo = end.saturating_sub(near).max(start + overlap + 1);
-            if let Some(brk) = (lo..=end).rev().find(|&e| chars[e - 1] == '\n') {
+            if let Some(brk) = latest_break(lo, end) {
                 end = brk;
             }
         }
@@ -84,6 +125,43 @@ mod tests {
         assert_eq!(chunks[1], 8..18);
         let s: String = text.chars().skip(8).take(10).collect();
         assert_eq!(s.chars().count(), 10);
+    }
+
+    #[test]
+    fn line_table_cuts_as_the_char_buffer() {
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(&"é".repeat(i % 7));
+            text.push_str(&"x".repeat(i * 13 % 90));
+            text.push('\n');
+            if i % 11 == 0 {
+                text.push('\n');
+            }
+        }
+        text.push_str("no newline at the end");
+        let table = LineTable::new(&text);
+        let chars: Vec<char> = text.chars().collect();
+        let n = chars.len();
+        for (size, overlap, near) in [
+            (1000, 150, 250),
+            (100, 30, 40),
+            (7, 2, 7),
+            (1, 0, 0),
+            (50, 49, 0),
+        ] {
+            for range in [0..n, 0..0, 5..n, 37..n - 3, 400..401, n - 1..n] {
+                let want: Vec<Range<usize>> =
+                    chunk_chars(&chars[range.clone()], size, overlap, near)
+                        .into_iter()
+                        .map(|c| c.start + range.start..c.end + range.start)
+                        .collect();
+                assert_eq!(
+                    chunk_lines(&table, range.clone(), size, overlap, near),
+                    want,
+                    "{range:?} {size} {overlap} {near}"
+                );
+            }
+        }
     }
 
     #[test]

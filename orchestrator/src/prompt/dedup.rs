@@ -11,25 +11,146 @@
 //! is a duplicate. Chunks are then fingerprinted too (xxh3 of normalised text),
 //! which catches identical chunks the run detection left alone.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
 use std::ops::Range;
 
-use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
 
+use super::hash::{PrintMap, PrintSet};
 use super::lines::LineTable;
 
 /// xxh3 of `text` with every run of whitespace folded to one space and the
-/// ends trimmed, computed without building the normalised string.
+/// ends trimmed.
 pub fn fingerprint(text: &str) -> u64 {
-    let mut hasher = Xxh3Default::new();
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            hasher.update(b" ");
+    fingerprint_with(text, &mut Vec::new()).0
+}
+
+/// ASCII whitespace as `char::is_whitespace` has it (vertical tab included).
+const ASCII_SPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[0x0b] = true;
+    t[0x0c] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
+/// [`fingerprint`] building the normalised text in `buf` (reused across calls,
+/// so a preparation allocates it once), and the number of non-whitespace
+/// characters of `text`.
+pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
+    buf.clear();
+    let mut weight = 0;
+    if text.is_ascii() {
+        // The same folding as `split_whitespace`, over bytes.
+        let b = text.as_bytes();
+        let mut i = 0;
+        loop {
+            while i < b.len() && ASCII_SPACE[usize::from(b[i])] {
+                i += 1;
+            }
+            if i == b.len() {
+                break;
+            }
+            let start = i;
+            while i < b.len() && !ASCII_SPACE[usize::from(b[i])] {
+                i += 1;
+            }
+            if !buf.is_empty() {
+                buf.push(b' ');
+            }
+            buf.extend_from_slice(&b[start..i]);
+            weight += i - start;
         }
-        hasher.update(word.as_bytes());
+    } else {
+        for (i, word) in text.split_whitespace().enumerate() {
+            if i > 0 {
+                buf.push(b' ');
+            }
+            buf.extend_from_slice(word.as_bytes());
+            weight += word.chars().count();
+        }
     }
-    hasher.digest()
+    (xxh3_64(buf), weight)
+}
+
+/// Fingerprints of character ranges of one text. Unless the text has
+/// whitespace outside ASCII, the whole text is folded once (whitespace runs to one space) with the folded
+/// position of every byte, so the fingerprint of any range is a hash of a
+/// slice of that, trimmed: the same bytes [`fingerprint`] folds, without
+/// copying every line and every chunk again.
+pub struct Printer<'t, 'a> {
+    table: &'t LineTable<'a>,
+    /// The folded text and, per byte (plus the end), its folded position
+    /// (before the separating space a whitespace byte may become).
+    folded: Option<(Vec<u8>, Vec<u32>)>,
+}
+
+impl<'t, 'a> Printer<'t, 'a> {
+    /// Folds the text of `table` when its whitespace is ASCII (and it is
+    /// under 4 GiB).
+    pub fn new(table: &'t LineTable<'a>) -> Self {
+        let text = table.text().as_bytes();
+        // Byte folding equals `split_whitespace` unless the text has
+        // whitespace outside ASCII (no other byte of a UTF-8 character can
+        // be an ASCII space).
+        let str = table.text();
+        let foldable = u32::try_from(text.len()).is_ok()
+            && (str.is_ascii() || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
+        let folded = foldable.then(|| {
+            let mut buf = Vec::with_capacity(text.len());
+            let mut at = Vec::with_capacity(text.len() + 1);
+            let mut i = 0;
+            while i < text.len() {
+                // A whitespace run: every byte at the current folded end.
+                let start = i;
+                while i < text.len() && ASCII_SPACE[usize::from(text[i])] {
+                    i += 1;
+                }
+                at.resize(at.len() + (i - start), buf.len() as u32);
+                if i == text.len() {
+                    break;
+                }
+                if start < i && !buf.is_empty() {
+                    buf.push(b' ');
+                }
+                // A word: copied, each byte at its own folded position.
+                let start = i;
+                while i < text.len() && !ASCII_SPACE[usize::from(text[i])] {
+                    i += 1;
+                }
+                let base = buf.len() as u32;
+                at.extend((0..(i - start) as u32).map(|k| base + k));
+                buf.extend_from_slice(&text[start..i]);
+            }
+            at.push(buf.len() as u32);
+            (buf, at)
+        });
+        Printer { table, folded }
+    }
+
+    /// [`fingerprint`] of the characters `start..end`, and their number of
+    /// non-whitespace characters.
+    pub fn print(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> (u64, usize) {
+        match &self.folded {
+            Some((folded, at)) => {
+                let end = self.table.byte(end);
+                let start = self.table.byte(start).min(end);
+                let slice = &folded[at[start] as usize..at[end] as usize];
+                let slice = slice.strip_prefix(b" ").unwrap_or(slice);
+                let slice = slice.strip_suffix(b" ").unwrap_or(slice);
+                // Characters other than the separating spaces: bytes that
+                // start a UTF-8 character.
+                let chars = slice
+                    .iter()
+                    .filter(|&&b| b != b' ' && b & 0xc0 != 0x80)
+                    .count();
+                (xxh3_64(slice), chars)
+            }
+            None => fingerprint_with(self.table.slice(start, end), buf),
+        }
+    }
 }
 
 /// A part of the code, as a character range; `repeat` is true when the part
@@ -46,7 +167,18 @@ pub struct Segment {
 /// lines, and the original code between them. The segments cover the whole
 /// text in order.
 pub fn segments(table: &LineTable<'_>, min_lines: usize, min_chars: usize) -> Vec<Segment> {
-    let runs = repeat_runs(table, min_lines.max(1), min_chars);
+    segments_with(&Printer::new(table), min_lines, min_chars)
+}
+
+/// [`segments`] with the fingerprints of a [`Printer`] (shared with
+/// [`unique_chunks_with`]).
+pub fn segments_with(
+    printer: &Printer<'_, '_>,
+    min_lines: usize,
+    min_chars: usize,
+) -> Vec<Segment> {
+    let table = printer.table;
+    let runs = repeat_runs(printer, min_lines.max(1), min_chars);
     let total = table.char_len();
     let mut out = Vec::with_capacity(runs.len() * 2 + 1);
     let mut at = 0;
@@ -80,37 +212,30 @@ pub fn segments(table: &LineTable<'_>, min_lines: usize, min_chars: usize) -> Ve
 /// the run is extended line by line while it keeps matching, but never past
 /// the start of the copy (so five back-to-back pastes give four runs, one per
 /// copy).
-fn repeat_runs(table: &LineTable<'_>, k: usize, min_chars: usize) -> Vec<Range<usize>> {
+fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Range<usize>> {
+    let table = printer.table;
     let lines = table.lines();
     let idx: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].blank).collect();
     if idx.len() < 2 * k {
         return Vec::new();
     }
-    let prints: Vec<u64> = idx
+    let mut buf = Vec::new();
+    let (prints, weight): (Vec<u64>, Vec<usize>) = idx
         .iter()
-        .map(|&i| fingerprint(table.line_text(i)))
-        .collect();
-    let weight: Vec<usize> = idx
-        .iter()
-        .map(|&i| {
-            table
-                .line_text(i)
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .count()
-        })
-        .collect();
+        .map(|&i| printer.print(lines[i].start, lines[i].end, &mut buf))
+        .unzip();
     let window_hash = |j: usize| -> u64 {
-        let mut bytes = Vec::with_capacity(8 * k);
+        buf.clear();
         for p in &prints[j..j + k] {
-            bytes.extend_from_slice(&p.to_le_bytes());
+            buf.extend_from_slice(&p.to_le_bytes());
         }
-        xxh3_64(&bytes)
+        xxh3_64(&buf)
     };
     let windows = idx.len() + 1 - k;
     let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
     // Latest earlier position of each window, filled in as the scan passes.
-    let mut latest: HashMap<u64, usize> = HashMap::with_capacity(windows);
+    let mut latest: PrintMap<usize> =
+        PrintMap::with_capacity_and_hasher(windows, Default::default());
     let mut seen_to = 0;
     let mut runs = Vec::new();
     let mut j = 0;
@@ -151,15 +276,25 @@ pub fn unique_chunks(
     chunks: &[Range<usize>],
     segments: &[Segment],
 ) -> Vec<bool> {
+    unique_chunks_with(&Printer::new(table), chunks, segments)
+}
+
+/// [`unique_chunks`] with the fingerprints of a [`Printer`].
+pub fn unique_chunks_with(
+    printer: &Printer<'_, '_>,
+    chunks: &[Range<usize>],
+    segments: &[Segment],
+) -> Vec<bool> {
     let empty = fingerprint("");
-    let mut seen: HashSet<u64> = HashSet::with_capacity(chunks.len());
+    let mut seen = PrintSet::with_capacity_and_hasher(chunks.len(), Default::default());
+    let mut buf = Vec::new();
     chunks
         .iter()
         .map(|c| {
             let in_repeat = segments
                 .iter()
                 .any(|s| s.repeat && s.range.start <= c.start && c.end <= s.range.end);
-            let print = fingerprint(table.slice(c.start, c.end));
+            let (print, _) = printer.print(c.start, c.end, &mut buf);
             // Insert even for repeats so a later identical original chunk is
             // still recognised.
             let fresh = seen.insert(print);
@@ -183,6 +318,58 @@ mod tests {
     fn fingerprint_ignores_whitespace_layout() {
         assert_eq!(fingerprint("a  b\n\tc "), fingerprint("a b c"));
         assert_ne!(fingerprint("a b c"), fingerprint("a bc"));
+        assert_eq!(fingerprint("\x0b a\x0cb\r"), fingerprint("a b"));
+        // The ASCII path folds exactly as the general one does.
+        let mut buf = Vec::new();
+        for text in [
+            "  def f(x):\n\t return x\r\n",
+            "",
+            "   ",
+            "a\x0bb",
+            "x  y é",
+        ] {
+            let (print, weight) = fingerprint_with(text, &mut buf);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(print, xxh3_64(words.join(" ").as_bytes()), "{text:?}");
+            assert_eq!(
+                weight,
+                words.iter().map(|w| w.chars().count()).sum::<usize>()
+            );
+        }
+    }
+
+    #[test]
+    fn folded_prints_equal_folding_each_range() {
+        let text = "  def f(x):\n\t\treturn  x\r\n\n   \n  y = 1 \x0b z\n   ";
+        let table = LineTable::new(text);
+        let printer = Printer::new(&table);
+        assert!(printer.folded.is_some());
+        let n = table.char_len();
+        let mut buf = Vec::new();
+        for start in 0..=n {
+            for end in start..=n {
+                let want = fingerprint_with(table.slice(start, end), &mut buf);
+                assert_eq!(printer.print(start, end, &mut buf), want, "{start}..{end}");
+            }
+        }
+        // Non-ASCII letters fold over bytes too; non-ASCII whitespace makes
+        // each range fold itself; both give the same prints.
+        for (text, folds) in [("é  a\n b…\t∑x  ", true), ("é\u{a0} a\u{2028}b ", false)] {
+            let table = LineTable::new(text);
+            let printer = Printer::new(&table);
+            assert_eq!(printer.folded.is_some(), folds);
+            let n = table.char_len();
+            for start in 0..=n {
+                for end in start..=n {
+                    let want = fingerprint_with(table.slice(start, end), &mut buf);
+                    assert_eq!(
+                        printer.print(start, end, &mut buf),
+                        want,
+                        "{text:?} {start}..{end}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

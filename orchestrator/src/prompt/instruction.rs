@@ -140,14 +140,26 @@ fn find_marker(code: &str, window: usize) -> Option<usize> {
         return None;
     }
     let body = code.trim_end();
-    let mut starts: Vec<usize> = Vec::new();
-    let mut offset = 0;
-    for line in body.split_inclusive('\n') {
-        starts.push(offset);
-        offset += line.len();
+    if body.is_empty() {
+        return None;
     }
-    let first = starts.len().saturating_sub(window);
-    starts[first..].iter().copied().find(|&start| {
+    // Starts of the last `window` lines, found from the end.
+    let mut starts = Vec::with_capacity(window.min(64));
+    let mut end = body.len();
+    while starts.len() < window {
+        match body[..end].rfind('\n') {
+            Some(p) => {
+                starts.push(p + 1);
+                end = p;
+            }
+            None => {
+                starts.push(0);
+                break;
+            }
+        }
+    }
+    starts.reverse();
+    starts.iter().copied().find(|&start| {
         let line = body[start..].split('\n').next().unwrap_or("");
         is_marker_line(line)
     })
@@ -180,6 +192,9 @@ struct Block {
 /// (indentation allowed). An unclosed fence runs to the end of the text.
 fn fenced_blocks(text: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
+    if !super::language::may_hold_fence(text) {
+        return blocks;
+    }
     let mut open: Option<(char, usize, usize, usize, String)> = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

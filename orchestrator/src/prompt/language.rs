@@ -87,6 +87,9 @@ pub fn detect_language(text: &str) -> Option<&'static str> {
 
 /// The canonical language of the first fenced block's info string, if any.
 fn fence_language(text: &str) -> Option<&'static str> {
+    if !may_hold_fence(text) {
+        return None;
+    }
     text.lines().find_map(|line| {
         let t = line.trim_start();
         let info = t.strip_prefix("```").or_else(|| t.strip_prefix("~~~"))?;
@@ -96,6 +99,23 @@ fn fence_language(text: &str) -> Option<&'static str> {
         } else {
             normalize_language(info)
         }
+    })
+}
+
+/// False when `text` holds no run of three backticks or tildes, so no fence:
+/// one `memchr` pass per character instead of a substring search.
+pub(crate) fn may_hold_fence(text: &str) -> bool {
+    [b'`', b'~'].into_iter().any(|c| {
+        let b = text.as_bytes();
+        let mut from = 0;
+        while let Some(i) = text[from..].find(char::from(c)) {
+            let i = from + i;
+            if b.get(i + 1) == Some(&c) && b.get(i + 2) == Some(&c) {
+                return true;
+            }
+            from = i + 1;
+        }
+        false
     })
 }
 
@@ -298,63 +318,133 @@ const SIGNALS: &[(&str, &str, At, u32)] = &[
     ("html", "<!DOCTYPE", At::Start, 8),
 ];
 
+/// [`SIGNALS`] indexed for a scan of each line: by the byte a pattern starts
+/// with (for `Start` and `Anywhere`) or ends with (`End`), so a line is read
+/// once instead of once per signal. Built once per process.
+struct SignalIndex {
+    /// Distinct languages, in order of first appearance in [`SIGNALS`] (the
+    /// tie-break order).
+    langs: Vec<&'static str>,
+    /// Index into `langs` of each signal.
+    lang_of: Vec<usize>,
+    /// Signal indices by the first byte of their pattern.
+    start: Vec<Vec<usize>>,
+    /// Signal indices by the first byte of their pattern.
+    anywhere: Vec<Vec<usize>>,
+    /// Signal indices by the last byte of their pattern.
+    end: Vec<Vec<usize>>,
+    /// Bit `a * 256 + b` is set when an `Anywhere` pattern starts with the
+    /// bytes `a b` (every such pattern has two or more): most positions of a
+    /// line are ruled out by one bit test.
+    pairs: Vec<u64>,
+}
+
+static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new(|| {
+    let mut index = SignalIndex {
+        langs: Vec::new(),
+        lang_of: Vec::with_capacity(SIGNALS.len()),
+        start: vec![Vec::new(); 256],
+        anywhere: vec![Vec::new(); 256],
+        end: vec![Vec::new(); 256],
+        pairs: vec![0; 65536 / 64],
+    };
+    for (s, &(lang, pattern, at, _)) in SIGNALS.iter().enumerate() {
+        let l = match index.langs.iter().position(|&x| x == lang) {
+            Some(l) => l,
+            None => {
+                index.langs.push(lang);
+                index.langs.len() - 1
+            }
+        };
+        index.lang_of.push(l);
+        let bytes = pattern.as_bytes();
+        if let At::Anywhere = at {
+            assert!(bytes.len() >= 2, "an Anywhere signal has two bytes or more");
+            let pair = usize::from(bytes[0]) << 8 | usize::from(bytes[1]);
+            index.pairs[pair / 64] |= 1 << (pair % 64);
+        }
+        let (table, key) = match at {
+            At::Start => (&mut index.start, bytes[0]),
+            At::Anywhere => (&mut index.anywhere, bytes[0]),
+            At::End => (&mut index.end, bytes[bytes.len() - 1]),
+        };
+        table[usize::from(key)].push(s);
+    }
+    index
+});
+
 /// Scores each language by its signals and returns the best one when it is
-/// clearly supported.
+/// clearly supported. Each signal counts once per line it appears in.
 fn keyword_language(text: &str) -> Option<&'static str> {
-    let mut scores: Vec<(&'static str, u32)> = Vec::new();
+    let index = &*SIGNAL_INDEX;
+    let mut scores = vec![0u32; index.langs.len()];
+    // The line each signal last hit, so it counts once per line.
+    let mut hit_on = vec![usize::MAX; SIGNALS.len()];
     let lines = text
         .lines()
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .take(KEYWORD_LINES);
-    for t in lines {
-        for &(lang, pattern, at, weight) in SIGNALS {
-            let hit = match at {
-                At::Start => t.starts_with(pattern),
-                At::Anywhere => t.contains(pattern),
-                At::End => t.ends_with(pattern),
-            };
-            if hit {
-                match scores.iter_mut().find(|(l, _)| *l == lang) {
-                    Some(entry) => entry.1 += weight,
-                    None => scores.push((lang, weight)),
+    for (n, t) in lines.enumerate() {
+        let b = t.as_bytes();
+        let mut hit = |s: usize| {
+            if hit_on[s] != n {
+                hit_on[s] = n;
+                scores[index.lang_of[s]] += SIGNALS[s].3;
+            }
+        };
+        for &s in &index.start[usize::from(b[0])] {
+            if b.starts_with(SIGNALS[s].1.as_bytes()) {
+                hit(s);
+            }
+        }
+        for &s in &index.end[usize::from(b[b.len() - 1])] {
+            if b.ends_with(SIGNALS[s].1.as_bytes()) {
+                hit(s);
+            }
+        }
+        for at in 0..b.len() - 1 {
+            let pair = usize::from(b[at]) << 8 | usize::from(b[at + 1]);
+            if index.pairs[pair / 64] & (1 << (pair % 64)) == 0 {
+                continue;
+            }
+            for &s in &index.anywhere[usize::from(b[at])] {
+                if b[at..].starts_with(SIGNALS[s].1.as_bytes()) {
+                    hit(s);
                 }
             }
         }
     }
     let score = |lang: &str| {
-        scores
+        index
+            .langs
             .iter()
-            .find(|(l, _)| *l == lang)
-            .map_or(0, |(_, s)| *s)
+            .position(|&l| l == lang)
+            .map_or(0, |l| scores[l])
     };
     // Superset languages inherit the base language's signals.
-    let mut totals: Vec<(&'static str, u32)> = scores
+    let mut totals: Vec<(usize, u32)> = scores
         .iter()
-        .map(|&(lang, s)| match lang {
-            "typescript" => (lang, s + score("javascript")),
-            "cpp" => (lang, s + score("c")),
-            _ => (lang, s),
+        .enumerate()
+        .filter(|&(_, &s)| s > 0)
+        .map(|(l, &s)| match index.langs[l] {
+            "typescript" => (l, s + score("javascript")),
+            "cpp" => (l, s + score("c")),
+            _ => (l, s),
         })
         .collect();
     // Stable order so ties resolve the same way every time: table order.
-    totals.sort_by_key(|&(lang, s)| {
-        let rank = SIGNALS
-            .iter()
-            .position(|(l, ..)| *l == lang)
-            .unwrap_or(usize::MAX);
-        (std::cmp::Reverse(s), rank)
-    });
+    totals.sort_by_key(|&(l, s)| (std::cmp::Reverse(s), l));
     let (best, best_score) = *totals.first()?;
     if best_score < 4 {
         return None;
     }
     // TypeScript and C++ only when their own signals are present; otherwise the
     // inherited base language score would let them win every tie.
-    match best {
+    match index.langs[best] {
         "typescript" if score("typescript") < 4 => Some("javascript"),
         "cpp" if score("cpp") < 4 => Some("c"),
-        _ => Some(best),
+        best => Some(best),
     }
 }
 
@@ -410,6 +500,92 @@ mod tests {
         assert_eq!(detect_language(cpp), Some("cpp"));
         let go = "package main\n\nimport (\n\t\"fmt\"\n)\n\nfunc main() {\n\tx := 1\n\tfmt.Println(x)\n}\n";
         assert_eq!(detect_language(go), Some("go"));
+    }
+
+    /// The plain scan the index replaces: every signal tested on every line.
+    fn keyword_language_reference(text: &str) -> Option<&'static str> {
+        let mut scores: Vec<(&'static str, u32)> = Vec::new();
+        for t in text
+            .lines()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .take(KEYWORD_LINES)
+        {
+            for &(lang, pattern, at, weight) in SIGNALS {
+                let hit = match at {
+                    At::Start => t.starts_with(pattern),
+                    At::Anywhere => t.contains(pattern),
+                    At::End => t.ends_with(pattern),
+                };
+                if hit {
+                    match scores.iter_mut().find(|(l, _)| *l == lang) {
+                        Some(entry) => entry.1 += weight,
+                        None => scores.push((lang, weight)),
+                    }
+                }
+            }
+        }
+        let score = |lang: &str| scores.iter().find(|(l, _)| *l == lang).map_or(0, |e| e.1);
+        let mut totals: Vec<(&'static str, u32)> = scores
+            .iter()
+            .map(|&(lang, s)| match lang {
+                "typescript" => (lang, s + score("javascript")),
+                "cpp" => (lang, s + score("c")),
+                _ => (lang, s),
+            })
+            .collect();
+        totals.sort_by_key(|&(lang, s)| {
+            let rank = SIGNALS.iter().position(|(l, ..)| *l == lang);
+            (std::cmp::Reverse(s), rank)
+        });
+        let (best, best_score) = *totals.first()?;
+        if best_score < 4 {
+            return None;
+        }
+        match best {
+            "typescript" if score("typescript") < 4 => Some("javascript"),
+            "cpp" if score("cpp") < 4 => Some("c"),
+            _ => Some(best),
+        }
+    }
+
+    #[test]
+    fn indexed_scan_scores_as_the_plain_scan() {
+        let samples = [
+            "import os\n\ndef load(path):\n    if not path:\n        return None\n",
+            "const a = b === c; const d = e !== f; console.log(a === d);\n",
+            "#include <iostream>\nint main() { std::cout << nullptr; }\n",
+            "fn main() { let mut x = Some(1); if let Some(y) = x { println!(\"{y}\"); } }\n",
+            "package main\nfunc main() {\n\tif err != nil {\n\t\treturn\n\t}\n}\n",
+            "SELECT a FROM b WHERE c;\nINSERT INTO t VALUES (1);\n",
+            "<?php echo $this->name; ?>\n<div></div></div>\n",
+            "x => x => x => y; ===== !== !==\n  then\nfi\nesac\n",
+            "größe = 1 # ünïcödé\n→ const é = 1;\n",
+            "@@@@ ((self ((self self.self. \"\"\"\"\"\" None None\n):\n",
+            "",
+            "   \n\t\n",
+        ];
+        for text in samples {
+            assert_eq!(
+                keyword_language(text),
+                keyword_language_reference(text),
+                "{text:?}"
+            );
+        }
+        // Every pattern alone, twice on a line, and at a line's start and end.
+        for &(_, pattern, ..) in SIGNALS {
+            for text in [
+                format!("{pattern}\n"),
+                format!("x {pattern} {pattern} y\n{pattern}{pattern}\n"),
+                format!("{pattern} mid {pattern}\nlet {pattern}\n"),
+            ] {
+                assert_eq!(
+                    keyword_language(&text),
+                    keyword_language_reference(&text),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -25,27 +25,44 @@ pub struct Line {
 pub struct LineTable<'a> {
     text: &'a str,
     lines: Vec<Line>,
-    /// Byte offset of every character, plus one entry for the end.
+    /// Byte offset of every character, plus one entry for the end; left empty
+    /// for an ASCII text, where character and byte offsets are the same.
     byte_of: Vec<usize>,
+    /// Number of characters.
+    chars: usize,
 }
 
 impl<'a> LineTable<'a> {
     /// Builds the table in one pass over `text`.
     pub fn new(text: &'a str) -> Self {
-        let mut lines = Vec::new();
-        let mut byte_of = Vec::with_capacity(text.len() + 1);
+        let ascii = text.is_ascii();
+        let mut lines = Vec::with_capacity(text.len() / 32 + 1);
+        let mut byte_of = Vec::new();
+        if !ascii {
+            byte_of.reserve(text.len() + 1);
+            byte_of.extend(text.char_indices().map(|(i, _)| i));
+            byte_of.push(text.len());
+        }
         let mut chars = 0;
-        byte_of.extend(text.char_indices().map(|(i, _)| i));
-        byte_of.push(text.len());
         let mut byte = 0;
         for raw in text.split_inclusive('\n') {
-            let n = raw.chars().count();
+            let n = if ascii {
+                raw.len()
+            } else {
+                raw.chars().count()
+            };
             let mut indent = 0;
-            for c in raw.chars() {
-                match c {
-                    ' ' => indent += 1,
-                    '\t' => indent += 4,
-                    _ => break,
+            let mut blank = true;
+            for (i, &b) in raw.as_bytes().iter().enumerate() {
+                match b {
+                    b' ' => indent += 1,
+                    b'\t' => indent += 4,
+                    _ => {
+                        // Blank when only whitespace follows (often just the
+                        // line break); `i` is a char boundary (after ASCII).
+                        blank = raw[i..].trim().is_empty();
+                        break;
+                    }
                 }
             }
             lines.push(Line {
@@ -54,7 +71,7 @@ impl<'a> LineTable<'a> {
                 byte_start: byte,
                 byte_end: byte + raw.len(),
                 indent,
-                blank: raw.trim().is_empty(),
+                blank,
             });
             chars += n;
             byte += raw.len();
@@ -63,6 +80,7 @@ impl<'a> LineTable<'a> {
             text,
             lines,
             byte_of,
+            chars,
         }
     }
 
@@ -88,12 +106,16 @@ impl<'a> LineTable<'a> {
 
     /// Number of characters in the text.
     pub fn char_len(&self) -> usize {
-        self.byte_of.len() - 1
+        self.chars
     }
 
     /// Byte offset of character `c` (clamped to the end of the text).
     pub fn byte(&self, c: usize) -> usize {
-        self.byte_of[c.min(self.byte_of.len() - 1)]
+        if self.byte_of.is_empty() {
+            c.min(self.text.len())
+        } else {
+            self.byte_of[c.min(self.chars)]
+        }
     }
 
     /// The text of the character range `start..end` (clamped).
@@ -153,6 +175,28 @@ mod tests {
         assert_eq!(t.line_of(9), 3);
         assert_eq!(t.line_of(99), 3);
         assert_eq!(t.byte(99), t.text().len());
+    }
+
+    #[test]
+    fn ascii_and_unicode_tables_agree() {
+        let ascii = "ab\n\tc  \n \n\nd";
+        let wide = "áb\n\tc  \n \n\nd";
+        let (a, w) = (LineTable::new(ascii), LineTable::new(wide));
+        assert_eq!(a.char_len(), w.char_len());
+        for (x, y) in a.lines().iter().zip(w.lines()) {
+            assert_eq!(
+                (x.start, x.end, x.indent, x.blank),
+                (y.start, y.end, y.indent, y.blank)
+            );
+        }
+        assert_eq!(a.byte(3), 3);
+        assert_eq!(w.byte(3), 4);
+        assert_eq!(a.byte(99), ascii.len());
+        assert_eq!(w.byte(99), wide.len());
+        assert_eq!(a.slice(1, 4), "b\n\t");
+        assert_eq!(w.slice(1, 4), "b\n\t");
+        assert!(a.lines()[2].blank && w.lines()[2].blank);
+        assert!(!a.lines()[1].blank);
     }
 
     #[test]

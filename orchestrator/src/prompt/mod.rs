@@ -22,6 +22,7 @@ pub mod assemble;
 pub mod blocks;
 pub mod chunk;
 pub mod dedup;
+mod hash;
 pub mod instruction;
 pub mod language;
 pub mod lines;
@@ -147,8 +148,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let original_chars = original.chars().count();
     let ex = instruction::extract(text, given, cfg.marker_window);
     let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
-    let text_table = LineTable::new(text);
-    let whole_text = whole_range(&text_table);
+    let whole_text = whole_range(text);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -180,52 +180,43 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
     // Chunk each segment separately, so repeated code is cut identically.
     let table = LineTable::new(&ex.code);
-    let chars: Vec<char> = ex.code.chars().collect();
-    let segments = dedup::segments(&table, cfg.repeat_min_lines, cfg.repeat_min_chars);
+    let printer = dedup::Printer::new(&table);
+    let segments = dedup::segments_with(&printer, cfg.repeat_min_lines, cfg.repeat_min_chars);
     let mut chunks = Vec::new();
     for seg in &segments {
-        let off = seg.range.start;
-        let part = chars.get(seg.range.clone()).unwrap_or(&[]);
-        for c in chunk::chunk_chars(
-            part,
+        chunks.extend(chunk::chunk_lines(
+            &table,
+            seg.range.clone(),
             cfg.chunk_chars,
             cfg.overlap_chars,
             cfg.line_break_window,
-        ) {
-            chunks.push(c.start + off..c.end + off);
-        }
+        ));
     }
-    let unique = dedup::unique_chunks(&table, &chunks, &segments);
+    let unique = dedup::unique_chunks_with(&printer, &chunks, &segments);
 
     // Rank the unique chunks.
-    let identifiers = code_identifiers(&ex.code);
     let query = match ex.instruction.as_deref() {
-        Some(i) => rank::build_query(i, &identifiers),
+        Some(i) => rank::build_query(i, &code_identifiers(&ex.code, i)),
         None => {
             let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
             rank::tail_query(table.slice(tail_start, code_chars))
         }
     };
     let unique_idx: Vec<usize> = (0..chunks.len()).filter(|&i| unique[i]).collect();
-    let docs: Vec<Vec<String>> = unique_idx
+    let docs: Vec<&str> = unique_idx
         .iter()
-        .map(|&i| {
-            rank::tokenize(table.slice(chunks[i].start, chunks[i].end))
-                .into_iter()
-                .map(|t| t.text)
-                .collect()
-        })
+        .map(|&i| table.slice(chunks[i].start, chunks[i].end))
         .collect();
     let mut named_defs = definition_lines(&table, &query.named);
     if named_defs.is_empty() {
         named_defs = definition_lines(&table, &query.mentioned);
     }
-    let mut unique_scores = rank::bm25(&docs, &query);
+    let mut unique_scores = rank::score(&docs, &query);
     if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
         // The instruction shares no word with the code ("explain this"): rank
         // by the end of the code, as when there is no instruction.
         let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
-        unique_scores = rank::bm25(
+        unique_scores = rank::score(
             &docs,
             &rank::tail_query(table.slice(tail_start, code_chars)),
         );
@@ -291,11 +282,21 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
     stats.final_chars = final_chars;
     stats.reduction_percent = percent_less(original_chars, final_chars);
+    // When the code is the start of the text (no fences), its lines are the
+    // text's: no second table is needed to report kept lines.
+    let text_table;
+    let text_lines =
+        if ex.pieces.len() == 1 && ex.pieces[0].code_start == 0 && ex.pieces[0].text_start == 0 {
+            &table
+        } else {
+            text_table = LineTable::new(text);
+            &text_table
+        };
     stats.kept_ranges = selection
         .kept
         .iter()
         .flat_map(|r| instruction::map_to_text(&ex.pieces, r.start, r.end))
-        .map(|(s, e)| kept_range(&text_table, s, e))
+        .map(|(s, e)| kept_range(text_lines, s, e))
         .collect();
     stats.elapsed_us = micros(started);
     PromptPlan {
@@ -336,16 +337,48 @@ fn skip_prompt(ex: &instruction::Extracted, original: &str, language: Option<&st
     }
 }
 
-/// Every whole identifier of the code, lowercased, mapped to its first spelling.
-fn code_identifiers(code: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for word in code.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        let word = word.trim_matches('_');
-        if word.chars().count() >= 2 && !word.chars().all(char::is_numeric) {
-            out.entry(word.to_lowercase())
-                .or_insert_with(|| word.to_owned());
+/// The whole identifiers of the code that the instruction's whole tokens name
+/// (compared lowercased), each mapped from its lowercased form to its first
+/// spelling in the code: what [`rank::build_query`] looks its tokens up in.
+/// Only those are collected, so the code is scanned once without allocating
+/// per word.
+fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
+    let mut wanted: Vec<String> = Vec::new();
+    rank::for_each_token(instruction, |token, whole, _| {
+        if whole && !wanted.iter().any(|w| w == token) {
+            wanted.push(token.to_owned());
         }
-    }
+    });
+    let lens = wanted.iter().fold(0u64, |m, w| m | 1 << w.len().min(63));
+    let ascii = code.is_ascii();
+    let mut out = HashMap::new();
+    let mut lower = String::new();
+    rank::for_each_word(code, |word| {
+        let word = rank::trim_underscores(word);
+        if out.len() == wanted.len() {
+            return;
+        }
+        let key = if ascii || word.is_ascii() {
+            // An ASCII word lowercases to itself lowercased byte by byte,
+            // which only an ASCII token of the same length can equal.
+            if lens & 1 << word.len().min(63) == 0 {
+                return;
+            }
+            wanted
+                .iter()
+                .find(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
+        } else {
+            lower.clear();
+            lower.push_str(&word.to_lowercase());
+            wanted.iter().find(|w| **w == lower)
+        };
+        if let Some(key) = key
+            && word.chars().nth(1).is_some()
+            && !word.chars().all(char::is_numeric)
+        {
+            out.entry(key.clone()).or_insert_with(|| word.to_owned());
+        }
+    });
     out
 }
 
@@ -358,21 +391,46 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     }
     let key = |n: &str| n.trim_matches('_').to_lowercase();
     let wanted: Vec<String> = names.iter().map(|n| key(n)).collect();
+    let defines = |i: usize| {
+        blocks::definition_name(table.line_text(i)).is_some_and(|name| wanted.contains(&key(name)))
+    };
+    if wanted.iter().any(String::is_empty) {
+        return (0..table.len()).filter(|&i| defines(i)).collect();
+    }
+    // A defined name is part of its line, so an ASCII line can only define a
+    // wanted name if it holds that name in some letter case: find those
+    // lines with one search per name over the lowercased text, and read
+    // only them (and the rare non-ASCII lines) as definitions.
+    let lines = table.lines();
+    let lower = table.text().to_ascii_lowercase();
+    let mut candidate: Vec<bool> = lines
+        .iter()
+        .map(|l| !table.text()[l.byte_start..l.byte_end].is_ascii())
+        .collect();
+    for w in &wanted {
+        for (at, _) in lower.match_indices(w.as_str()) {
+            let line = lines.partition_point(|l| l.byte_end <= at);
+            if let Some(c) = candidate.get_mut(line) {
+                *c = true;
+            }
+        }
+    }
     (0..table.len())
-        .filter(|&i| {
-            blocks::definition_name(table.line_text(i))
-                .is_some_and(|name| wanted.contains(&key(name)))
-        })
+        .filter(|&i| candidate[i] && defines(i))
         .collect()
 }
 
-fn whole_range(table: &LineTable<'_>) -> Vec<KeptRange> {
-    let n = table.char_len();
-    if n == 0 {
-        Vec::new()
-    } else {
-        vec![kept_range(table, 0, n)]
+/// The whole text as one kept range, counted without a line table.
+fn whole_range(text: &str) -> Vec<KeptRange> {
+    if text.is_empty() {
+        return Vec::new();
     }
+    vec![KeptRange {
+        start: 0,
+        end: text.chars().count(),
+        start_line: 1,
+        end_line: text.split_inclusive('\n').count(),
+    }]
 }
 
 fn kept_range(table: &LineTable<'_>, start: usize, end: usize) -> KeptRange {

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::collections::HashSet;
 
+use super::hash::WordMap;
+
 /// BM25 term-frequency saturation.
 const K1: f64 = 1.2;
 /// BM25 length normalisation.
@@ -115,74 +117,229 @@ pub struct Token {
 /// tokens are dropped.
 pub fn tokenize(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
-    for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        let word = word.trim_matches('_');
-        if word.len() < 2 || word.chars().nth(1).is_none() || word.chars().all(|c| c.is_numeric()) {
-            continue;
-        }
-        if !word.contains('_') && word.bytes().all(|b| b.is_ascii_lowercase()) {
-            // Fast path for the common plain word: no parts, already lowercase.
-            out.push(Token {
-                text: word.to_owned(),
-                whole: true,
-                compound: false,
-            });
-            continue;
-        }
-        let parts = split_identifier(word);
-        let compound = parts.len() > 1;
-        let whole = word.to_lowercase();
-        for part in &parts {
-            if part.chars().count() >= 2
-                && !part.chars().all(|c| c.is_numeric())
-                && compound
-                && *part != whole
-            {
-                out.push(Token {
-                    text: part.clone(),
-                    whole: false,
-                    compound: false,
-                });
-            }
-        }
+    for_each_token(text, |text, whole, compound| {
         out.push(Token {
-            text: whole,
-            whole: true,
+            text: text.to_owned(),
+            whole,
             compound,
         });
-    }
+    });
     out
 }
 
-/// Splits an identifier at `_`, lower→upper changes, the end of an acronym
-/// (`HTTPServer` → `http`, `server`) and letter/digit changes; lowercased.
-fn split_identifier(word: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    for piece in word.split('_').filter(|p| !p.is_empty()) {
-        let chars: Vec<char> = piece.chars().collect();
-        let mut current = String::new();
-        for (i, &c) in chars.iter().enumerate() {
-            if i > 0 {
-                let prev = chars[i - 1];
-                let next = chars.get(i + 1).copied();
+/// Calls `f(text, whole, compound)` for every token [`tokenize`] gives, in the
+/// same order, without allocating per token: ranking reads every token of
+/// every chunk, and a `String` each was most of its time.
+pub fn for_each_token(text: &str, mut f: impl FnMut(&str, bool, bool)) {
+    for_each_token_masked(text, u64::MAX, |token, whole, compound| {
+        f(token.unwrap_or_default(), whole, compound);
+    });
+}
+
+/// [`for_each_token`], passing `None` for a token whose length the mask
+/// `lens` does not want (see [`word_tokens`]).
+fn for_each_token_masked(text: &str, lens: u64, mut f: impl FnMut(Option<&str>, bool, bool)) {
+    let mut scratch = Scratch::default();
+    for_each_word(text, |word| word_tokens(word, &mut scratch, lens, &mut f));
+}
+
+/// Calls `f` for every maximal run of letters, digits and `_` in `text` (the
+/// words tokens come from), scanning bytes when the text is ASCII.
+pub fn for_each_word<'t>(text: &'t str, mut f: impl FnMut(&'t str)) {
+    if text.is_ascii() {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if IDENT[usize::from(b[i])] {
+                let start = i;
+                while i < b.len() && IDENT[usize::from(b[i])] {
+                    i += 1;
+                }
+                f(&text[start..i]);
+            } else {
+                i += 1;
+            }
+        }
+    } else {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .for_each(f);
+    }
+}
+
+/// ASCII letters, digits and `_`.
+const IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// `word` without leading and trailing `_` (bytes, so no char decoding).
+pub fn trim_underscores(word: &str) -> &str {
+    let b = word.as_bytes();
+    let start = b.iter().position(|&c| c != b'_').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'_').map_or(start, |e| e + 1);
+    &word[start..end]
+}
+
+/// Buffers reused across the words of one text.
+#[derive(Default)]
+struct Scratch {
+    whole: String,
+    part: String,
+    parts: Vec<(usize, usize)>,
+}
+
+/// Does the length mask `lens` (bit `n`: a wanted token is `n` bytes long, bit
+/// 63: 63 or more) want a token of `len` bytes?
+fn wants(lens: u64, len: usize) -> bool {
+    lens & 1 << len.min(63) != 0
+}
+
+/// The tokens of one identifier-like word. A token of an ASCII word whose
+/// length `lens` does not want is passed as `None` (counted, not lowercased);
+/// lowercasing keeps an ASCII token's length, so the mask is exact.
+fn word_tokens(
+    word: &str,
+    s: &mut Scratch,
+    lens: u64,
+    f: &mut impl FnMut(Option<&str>, bool, bool),
+) {
+    let word = trim_underscores(word);
+    if word.len() >= 2 && word.bytes().all(|b| b.is_ascii_lowercase()) {
+        // Fast path for the common plain word: no parts, already lowercase.
+        f(Some(word), true, false);
+        return;
+    }
+    if word.is_ascii() {
+        if word.len() < 2 || word.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        split_identifier(word, &mut s.parts);
+        let compound = s.parts.len() > 1;
+        if compound {
+            for &(start, end) in &s.parts {
+                // A part of a compound word is shorter than it, so never
+                // equal to the whole.
+                let part = &word[start..end];
+                if part.len() >= 2 && !part.bytes().all(|b| b.is_ascii_digit()) {
+                    if wants(lens, part.len()) {
+                        lowercase_into(part, &mut s.part);
+                        f(Some(&s.part), false, false);
+                    } else {
+                        f(None, false, false);
+                    }
+                }
+            }
+        }
+        if wants(lens, word.len()) {
+            lowercase_into(word, &mut s.whole);
+            f(Some(&s.whole), true, compound);
+        } else {
+            f(None, true, compound);
+        }
+        return;
+    }
+    if word.chars().nth(1).is_none() || word.chars().all(char::is_numeric) {
+        return;
+    }
+    split_identifier(word, &mut s.parts);
+    let compound = s.parts.len() > 1;
+    lowercase_into(word, &mut s.whole);
+    if compound {
+        for &(start, end) in &s.parts {
+            lowercase_into(&word[start..end], &mut s.part);
+            if s.part.chars().nth(1).is_some()
+                && !s.part.chars().all(char::is_numeric)
+                && s.part != s.whole
+            {
+                f(Some(&s.part), false, false);
+            }
+        }
+    }
+    f(Some(&s.whole), true, compound);
+}
+
+/// `out` = `text.to_lowercase()`, reusing `out`'s buffer.
+fn lowercase_into(text: &str, out: &mut String) {
+    out.clear();
+    if text.is_ascii() {
+        out.push_str(text);
+        out.make_ascii_lowercase();
+    } else {
+        out.push_str(&text.to_lowercase());
+    }
+}
+
+/// Byte ranges of the parts of an identifier: split at `_`, lower→upper
+/// changes, the end of an acronym (`HTTPServer` → `HTTP`, `Server`) and
+/// letter/digit changes.
+fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    if word.is_ascii() {
+        // The same rule over bytes: ASCII case and digit tests.
+        let b = word.as_bytes();
+        let mut start = 0;
+        for i in 0..b.len() {
+            let c = b[i];
+            if c == b'_' {
+                if i > start {
+                    out.push((start, i));
+                }
+                start = i + 1;
+                continue;
+            }
+            if i > start {
+                let prev = b[i - 1];
+                let boundary = (prev.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    || (prev.is_ascii_uppercase()
+                        && c.is_ascii_uppercase()
+                        && b.get(i + 1).is_some_and(u8::is_ascii_lowercase))
+                    || (prev.is_ascii_alphabetic() && c.is_ascii_digit())
+                    || (prev.is_ascii_digit() && c.is_ascii_alphabetic());
+                if boundary {
+                    out.push((start, i));
+                    start = i;
+                }
+            }
+        }
+        if b.len() > start {
+            out.push((start, b.len()));
+        }
+        return;
+    }
+    let mut base = 0;
+    for piece in word.split('_') {
+        let offset = base;
+        base += piece.len() + 1;
+        if piece.is_empty() {
+            continue;
+        }
+        let mut start = 0;
+        let mut prev: Option<char> = None;
+        let mut chars = piece.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if let Some(prev) = prev {
+                let next = chars.peek().map(|&(_, n)| n);
                 let boundary = (prev.is_lowercase() && c.is_uppercase())
                     || (prev.is_uppercase()
                         && c.is_uppercase()
-                        && next.is_some_and(|n| n.is_lowercase()))
+                        && next.is_some_and(char::is_lowercase))
                     || (prev.is_alphabetic() && c.is_numeric())
                     || (prev.is_numeric() && c.is_alphabetic());
-                if boundary && !current.is_empty() {
-                    parts.push(current.to_lowercase());
-                    current.clear();
+                if boundary {
+                    out.push((offset + start, offset + i));
+                    start = i;
                 }
             }
-            current.push(c);
+            prev = Some(c);
         }
-        if !current.is_empty() {
-            parts.push(current.to_lowercase());
-        }
+        out.push((offset + start, offset + piece.len()));
     }
-    parts
 }
 
 /// A weighted query term.
@@ -300,39 +457,115 @@ pub fn tail_query(tail: &str) -> Query {
     }
 }
 
+/// BM25 scores of `texts` for `query` (see [`bm25`]), tokenizing each text
+/// once and counting only the query's terms.
+pub fn score(texts: &[&str], query: &Query) -> Vec<f64> {
+    let terms = TermSlots::new(query);
+    let counts: Vec<TermCounts> = texts
+        .iter()
+        .map(|text| {
+            let mut c = terms.empty();
+            for_each_token_masked(text, terms.lens, |token, _, _| terms.count(&mut c, token));
+            c
+        })
+        .collect();
+    bm25_counts(&counts, query, &terms.of_term)
+}
+
 /// BM25 scores of `docs` (each a list of token texts) for `query`; IDF is the
 /// non-negative `ln(1 + (N - df + 0.5) / (df + 0.5))` form.
 pub fn bm25(docs: &[Vec<String>], query: &Query) -> Vec<f64> {
+    let terms = TermSlots::new(query);
+    let counts: Vec<TermCounts> = docs
+        .iter()
+        .map(|doc| {
+            let mut c = terms.empty();
+            for token in doc {
+                terms.count(&mut c, Some(token));
+            }
+            c
+        })
+        .collect();
+    bm25_counts(&counts, query, &terms.of_term)
+}
+
+/// What BM25 needs of one document: its length in tokens and the frequency of
+/// each distinct query term.
+struct TermCounts {
+    len: usize,
+    tf: Vec<u32>,
+}
+
+/// The distinct texts of a query's terms, each with a slot in [`TermCounts`].
+struct TermSlots<'q> {
+    slots: WordMap<&'q str, usize>,
+    /// Bit `n` set when a term is `n` bytes long (bit 63: 63 or more), so
+    /// most tokens are ruled out before hashing.
+    lens: u64,
+    /// Slot of each query term.
+    of_term: Vec<usize>,
+}
+
+impl<'q> TermSlots<'q> {
+    fn new(query: &'q Query) -> Self {
+        let mut slots: WordMap<&'q str, usize> = WordMap::default();
+        let of_term = query
+            .terms
+            .iter()
+            .map(|t| {
+                let next = slots.len();
+                *slots.entry(t.text.as_str()).or_insert(next)
+            })
+            .collect();
+        let lens = query
+            .terms
+            .iter()
+            .fold(0, |m, t| m | 1u64 << t.text.len().min(63));
+        TermSlots {
+            slots,
+            lens,
+            of_term,
+        }
+    }
+
+    fn empty(&self) -> TermCounts {
+        TermCounts {
+            len: 0,
+            tf: vec![0; self.slots.len()],
+        }
+    }
+
+    /// Counts one token; `None` is a token no term can equal.
+    fn count(&self, counts: &mut TermCounts, token: Option<&str>) {
+        counts.len += 1;
+        let Some(token) = token.filter(|t| wants(self.lens, t.len())) else {
+            return;
+        };
+        if let Some(&slot) = self.slots.get(token) {
+            counts.tf[slot] += 1;
+        }
+    }
+}
+
+/// The BM25 formula over counts; `of_term` gives each query term's slot.
+fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize]) -> Vec<f64> {
     let n = docs.len();
     if n == 0 {
         return Vec::new();
     }
-    let avg_len = docs.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
-    let freqs: Vec<HashMap<&str, u32>> = docs
-        .iter()
-        .map(|d| {
-            let mut m: HashMap<&str, u32> = HashMap::with_capacity(d.len());
-            for t in d {
-                *m.entry(t.as_str()).or_insert(0) += 1;
-            }
-            m
-        })
-        .collect();
+    let avg_len = docs.iter().map(|d| d.len).sum::<usize>() as f64 / n as f64;
     let mut scores = vec![0.0; n];
-    for term in &query.terms {
-        let df = freqs
-            .iter()
-            .filter(|f| f.contains_key(term.text.as_str()))
-            .count();
+    for (term, &slot) in query.terms.iter().zip(of_term) {
+        let df = docs.iter().filter(|d| d.tf[slot] > 0).count();
         if df == 0 {
             continue;
         }
         let idf = (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln();
-        for (i, f) in freqs.iter().enumerate() {
-            if let Some(&tf) = f.get(term.text.as_str()) {
-                let tf = f64::from(tf);
+        for (i, d) in docs.iter().enumerate() {
+            if d.tf[slot] > 0 {
+                let tf = f64::from(d.tf[slot]);
                 let len_norm = if avg_len > 0.0 {
-                    1.0 - B + B * docs[i].len() as f64 / avg_len
+                    1.0 - B + B * d.len as f64 / avg_len
                 } else {
                     1.0
                 };
@@ -375,6 +608,100 @@ mod tests {
                 .any(|x| x.text == "parse_config" && x.whole && x.compound)
         );
         assert!(t.iter().any(|x| x.text == "cfg" && x.whole && !x.compound));
+    }
+
+    /// The tokenizer as first written (a `String` per token and part), kept
+    /// to check the allocation-free one against.
+    fn tokenize_reference(text: &str) -> Vec<Token> {
+        fn split(word: &str) -> Vec<String> {
+            let mut parts = Vec::new();
+            for piece in word.split('_').filter(|p| !p.is_empty()) {
+                let chars: Vec<char> = piece.chars().collect();
+                let mut current = String::new();
+                for (i, &c) in chars.iter().enumerate() {
+                    if i > 0 {
+                        let prev = chars[i - 1];
+                        let next = chars.get(i + 1).copied();
+                        let boundary = (prev.is_lowercase() && c.is_uppercase())
+                            || (prev.is_uppercase()
+                                && c.is_uppercase()
+                                && next.is_some_and(|n| n.is_lowercase()))
+                            || (prev.is_alphabetic() && c.is_numeric())
+                            || (prev.is_numeric() && c.is_alphabetic());
+                        if boundary && !current.is_empty() {
+                            parts.push(current.to_lowercase());
+                            current.clear();
+                        }
+                    }
+                    current.push(c);
+                }
+                if !current.is_empty() {
+                    parts.push(current.to_lowercase());
+                }
+            }
+            parts
+        }
+        let mut out = Vec::new();
+        for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+            let word = word.trim_matches('_');
+            if word.chars().count() < 2 || word.chars().all(|c| c.is_numeric()) {
+                continue;
+            }
+            let parts = split(word);
+            let compound = parts.len() > 1;
+            let whole = word.to_lowercase();
+            for part in &parts {
+                if part.chars().count() >= 2
+                    && !part.chars().all(|c| c.is_numeric())
+                    && compound
+                    && *part != whole
+                {
+                    out.push(Token {
+                        text: part.clone(),
+                        whole: false,
+                        compound: false,
+                    });
+                }
+            }
+            out.push(Token {
+                text: whole,
+                whole: true,
+                compound,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn tokenizer_matches_the_reference() {
+        for text in [
+            "let cfg = parse_config(HTTPServer.maxRetries2, x);",
+            "__init__ _wrap_chunks __ a_b a1b2 ABCdef XMLHttpRequest2Go x9 99 9x",
+            "größe_berechnen ΣΑΣ_Λόγος İstanbul_ID ǅemal_x Kelvin_K 0x1F",
+            "snake_case_name camelCaseName PascalCase SCREAMING_CASE mixed_Case9x",
+            "",
+            "_ __ ___ a _a a_ 1 12 _1_",
+        ] {
+            assert_eq!(tokenize(text), tokenize_reference(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn score_is_bm25_of_the_tokens() {
+        let texts = [
+            "def parse_config(path):\n    return load(path)",
+            "fn parseConfig() { loadAll(); load(); }",
+            "nothing here",
+            "",
+        ];
+        let docs: Vec<Vec<String>> = texts
+            .iter()
+            .map(|t| tokenize(t).into_iter().map(|t| t.text).collect())
+            .collect();
+        let q = tail_query("parse config load");
+        let s = score(&texts, &q);
+        assert_eq!(s, bm25(&docs, &q));
+        assert!(s[0] > 0.0 && s[1] > 0.0 && s[2] == 0.0 && s[3] == 0.0);
     }
 
     #[test]
