@@ -127,9 +127,7 @@ pub async fn open(
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let several = state.upstreams.all().len() > 1;
     let plan = state.upstreams.plan(&model).map_err(|e| match e {
-        NoUpstream::AllOpen { retry_after } => {
-            UpstreamError::BreakerOpen { retry_after }.to_api_error()
-        }
+        NoUpstream::AllOpen { retry_after } => all_open(state, &model, retry_after),
         NoUpstream::NotServed => ApiError::new(
             ErrorCode::ModelNotFound,
             format!(
