@@ -67,6 +67,8 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut registry = Registry::with_prefix("cerebrum_node");
+        let per_request = RequestMetrics::register(&mut registry, &crate::app::paths::ALL);
         let m = Self {
             requests: Counter::default(),
             inference_requests: Counter::default(),
@@ -76,8 +78,8 @@ impl Default for Metrics {
             load_seconds: Counter::default(),
             retired_tokens: AtomicU64::default(),
             live: Arc::default(),
-            registry: Registry::with_prefix("cerebrum_node"),
-            per_request: RequestMetrics::register(&mut Registry::default(), &[]),
+            registry,
+            per_request,
         };
         m.registered()
     }
@@ -118,7 +120,6 @@ impl Metrics {
             let _ = self.rejections.get_or_create(&[("reason", why.label())]);
         }
         r.register_collector(Box::new(self.live.clone()));
-        self.per_request = RequestMetrics::register(r, &crate::app::paths::ALL);
         self
     }
 

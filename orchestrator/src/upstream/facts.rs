@@ -153,8 +153,7 @@ impl Upstream {
                     self.node_status(&h)
                 }
                 Err(e @ (UpstreamError::Unreachable { .. } | UpstreamError::Timeout(_))) => {
-                    self.set_node_busy(false);
-                    NodeStatus::Unreachable(e.to_string())
+                    self.unreachable(e)
                 }
                 _ => {
                     self.facts.detected.store(2, Ordering::Relaxed);
@@ -173,11 +172,14 @@ impl Upstream {
             .await
         {
             Ok(h) => self.node_status(&h),
-            Err(e) => {
-                self.set_node_busy(false);
-                NodeStatus::Unreachable(e.to_string())
-            }
+            Err(e) => self.unreachable(e),
         }
+    }
+
+    /// It could not be asked: not busy, unreachable.
+    fn unreachable(&self, e: UpstreamError) -> NodeStatus {
+        self.set_node_busy(false);
+        NodeStatus::Unreachable(e.to_string())
     }
 
     /// A Cerebrum node's `/health` body as a status; notes whether it is busy.
