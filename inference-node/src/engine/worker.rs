@@ -355,6 +355,12 @@ impl Worker<'_> {
     /// One token per decoding sequence, then prompt chunks while the batch has room.
     fn fill_batch(&self, batch: &mut LlamaBatch, live: &mut [Sequence]) {
         batch.clear();
+        // In slot order: with one KV stream per slot, llama.cpp puts sequences into
+        // one micro-batch only as a run of consecutive ids in batch order
+        // (`split_equal`, sequential), so four streams added as 2, 0, 3, 1 cost two
+        // graph computes a step instead of one (SmolLM2, 4 streams: 29 ms a step
+        // before, as llama-server's ~22 ms after; BENCHMARKS.md, engines).
+        live.sort_unstable_by_key(|seq| seq.slot);
         let mut room = self.n_batch;
         for seq in live.iter_mut() {
             seq.logits_at = None;
