@@ -24,6 +24,22 @@ pub fn llama_server_path() -> PathBuf {
     path
 }
 
+/// The Python of a virtualenv holding llama-cpp-python's own OpenAI server (the
+/// original Cerebrum's engine), installed (once, cached under
+/// `~/.cache/cerebrum/peers`) by `scripts/build-llama-cpp-python`: a no-op when
+/// cached, about 4 minutes on two cores when not. Run it as
+/// `PYTHON -m llama_cpp.server`.
+pub fn llama_cpp_python_path() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let path = script_path(&BIN, "build-llama-cpp-python", &[]);
+    assert!(
+        path.is_file(),
+        "scripts/build-llama-cpp-python left no {}",
+        path.display()
+    );
+    path
+}
+
 /// Slots (`--parallel`) every harness llama-server runs.
 pub const LLAMA_SLOTS: usize = 2;
 /// Its whole context (`-c`), shared by the slots: 1024 tokens each.

@@ -11,7 +11,7 @@ pub mod dashboard;
 pub mod fake;
 pub mod router;
 
-pub use engines::{LlamaServer, llama_server_path};
+pub use engines::{LlamaServer, llama_cpp_python_path, llama_server_path};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
