@@ -9,10 +9,10 @@
 //!     cargo bench -p cerebrum-node --bench engines
 //!     # ENGINES_ROUNDS (3), ENGINES_MODELS (smollm2,gemma3)
 //!
-//! Every engine gets the same requests, word for word (so greedy answers run
-//! alike); each round's prompts carry the round's number, so no engine answers
-//! one from an earlier round's cache. Per round every engine is started afresh,
-//! and measured:
+//! Every engine gets the same requests, word for word, so greedy answers run
+//! alike (each of these prompts draws 128 tokens from both models). Per round
+//! every engine is started afresh (so nothing is answered from an earlier
+//! round's cache), and measured:
 //! - **cold TTFT**: process start to the first streamed token of a first request
 //!   (model load included: the node loads lazily, the peers before listening);
 //! - **RSS idle** right after start, before any request, and **RSS loaded** at the
@@ -354,9 +354,9 @@ fn source_file(bytes: usize) -> String {
 
 /// The coding conversation of one engine in one round: turn 1, and turn 2 (turn 1,
 /// an answer, a follow-up question).
-fn conversation(tag: &str, file: &str) -> (Value, Value) {
+fn conversation(file: &str) -> (Value, Value) {
     let first = vec![
-        json!({"role": "system", "content": format!("Session {tag}. You are a concise Python reviewer.")}),
+        json!({"role": "system", "content": "You are a concise Python reviewer."}),
         json!({"role": "user", "content": format!("Review this file:\n```python\n{file}```\nWhat does it do?")}),
     ];
     let mut second = first.clone();
@@ -436,12 +436,12 @@ async fn run_model(label: &str, model: &Path, rounds: usize) {
         }
         let engines: Vec<Engine> = engines.into_iter().map(Option::unwrap).collect();
         for &e in &order {
-            let q = format!("Round {round}: what is the capital of France?");
+            let q = "What is the capital of France?".to_string();
             let s = chat(&engines[e], &user(&q), 4, true).await;
             r.warm_ttft.push(e, s.ttft.as_secs_f64());
         }
         for &e in &order {
-            let q = format!("Story {round}: write a long story about a robot who learns to paint.");
+            let q = "Write a long story about a robot who learns to paint.".to_string();
             let s = chat(&engines[e], &user(&q), DECODE_TOKENS, true).await;
             assert!(
                 s.tokens > 16,
@@ -453,7 +453,7 @@ async fn run_model(label: &str, model: &Path, rounds: usize) {
                 .push(e, (s.tokens - 1) as f64 / s.first_to_last.as_secs_f64());
         }
         for &e in &order {
-            let (turn1, turn2) = conversation(&round.to_string(), &code);
+            let (turn1, turn2) = conversation(&code);
             let s = chat(&engines[e], &turn1, 1, false).await;
             r.prompt
                 .push(e, s.prompt_tokens as f64 / s.total.as_secs_f64());
@@ -467,7 +467,7 @@ async fn run_model(label: &str, model: &Path, rounds: usize) {
                 let t0 = Instant::now();
                 let runs = futures::future::join_all((0..n).map(|i| {
                     let q = format!(
-                        "Tale {round}.{i}: tell a long tale of a brave {} knight.",
+                        "Tell a long tale of a brave {} knight.",
                         ["red", "blue", "green", "old"][i % 4]
                     );
                     let engine = &engines[e];
