@@ -403,11 +403,13 @@ struct Results {
     cold_ttft: Measure,
     warm_ttft: Measure,
     decode: Measure,
+    decode_tokens: Measure,
     prompt: Measure,
     prompt_tokens: Measure,
     follow_up: Measure,
     cached: Vec<Option<u64>>,
     aggregate: [Measure; 3],
+    aggregate_tokens: [Measure; 3],
     rss_idle: Measure,
     rss_loaded: Measure,
 }
@@ -443,14 +445,12 @@ async fn run_model(label: &str, model: &Path, rounds: usize) {
         for &e in &order {
             let q = "Write a long story about a robot who learns to paint.".to_string();
             let s = chat(&engines[e], &user(&q), DECODE_TOKENS, true).await;
-            assert!(
-                s.tokens > 16,
-                "{}: only {} tokens",
-                engines[e].kind.name(),
-                s.tokens
-            );
+            // An engine may stop early (end of text): the rate is over what it wrote,
+            // and the table says how many tokens that was.
+            assert!(s.tokens > 1, "{}: no answer", engines[e].kind.name());
             r.decode
                 .push(e, (s.tokens - 1) as f64 / s.first_to_last.as_secs_f64());
+            r.decode_tokens.push(e, s.tokens as f64);
         }
         for &e in &order {
             let (turn1, turn2) = conversation(&code);
@@ -476,6 +476,7 @@ async fn run_model(label: &str, model: &Path, rounds: usize) {
                 .await;
                 let tokens: u64 = runs.iter().map(|s| s.tokens).sum();
                 r.aggregate[c].push(e, tokens as f64 / t0.elapsed().as_secs_f64());
+                r.aggregate_tokens[c].push(e, tokens as f64);
             }
         }
         for &e in &order {
@@ -521,7 +522,20 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
                 ratio(m, node, py, higher_better),
             );
         };
-    row("decode, one stream (tok/s)", &r.decode, "", 1.0, 1, true);
+    let written = |e: usize| r.decode_tokens.median(e);
+    row(
+        &format!(
+            "decode, one stream, {:.0} / {:.0} / {:.0} tokens (tok/s)",
+            written(node),
+            written(ls),
+            written(py)
+        ),
+        &r.decode,
+        "",
+        1.0,
+        1,
+        true,
+    );
     let tokens = |e: usize| r.prompt_tokens.median(e);
     row(
         &format!(
@@ -573,8 +587,11 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
     for (c, n) in CONCURRENCY.iter().enumerate() {
         row(
             &format!(
-                "aggregate, {n} stream{} (tok/s)",
-                if *n == 1 { "" } else { "s" }
+                "aggregate, {n} stream{}, {:.0} / {:.0} / {:.0} tokens (tok/s)",
+                if *n == 1 { "" } else { "s" },
+                r.aggregate_tokens[c].median(node),
+                r.aggregate_tokens[c].median(ls),
+                r.aggregate_tokens[c].median(py)
             ),
             &r.aggregate[c],
             "",
