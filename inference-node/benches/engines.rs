@@ -334,8 +334,14 @@ async fn chat(engine: &Engine, messages: &Value, max_tokens: u32, stream: bool) 
     }
 }
 
+/// A one-question chat. With a system message, so all three render the same
+/// prompt: without one, SmolLM2's template adds its own default and
+/// llama-cpp-python's ChatML an empty system turn (gemma then answers nothing).
 fn user(text: &str) -> Value {
-    json!([{"role": "user", "content": text}])
+    json!([
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": text},
+    ])
 }
 
 /// A Python module of `bytes` bytes, as a person would paste it.
