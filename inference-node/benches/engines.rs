@@ -517,6 +517,19 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
     println!("|---|---|---|---|---|---|");
     // Ratios say how many times better the node did: speeds node ÷ peer, times
     // and memory peer ÷ node; above 1 the node is ahead.
+    // Token counts where engines may write different amounts: a rate over other
+    // work is not a ratio worth printing.
+    let work: std::cell::Cell<Option<&Measure>> = std::cell::Cell::new(None);
+    let compared = |m: &Measure, peer: usize, higher_better: bool| match work.get() {
+        Some(w) if (w.median(peer) - w.median(node)).abs() > 0.1 * w.median(node) => {
+            format!(
+                "not comparable: {:.0} tokens against {:.0}",
+                w.median(peer),
+                w.median(node)
+            )
+        }
+        _ => ratio(m, node, peer, higher_better),
+    };
     let row =
         |name: &str, m: &Measure, unit: &str, scale: f64, digits: usize, higher_better: bool| {
             println!(
@@ -524,11 +537,12 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
                 m.cell(node, unit, scale, digits),
                 m.cell(ls, unit, scale, digits),
                 m.cell(py, unit, scale, digits),
-                ratio(m, node, ls, higher_better),
-                ratio(m, node, py, higher_better),
+                compared(m, ls, higher_better),
+                compared(m, py, higher_better),
             );
         };
     let written = |e: usize| r.decode_tokens.median(e);
+    work.set(Some(&r.decode_tokens));
     row(
         &format!(
             "decode, one stream, {:.0} / {:.0} / {:.0} tokens (tok/s)",
@@ -542,6 +556,7 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
         1,
         true,
     );
+    work.set(None);
     let tokens = |e: usize| r.prompt_tokens.median(e);
     row(
         &format!(
@@ -591,6 +606,7 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
         false,
     );
     for (c, n) in CONCURRENCY.iter().enumerate() {
+        work.set(Some(&r.aggregate_tokens[c]));
         row(
             &format!(
                 "aggregate, {n} stream{}, {:.0} / {:.0} / {:.0} tokens (tok/s)",
@@ -606,6 +622,7 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
             true,
         );
     }
+    work.set(None);
     row("RSS idle, after start (MB)", &r.rss_idle, "", MB, 0, false);
     row(
         "RSS loaded, after the round (MB)",
@@ -634,7 +651,11 @@ fn print_table(label: &str, model: &Path, file_bytes: f64, rounds: usize, r: &Re
         .enumerate()
         .map(|(e, kind)| {
             let ratio = r.aggregate[2].median(e) / r.aggregate[0].median(e);
-            format!("{} {ratio:.2}×", kind.name())
+            if ratio.is_finite() {
+                format!("{} {ratio:.2}×", kind.name())
+            } else {
+                format!("{} — (no tokens)", kind.name())
+            }
         })
         .collect();
     println!(

@@ -57,8 +57,15 @@ pub struct Choice {
 /// no slot is free. With `reuse` off the slot is chosen the same way (a request
 /// that opts out still goes to its own conversation's slot instead of wiping
 /// another's) but nothing is kept.
+///
+/// `busy` are the slots decoding now. Among empty slots, one next to a busy slot
+/// (else the lowest) is taken: llama.cpp decodes sequences of separate KV streams
+/// together only as a run of consecutive slots, so streams in slots 0 and 2 cost
+/// two passes over the weights a step where slots 0 and 1 cost one (gemma-3-270m,
+/// two streams: 45.7 against 68.2 tok/s; BENCHMARKS.md, engines).
 pub fn choose<'a, T: PartialEq + 'a>(
     free: impl IntoIterator<Item = (usize, &'a SlotCache<T>)>,
+    busy: &[usize],
     prompt: &[T],
     reuse: bool,
 ) -> Option<Choice> {
@@ -72,11 +79,18 @@ pub fn choose<'a, T: PartialEq + 'a>(
             !cache.tokens.is_empty() && *shared as f64 >= CONTINUES * cache.tokens.len() as f64
         })
         .max_by(|a, b| a.1.cmp(&b.1).then(b.2.last_used.cmp(&a.2.last_used)));
-    // Else the least valuable slot: an empty one, then the least recently used.
+    // Else the least valuable slot: an empty one (next to a busy one first), then
+    // the least recently used.
+    let beside_busy = |slot: usize| busy.iter().any(|&b| b.abs_diff(slot) == 1);
     let (slot, shared, _) = continued.or_else(|| {
-        candidates
-            .iter()
-            .min_by_key(|(_, _, cache)| (!cache.tokens.is_empty(), cache.last_used))
+        candidates.iter().min_by_key(|(slot, _, cache)| {
+            (
+                !cache.tokens.is_empty(),
+                cache.last_used,
+                !beside_busy(*slot),
+                *slot,
+            )
+        })
     })?;
     Some(Choice {
         slot: *slot,
@@ -104,14 +118,14 @@ mod tests {
     fn a_follow_up_goes_where_its_history_is() {
         let slots = [cache(&[1, 2, 3, 4, 5], 9), cache(&[7, 8, 9], 1)];
         let prompt = [1, 2, 3, 4, 5, 6, 7];
-        let c = choose(slots.iter().enumerate(), &prompt, true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &prompt, true).unwrap();
         assert_eq!(c, Choice { slot: 0, reuse: 5 });
     }
 
     #[test]
     fn an_unrelated_prompt_takes_the_stalest_slot() {
         let slots = [cache(&[1, 2, 3], 9), cache(&[4, 5], 3), cache(&[6], 5)];
-        let c = choose(slots.iter().enumerate(), &[8, 8, 8], true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[8, 8, 8], true).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 0 });
     }
 
@@ -121,39 +135,71 @@ mod tests {
         // chat template's first tokens with it. The empty slot is taken.
         let conversation: Vec<u32> = (0..100).collect();
         let slots = [cache(&conversation, 5), cache(&[], 0)];
-        let c = choose(slots.iter().enumerate(), &[0, 1, 2, 99, 98], true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[0, 1, 2, 99, 98], true).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 0 });
         // With no empty slot, the least recently used one; it keeps what it shares.
         let slots = [cache(&conversation, 5), cache(&[0, 1, 7, 7], 2)];
-        let c = choose(slots.iter().enumerate(), &[0, 1, 2, 99, 98], true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[0, 1, 2, 99, 98], true).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 2 });
     }
 
     #[test]
     fn the_same_prompt_again_still_decodes_its_last_token() {
         let slots = [cache(&[1, 2, 3], 1)];
-        let c = choose(slots.iter().enumerate(), &[1, 2, 3], true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[1, 2, 3], true).unwrap();
         assert_eq!(c.reuse, 2, "logits are needed for the next token");
         // A prompt that is a prefix of what the slot holds keeps all but its last token.
-        let c = choose(slots.iter().enumerate(), &[1, 2], true).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[1, 2], true).unwrap();
         assert_eq!(c.reuse, 1);
     }
 
     #[test]
     fn reuse_off_keeps_nothing_but_stays_in_its_own_slot() {
         let slots = [cache(&[1, 2, 3], 9), cache(&[5], 2)];
-        let c = choose(slots.iter().enumerate(), &[1, 2, 3, 4], false).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[1, 2, 3, 4], false).unwrap();
         assert_eq!(c, Choice { slot: 0, reuse: 0 });
-        let c = choose(slots.iter().enumerate(), &[7, 7], false).unwrap();
+        let c = choose(slots.iter().enumerate(), &[], &[7, 7], false).unwrap();
         assert_eq!(c, Choice { slot: 1, reuse: 0 });
+    }
+
+    #[test]
+    fn an_empty_slot_next_to_a_busy_one_goes_first() {
+        // Slot 1 decodes; of the empty slots 0, 3 and 4 (2 holds a conversation),
+        // 0 is beside it, so the two stream in one run of slots.
+        let slots = [
+            cache(&[], 0),
+            cache(&[1], 4),
+            cache(&[9, 9, 9], 3),
+            cache(&[], 0),
+            cache(&[], 0),
+        ];
+        let free = slots.iter().enumerate().filter(|(i, _)| *i != 1);
+        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 0);
+        // Nothing beside a busy slot is empty: the lowest empty one.
+        let free = slots.iter().enumerate().filter(|(i, _)| *i == 3 || *i == 4);
+        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 3);
+        // A conversation is not wiped for adjacency while an empty slot is free.
+        let free = slots.iter().enumerate().filter(|(i, _)| *i == 2 || *i == 4);
+        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 4);
+        // Nothing busy: the lowest empty slot, so the next stream can sit beside it.
+        let free = slots.iter().enumerate().filter(|(i, _)| *i != 1);
+        assert_eq!(choose(free, &[], &[5, 5], true).unwrap().slot, 0);
     }
 
     #[test]
     fn only_free_slots_are_chosen() {
         let slots = [cache(&[1, 2, 3], 9), cache(&[], 2)];
         let free = slots.iter().enumerate().filter(|(i, _)| *i == 1);
-        assert_eq!(choose(free, &[1, 2, 3, 4], true).unwrap().slot, 1);
-        assert!(choose(std::iter::empty::<(usize, &SlotCache<u32>)>(), &[1], true).is_none());
+        assert_eq!(choose(free, &[0], &[1, 2, 3, 4], true).unwrap().slot, 1);
+        assert!(
+            choose(
+                std::iter::empty::<(usize, &SlotCache<u32>)>(),
+                &[],
+                &[1],
+                true
+            )
+            .is_none()
+        );
     }
 
     proptest! {
@@ -164,7 +210,7 @@ mod tests {
             prompt in proptest::collection::vec(0u32..4, 1..12),
         ) {
             let caches: Vec<_> = slots.iter().map(|(t, u)| cache(t, *u)).collect();
-            let c = choose(caches.iter().enumerate(), &prompt, true).unwrap();
+            let c = choose(caches.iter().enumerate(), &[], &prompt, true).unwrap();
             prop_assert!(c.reuse < prompt.len());
             prop_assert_eq!(&caches[c.slot].tokens[..c.reuse], &prompt[..c.reuse]);
             // When some slot is continued, the chosen one is continued and no

@@ -283,14 +283,14 @@ impl Worker<'_> {
             }
             // Tokenized by the caller, off this thread.
             let prompt = std::mem::take(&mut job.tokens);
-            let used: Vec<i32> = live.iter().map(|s| s.slot).collect();
+            let busy: Vec<usize> = live.iter().map(|s| s.slot as usize).collect();
             let free = slots
                 .caches
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| !used.contains(&(*i as i32)));
+                .filter(|(i, _)| !busy.contains(i));
             let reuse = self.prompt_cache && job.request.cache_prompt;
-            let choice = prefix::choose(free, &prompt, reuse)
+            let choice = prefix::choose(free, &busy, &prompt, reuse)
                 .unwrap_or(prefix::Choice { slot: 0, reuse: 0 });
             let slot = choice.slot as i32;
             let cached = self.keep_prefix(ctx, &mut slots.caches[choice.slot], slot, choice.reuse);
