@@ -37,6 +37,11 @@ impl<T> Default for SlotCache<T> {
 /// The share of a slot's tokens a prompt must repeat to continue that slot.
 pub const CONTINUES: f64 = 0.5;
 
+/// A slot holding at most this many tokens is cheap to give up (a short exchange,
+/// read again in about a second), so a new prompt may take it to sit beside a
+/// busy slot; a longer conversation is kept for its follow-up.
+pub const CHEAP: usize = 512;
+
 /// Length of the longest common prefix of `a` and `b`.
 pub fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -58,11 +63,12 @@ pub struct Choice {
 /// that opts out still goes to its own conversation's slot instead of wiping
 /// another's) but nothing is kept.
 ///
-/// `busy` are the slots decoding now. Among empty slots, one next to a busy slot
-/// (else the lowest) is taken: llama.cpp decodes sequences of separate KV streams
-/// together only as a run of consecutive slots, so streams in slots 0 and 2 cost
-/// two passes over the weights a step where slots 0 and 1 cost one (gemma-3-270m,
-/// two streams: 45.7 against 68.2 tok/s; BENCHMARKS.md, engines).
+/// `busy` are the slots decoding now. Among [`CHEAP`] slots, one next to a busy
+/// slot is taken first, then an empty one, then the lowest: llama.cpp decodes
+/// sequences of separate KV streams together only as a run of consecutive slots,
+/// so streams in slots 0 and 3 cost two passes over the weights a step where
+/// slots 2 and 3 cost one (gemma-3-270m, two streams: 43.9 against llama-server's
+/// 66.2 tok/s in one run; BENCHMARKS.md, engines).
 pub fn choose<'a, T: PartialEq + 'a>(
     free: impl IntoIterator<Item = (usize, &'a SlotCache<T>)>,
     busy: &[usize],
@@ -79,15 +85,17 @@ pub fn choose<'a, T: PartialEq + 'a>(
             !cache.tokens.is_empty() && *shared as f64 >= CONTINUES * cache.tokens.len() as f64
         })
         .max_by(|a, b| a.1.cmp(&b.1).then(b.2.last_used.cmp(&a.2.last_used)));
-    // Else the least valuable slot: an empty one (next to a busy one first), then
-    // the least recently used.
+    // Else the least valuable slot: a cheap one (next to a busy one first, then an
+    // empty one), then the least recently used.
     let beside_busy = |slot: usize| busy.iter().any(|&b| b.abs_diff(slot) == 1);
     let (slot, shared, _) = continued.or_else(|| {
         candidates.iter().min_by_key(|(slot, _, cache)| {
+            let cheap = cache.tokens.len() <= CHEAP;
             (
+                !cheap,
+                !beside_busy(*slot),
                 !cache.tokens.is_empty(),
                 cache.last_used,
-                !beside_busy(*slot),
                 *slot,
             )
         })
@@ -164,8 +172,8 @@ mod tests {
 
     #[test]
     fn an_empty_slot_next_to_a_busy_one_goes_first() {
-        // Slot 1 decodes; of the empty slots 0, 3 and 4 (2 holds a conversation),
-        // 0 is beside it, so the two stream in one run of slots.
+        // Slot 1 decodes; of the empty slots 0, 3 and 4 (2 holds a short
+        // exchange), 0 is beside it, so the two stream in one run of slots.
         let slots = [
             cache(&[], 0),
             cache(&[1], 4),
@@ -178,9 +186,20 @@ mod tests {
         // Nothing beside a busy slot is empty: the lowest empty one.
         let free = slots.iter().enumerate().filter(|(i, _)| *i == 3 || *i == 4);
         assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 3);
-        // A conversation is not wiped for adjacency while an empty slot is free.
+        // A short exchange beside the busy slot goes before an empty slot apart.
         let free = slots.iter().enumerate().filter(|(i, _)| *i == 2 || *i == 4);
-        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 4);
+        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 2);
+        // A conversation is not wiped for it while a cheap slot is free.
+        let long = cache(&[9; CHEAP + 1], 3);
+        let slots = [
+            cache(&[], 0),
+            cache(&[1], 4),
+            long,
+            cache(&[], 0),
+            cache(&[7], 1),
+        ];
+        let free = slots.iter().enumerate().filter(|(i, _)| *i == 2 || *i >= 3);
+        assert_eq!(choose(free, &[1], &[5, 5], true).unwrap().slot, 3);
         // Nothing busy: the lowest empty slot, so the next stream can sit beside it.
         let free = slots.iter().enumerate().filter(|(i, _)| *i != 1);
         assert_eq!(choose(free, &[], &[5, 5], true).unwrap().slot, 0);
