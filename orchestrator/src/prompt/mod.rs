@@ -27,9 +27,10 @@ pub mod instruction;
 pub mod language;
 pub mod lines;
 pub mod rank;
+mod scan;
 pub mod select;
+pub mod words;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use language::{detect_language, line_comment, normalize_language};
 
 use lines::LineTable;
+use words::CodeWords;
 
 /// Tunables of [`prepare`]. `Default` gives the original's figures (threshold
 /// 1,500, chunks of 1,000 with 150 overlap, top 3, 10% minimum gain, 300-char
@@ -194,32 +196,43 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     }
     let unique = dedup::unique_chunks_with(&printer, &chunks, &segments);
 
-    // Rank the unique chunks.
-    let query = match ex.instruction.as_deref() {
-        Some(i) => rank::build_query(i, &code_identifiers(&ex.code, i)),
+    // Rank the unique chunks: the code is tokenized once (`words`), for the
+    // query's terms and the identifiers the instruction may name.
+    let tail = || {
+        let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
+        rank::tail_query(table.slice(tail_start, code_chars))
+    };
+    let (query, words) = match ex.instruction.as_deref() {
+        Some(i) => {
+            let terms = rank::query_terms(i);
+            let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+            let (words, identifiers) = CodeWords::new(&ex.code, &terms, &rank::whole_tokens(i));
+            (rank::build_query(i, &identifiers), words)
+        }
         None => {
-            let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
-            rank::tail_query(table.slice(tail_start, code_chars))
+            let query = tail();
+            let terms: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
+            let (words, _) = CodeWords::new(&ex.code, &terms, &[]);
+            (query, words)
         }
     };
     let unique_idx: Vec<usize> = (0..chunks.len()).filter(|&i| unique[i]).collect();
-    let docs: Vec<&str> = unique_idx
+    let docs: Vec<std::ops::Range<usize>> = unique_idx
         .iter()
-        .map(|&i| table.slice(chunks[i].start, chunks[i].end))
+        .map(|&i| {
+            let start = table.byte(chunks[i].start);
+            start..table.byte(chunks[i].end).max(start)
+        })
         .collect();
     let mut named_defs = definition_lines(&table, &query.named);
     if named_defs.is_empty() {
         named_defs = definition_lines(&table, &query.mentioned);
     }
-    let mut unique_scores = rank::score(&docs, &query);
+    let mut unique_scores = words.score(&docs, &query);
     if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
         // The instruction shares no word with the code ("explain this"): rank
         // by the end of the code, as when there is no instruction.
-        let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
-        unique_scores = rank::score(
-            &docs,
-            &rank::tail_query(table.slice(tail_start, code_chars)),
-        );
+        unique_scores = words.score(&docs, &tail());
     }
     if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
         // Not even the tail has a usable word (`x = 1` repeated): the end of
@@ -335,51 +348,6 @@ fn skip_prompt(ex: &instruction::Extracted, original: &str, language: Option<&st
         }
         (Some(i), _, false) => assemble::with_instruction(Some(i), ex.code.trim_end()),
     }
-}
-
-/// The whole identifiers of the code that the instruction's whole tokens name
-/// (compared lowercased), each mapped from its lowercased form to its first
-/// spelling in the code: what [`rank::build_query`] looks its tokens up in.
-/// Only those are collected, so the code is scanned once without allocating
-/// per word.
-fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
-    let mut wanted: Vec<String> = Vec::new();
-    rank::for_each_token(instruction, |token, whole, _| {
-        if whole && !wanted.iter().any(|w| w == token) {
-            wanted.push(token.to_owned());
-        }
-    });
-    let lens = wanted.iter().fold(0u64, |m, w| m | 1 << w.len().min(63));
-    let ascii = code.is_ascii();
-    let mut out = HashMap::new();
-    let mut lower = String::new();
-    rank::for_each_word(code, |word| {
-        let word = rank::trim_underscores(word);
-        if out.len() == wanted.len() {
-            return;
-        }
-        let key = if ascii || word.is_ascii() {
-            // An ASCII word lowercases to itself lowercased byte by byte,
-            // which only an ASCII token of the same length can equal.
-            if lens & 1 << word.len().min(63) == 0 {
-                return;
-            }
-            wanted
-                .iter()
-                .find(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
-        } else {
-            lower.clear();
-            lower.push_str(&word.to_lowercase());
-            wanted.iter().find(|w| **w == lower)
-        };
-        if let Some(key) = key
-            && word.chars().nth(1).is_some()
-            && !word.chars().all(char::is_numeric)
-        {
-            out.entry(key.clone()).or_insert_with(|| word.to_owned());
-        }
-    });
-    out
 }
 
 /// Lines of the code that define one of `names` (case-insensitive, and with

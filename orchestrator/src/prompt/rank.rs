@@ -188,10 +188,10 @@ pub fn trim_underscores(word: &str) -> &str {
 
 /// Buffers reused across the words of one text.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     whole: String,
     part: String,
-    parts: Vec<(usize, usize)>,
+    pub(super) parts: Vec<(usize, usize)>,
 }
 
 /// Does the length mask `lens` (bit `n`: a wanted token is `n` bytes long, bit
@@ -203,7 +203,7 @@ fn wants(lens: u64, len: usize) -> bool {
 /// The tokens of one identifier-like word. A token of an ASCII word whose
 /// length `lens` does not want is passed as `None` (counted, not lowercased);
 /// lowercasing keeps an ASCII token's length, so the mask is exact.
-fn word_tokens(
+pub(super) fn word_tokens(
     word: &str,
     s: &mut Scratch,
     lens: u64,
@@ -278,7 +278,7 @@ fn lowercase_into(text: &str, out: &mut String) {
 /// Byte ranges of the parts of an identifier: split at `_`, lower→upper
 /// changes, the end of an acronym (`HTTPServer` → `HTTP`, `Server`) and
 /// letter/digit changes.
-fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
+pub(super) fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
     if word.is_ascii() {
         // The same rule over bytes: ASCII case and digit tests.
@@ -401,6 +401,31 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
     }
 }
 
+/// The texts of the terms [`build_query`] gives for `instruction`, in its
+/// order: they do not depend on the code (the weights do), so the code can be
+/// scanned for them before the query is built.
+pub fn query_terms(instruction: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for_each_token(instruction, |t, _, _| {
+        if !STOPWORDS.contains(&t) && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    });
+    out
+}
+
+/// The distinct whole tokens of `instruction`: the identifiers
+/// [`build_query`] may look up in the code.
+pub fn whole_tokens(instruction: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for_each_token(instruction, |t, whole, _| {
+        if whole && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    });
+    out
+}
+
 fn push_unique(list: &mut Vec<String>, name: Option<&String>) {
     if let Some(name) = name
         && !list.contains(name)
@@ -491,9 +516,9 @@ pub fn bm25(docs: &[Vec<String>], query: &Query) -> Vec<f64> {
 
 /// What BM25 needs of one document: its length in tokens and the frequency of
 /// each distinct query term.
-struct TermCounts {
-    len: usize,
-    tf: Vec<u32>,
+pub(super) struct TermCounts {
+    pub(super) len: usize,
+    pub(super) tf: Vec<u32>,
 }
 
 /// The distinct texts of a query's terms, each with a slot in [`TermCounts`].
@@ -548,7 +573,7 @@ impl<'q> TermSlots<'q> {
 }
 
 /// The BM25 formula over counts; `of_term` gives each query term's slot.
-fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize]) -> Vec<f64> {
+pub(super) fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize]) -> Vec<f64> {
     let n = docs.len();
     if n == 0 {
         return Vec::new();
@@ -735,6 +760,22 @@ mod tests {
         assert_eq!(q.mentioned, vec!["Widget".to_owned()]);
         let q = build_query("fix `Widget`", &ids);
         assert_eq!(q.named, vec!["Widget".to_owned()]);
+    }
+
+    #[test]
+    fn query_terms_are_the_querys() {
+        let mut ids = HashMap::new();
+        ids.insert("load".to_owned(), "load".to_owned());
+        for text in [
+            "Please make parse_config faster and call load() on the widget, the widget",
+            "",
+            "the a an",
+            "größe_berechnen `Widget` HTTPServer x_y_z load load",
+        ] {
+            let q = build_query(text, &ids);
+            let texts: Vec<String> = q.terms.into_iter().map(|t| t.text).collect();
+            assert_eq!(query_terms(text), texts, "{text:?}");
+        }
     }
 
     #[test]
