@@ -337,6 +337,53 @@ struct SignalIndex {
     /// bytes `a b` (every such pattern has two or more): most positions of a
     /// line are ruled out by one bit test.
     pairs: Vec<u64>,
+    /// The first bytes of each signal's pattern, to compare in one step.
+    heads: Vec<Head>,
+}
+
+/// Up to the first 8 bytes of a byte string as one little-endian word, and
+/// how many there are (as a mask): most patterns are compared whole by one
+/// `u64` comparison instead of a `memcmp` call.
+#[derive(Clone, Copy)]
+struct Head {
+    bytes: u64,
+    mask: u64,
+}
+
+impl Head {
+    #[inline]
+    fn of(b: &[u8]) -> Head {
+        let n = b.len().min(8);
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(&b[..n]);
+        Head {
+            bytes: u64::from_le_bytes(word),
+            mask: if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (n * 8)) - 1
+            },
+        }
+    }
+
+    /// Does `text` (whose head is `here`) start with `pattern` (whose head
+    /// is `self`)?
+    #[inline]
+    fn matches(self, here: Head, text: &[u8], pattern: &[u8]) -> bool {
+        self.mask & !here.mask == 0
+            && here.bytes & self.mask == self.bytes
+            && (pattern.len() <= 8 || text.starts_with(pattern))
+    }
+}
+
+/// `str::trim`, with ASCII-only ends trimmed as bytes.
+#[inline]
+fn trim(s: &str) -> &str {
+    let t = s.trim_ascii();
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80 || a == 0x0b || z == 0x0b => t.trim(),
+        _ => t,
+    }
 }
 
 static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new(|| {
@@ -347,6 +394,7 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
         anywhere: vec![Vec::new(); 256],
         end: vec![Vec::new(); 256],
         pairs: vec![0; 65536 / 64],
+        heads: SIGNALS.iter().map(|s| Head::of(s.1.as_bytes())).collect(),
     };
     for (s, &(lang, pattern, at, _)) in SIGNALS.iter().enumerate() {
         let l = match index.langs.iter().position(|&x| x == lang) {
@@ -381,8 +429,8 @@ fn keyword_language(text: &str) -> Option<&'static str> {
     // The line each signal last hit, so it counts once per line.
     let mut hit_on = vec![usize::MAX; SIGNALS.len()];
     let lines = text
-        .lines()
-        .map(str::trim)
+        .split('\n')
+        .map(trim)
         .filter(|t| !t.is_empty())
         .take(KEYWORD_LINES);
     for (n, t) in lines.enumerate() {
@@ -408,8 +456,9 @@ fn keyword_language(text: &str) -> Option<&'static str> {
             if index.pairs[pair / 64] & (1 << (pair % 64)) == 0 {
                 continue;
             }
+            let here = Head::of(&b[at..]);
             for &s in &index.anywhere[usize::from(b[at])] {
-                if b[at..].starts_with(SIGNALS[s].1.as_bytes()) {
+                if index.heads[s].matches(here, &b[at..], SIGNALS[s].1.as_bytes()) {
                     hit(s);
                 }
             }

@@ -397,7 +397,9 @@ fn whole_range(text: &str) -> Vec<KeptRange> {
         start: 0,
         end: text.chars().count(),
         start_line: 1,
-        end_line: text.split_inclusive('\n').count(),
+        // `split_inclusive('\n').count()`: a line per line break, and one
+        // more for a last line without one.
+        end_line: text.bytes().filter(|&b| b == b'\n').count() + usize::from(!text.ends_with('\n')),
     }]
 }
 

@@ -21,6 +21,7 @@ pub struct Masks {
 
 /// Bit 0: word byte (ASCII); bit 1: special (word byte other than `a`–`z`,
 /// or any non-ASCII byte).
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -61,6 +62,7 @@ impl Masks {
     }
 
     /// [`Masks::ascii_masks`] a byte at a time.
+    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
     fn ascii_masks_plain(b: &[u8]) -> Masks {
         let blocks = b.len().div_ceil(64);
         let mut word = Vec::with_capacity(blocks);
@@ -189,6 +191,113 @@ impl Masks {
     }
 }
 
+/// Calls `f(i)` for the index of every `\n` in `b`, in order.
+#[inline]
+pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let full = b.len() / 16;
+        for k in 0..full {
+            // SAFETY: SSE2 is part of the x86-64 baseline; bytes 16k..16k+16
+            // are inside `b`.
+            let mut mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(k * 16).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            };
+            while mask != 0 {
+                f(k * 16 + mask.trailing_zeros() as usize);
+                mask &= mask - 1;
+            }
+        }
+        for (i, &c) in b.iter().enumerate().skip(full * 16) {
+            if c == b'\n' {
+                f(i);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' {
+            f(i);
+        }
+    }
+}
+
+/// Bit per byte of `b` set where whitespace other than a single space
+/// between non-whitespace bytes is: an ASCII whitespace byte other than a
+/// space, or one followed by more whitespace (as `char::is_whitespace` has
+/// ASCII whitespace: vertical tab included). A line's trimmed text without
+/// such a bit separates its words by single spaces.
+pub fn rough_space(b: &[u8]) -> Vec<u64> {
+    const SPACE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b' ' as usize] = 1;
+        t[b'\t' as usize] = 3;
+        t[b'\n' as usize] = 3;
+        t[0x0b] = 3;
+        t[0x0c] = 3;
+        t[b'\r' as usize] = 3;
+        t
+    };
+    let blocks = b.len().div_ceil(64);
+    // Bit 0: whitespace; bit 1: whitespace other than a space.
+    let mut ws = Vec::with_capacity(blocks);
+    let mut other = Vec::with_capacity(blocks);
+    #[cfg(target_arch = "x86_64")]
+    let done = {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        let full = b.len() / 64;
+        for k in 0..full {
+            let (mut w, mut o) = (0u64, 0u64);
+            for q in 0..4 {
+                // SAFETY: SSE2 is part of the x86-64 baseline; bytes
+                // 64k+16q..+16 are inside `b`.
+                let (sp, ot) = unsafe {
+                    let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
+                    let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                    let ot = _mm_or_si128(
+                        _mm_or_si128(eq(b'\t'), eq(b'\n')),
+                        _mm_or_si128(_mm_or_si128(eq(0x0b), eq(0x0c)), eq(b'\r')),
+                    );
+                    (
+                        _mm_movemask_epi8(eq(b' ')) as u32 as u64,
+                        _mm_movemask_epi8(ot) as u32 as u64,
+                    )
+                };
+                w |= (sp | ot) << (q * 16);
+                o |= ot << (q * 16);
+            }
+            ws.push(w);
+            other.push(o);
+        }
+        full * 64
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for chunk in b[done..].chunks(64) {
+        let (mut w, mut o) = (0u64, 0u64);
+        for (i, &c) in chunk.iter().enumerate() {
+            let class = u64::from(SPACE[usize::from(c)]);
+            w |= (class & 1) << i;
+            o |= (class >> 1) << i;
+        }
+        ws.push(w);
+        other.push(o);
+    }
+    (0..blocks)
+        .map(|k| {
+            let next = ws.get(k + 1).map_or(0, |&x| x << 63);
+            other[k] | ws[k] & (ws[k] >> 1 | next)
+        })
+        .collect()
+}
+
 /// The first bit at or after `from` that is set (in `m`, or in its
 /// complement when `inverted`), or a position at or past the end.
 #[inline]
@@ -211,7 +320,7 @@ fn next_one(m: &[u64], from: usize, inverted: bool) -> usize {
 
 /// Is any bit of `start..end` set in `m`?
 #[inline]
-fn any_in(m: &[u64], start: usize, end: usize) -> bool {
+pub fn any_in(m: &[u64], start: usize, end: usize) -> bool {
     let (first, last) = (start / 64, (end - 1) / 64);
     let head = u64::MAX << (start % 64);
     let tail = u64::MAX >> (63 - (end - 1) % 64);
@@ -270,6 +379,34 @@ mod tests {
             "\u{7f}\u{80}\u{ff}\u{100} ~`@[{",
         ] {
             check(text);
+        }
+    }
+
+    #[test]
+    fn rough_space_marks_what_is_not_a_single_space() {
+        let text = format!("{}a b  c\td \n e\x0b{}", "x y ".repeat(20), " z".repeat(30));
+        let b = text.as_bytes();
+        let m = rough_space(b);
+        let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        for i in 0..b.len() {
+            let want = ws(b[i]) && (b[i] != b' ' || b.get(i + 1).is_some_and(|&c| ws(c)));
+            assert_eq!(m[i / 64] >> (i % 64) & 1 == 1, want, "{i}");
+        }
+    }
+
+    #[test]
+    fn newlines_are_found() {
+        for text in [
+            "",
+            "\n",
+            "a\nb",
+            &"ab\n\nc".repeat(30),
+            &format!("{}\n", "x".repeat(47)),
+        ] {
+            let mut got = Vec::new();
+            for_each_newline(text.as_bytes(), |i| got.push(i));
+            let want: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+            assert_eq!(got, want, "{text:?}");
         }
     }
 
