@@ -200,6 +200,15 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
     for line in text.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
+        // Only a line whose text starts with a backtick or a tilde matters;
+        // most start with another visible character after their indent.
+        if line
+            .bytes()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            .is_some_and(|b| b.is_ascii_graphic() && b != b'`' && b != b'~')
+        {
+            continue;
+        }
         let t = line.trim();
         let fence_char = t.chars().next().filter(|c| *c == '`' || *c == '~');
         let run = fence_char.map_or(0, |c| t.chars().take_while(|x| *x == c).count());
@@ -253,7 +262,16 @@ fn chat_split(text: &str, blocks: &[Block]) -> Option<Chat> {
     if blocks.is_empty() {
         return None;
     }
-    let non_blank = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    let non_blank = |s: &str| {
+        if s.is_ascii() {
+            // ASCII whitespace as `char::is_whitespace` has it.
+            s.bytes()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+                .count()
+        } else {
+            s.chars().filter(|c| !c.is_whitespace()).count()
+        }
+    };
     let mut prose_parts: Vec<&str> = Vec::new();
     let mut last = 0;
     for b in blocks {

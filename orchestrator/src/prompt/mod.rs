@@ -371,10 +371,14 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     // only them (and the rare non-ASCII lines) as definitions.
     let lines = table.lines();
     let lower = table.text().to_ascii_lowercase();
-    let mut candidate: Vec<bool> = lines
-        .iter()
-        .map(|l| !table.text()[l.byte_start..l.byte_end].is_ascii())
-        .collect();
+    let mut candidate: Vec<bool> = if table.text().is_ascii() {
+        vec![false; lines.len()]
+    } else {
+        lines
+            .iter()
+            .map(|l| !table.text()[l.byte_start..l.byte_end].is_ascii())
+            .collect()
+    };
     for w in &wanted {
         for (at, _) in lower.match_indices(w.as_str()) {
             let line = lines.partition_point(|l| l.byte_end <= at);

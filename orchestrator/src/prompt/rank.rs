@@ -99,6 +99,17 @@ const STOPWORDS: &[&str] = &[
     "below",
 ];
 
+/// [`STOPWORDS`] as a set, built once per process (a token is looked up in
+/// it three times per preparation).
+static STOPWORD_SET: std::sync::LazyLock<
+    HashSet<&'static str, std::hash::BuildHasherDefault<super::hash::Fnv>>,
+> = std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
+/// Is `token` (lowercased) one of [`STOPWORDS`]?
+fn is_stopword(token: &str) -> bool {
+    token.len() <= 11 && STOPWORD_SET.contains(token)
+}
+
 /// One token: the lowercased text, and whether it is a whole identifier (as
 /// opposed to a part of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,7 +384,7 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
     let mut named = Vec::new();
     let mut mentioned = Vec::new();
     for token in tokenize(instruction) {
-        if STOPWORDS.contains(&token.text.as_str()) {
+        if is_stopword(&token.text) {
             continue;
         }
         let in_code = token.whole && code_identifiers.contains_key(&token.text);
@@ -407,7 +418,7 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
 pub fn query_terms(instruction: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for_each_token(instruction, |t, _, _| {
-        if !STOPWORDS.contains(&t) && !out.iter().any(|o| o == t) {
+        if !is_stopword(t) && !out.iter().any(|o| o == t) {
             out.push(t.to_owned());
         }
     });
@@ -760,6 +771,17 @@ mod tests {
         assert_eq!(q.mentioned, vec!["Widget".to_owned()]);
         let q = build_query("fix `Widget`", &ids);
         assert_eq!(q.named, vec!["Widget".to_owned()]);
+    }
+
+    #[test]
+    fn stopword_set_is_the_list() {
+        for w in STOPWORDS {
+            assert!(is_stopword(w), "{w}");
+        }
+        assert!(STOPWORDS.iter().all(|w| w.len() <= 11));
+        for w in ["", "parse", "thes", "instructions", "x"] {
+            assert!(!is_stopword(w), "{w}");
+        }
     }
 
     #[test]

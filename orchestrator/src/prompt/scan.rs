@@ -174,20 +174,37 @@ impl Masks {
         }
     }
 
-    /// Calls `f(start, end, special)` for every word (maximal run of word
-    /// bytes), in order; `special` is false for a plain lowercase word.
-    #[inline]
-    pub fn for_each_word(&self, mut f: impl FnMut(usize, usize, bool)) {
-        let mut at = 0;
-        loop {
-            let start = next_one(&self.word, at, false);
-            if start >= self.len {
-                return;
+    /// The byte span of every word (maximal run of word bytes), in order:
+    /// word starts and ends are found 64 bytes at a time by shifting the
+    /// mask, and read off by popping bits, so no step waits on the last.
+    pub fn spans(&self) -> Vec<(u32, u32)> {
+        let m = &self.word;
+        let mut starts: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
+        let mut ends: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
+        for (k, &w) in m.iter().enumerate() {
+            let before = if k > 0 { m[k - 1] >> 63 } else { 0 };
+            let after = m.get(k + 1).map_or(0, |&x| x & 1);
+            // First and last byte of each word.
+            let mut first = w & !(w << 1 | before);
+            let mut last = w & !(w >> 1 | after << 63);
+            let base = (k * 64) as u32;
+            while first != 0 {
+                starts.push(base + first.trailing_zeros());
+                first &= first - 1;
             }
-            let end = next_one(&self.word, start, true).min(self.len);
-            f(start, end, any_in(&self.special, start, end));
-            at = end;
+            while last != 0 {
+                ends.push(base + last.trailing_zeros() + 1);
+                last &= last - 1;
+            }
         }
+        starts.into_iter().zip(ends).collect()
+    }
+
+    /// Does `start..end` hold a byte other than an ASCII lowercase letter
+    /// (for a word: is it other than a plain lowercase word)?
+    #[inline]
+    pub fn special_in(&self, start: usize, end: usize) -> bool {
+        start < end && any_in(&self.special, start, end)
     }
 }
 
@@ -298,26 +315,6 @@ pub fn rough_space(b: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// The first bit at or after `from` that is set (in `m`, or in its
-/// complement when `inverted`), or a position at or past the end.
-#[inline]
-fn next_one(m: &[u64], from: usize, inverted: bool) -> usize {
-    let flip = if inverted { u64::MAX } else { 0 };
-    let mut block = from / 64;
-    let Some(&first) = m.get(block) else {
-        return m.len() * 64;
-    };
-    let mut bits = (first ^ flip) & (u64::MAX << (from % 64));
-    while bits == 0 {
-        block += 1;
-        match m.get(block) {
-            Some(&x) => bits = x ^ flip,
-            None => return m.len() * 64,
-        }
-    }
-    block * 64 + bits.trailing_zeros() as usize
-}
-
 /// Is any bit of `start..end` set in `m`?
 #[inline]
 pub fn any_in(m: &[u64], start: usize, end: usize) -> bool {
@@ -356,8 +353,11 @@ mod tests {
 
     fn check(text: &str) {
         let m = Masks::new(text);
-        let mut got = Vec::new();
-        m.for_each_word(|s, e, sp| got.push((s, e, sp)));
+        let got: Vec<(usize, usize, bool)> = m
+            .spans()
+            .into_iter()
+            .map(|(s, e)| (s as usize, e as usize, m.special_in(s as usize, e as usize)))
+            .collect();
         assert_eq!(got, words_reference(text), "{text:?}");
         assert_eq!(
             Masks::ascii_masks_plain(text.as_bytes()),

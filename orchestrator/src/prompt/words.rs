@@ -238,18 +238,19 @@ impl<'a> CodeWords<'a> {
         let t = Terms::new(terms);
         let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
         let mut found: HashMap<String, String> = HashMap::new();
-        let mut spans = Vec::with_capacity(code.len() / 5 + 1);
-        let mut tokens_before = Vec::with_capacity(code.len() / 5 + 2);
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
         let mut total = 0u32;
         let mut lower = String::new();
-        Masks::new(code).for_each_word(|s, e, special| {
-            let index = spans.len() as u32;
-            spans.push((s as u32, e as u32));
+        let masks = Masks::new(code);
+        let spans = masks.spans();
+        let mut tokens_before = Vec::with_capacity(spans.len() + 1);
+        for (index, &(s, e)) in spans.iter().enumerate() {
+            let index = index as u32;
+            let (s, e) = (s as usize, e as usize);
             tokens_before.push(total);
             let word = &code[s..e];
-            if special {
+            if masks.special_in(s, e) {
                 total += word_tokens(word, &t, &mut scratch, |slot| {
                     hits.push((index, slot as u32));
                 });
@@ -266,7 +267,7 @@ impl<'a> CodeWords<'a> {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
             }
-        });
+        }
         tokens_before.push(total);
         let words = CodeWords {
             code,
