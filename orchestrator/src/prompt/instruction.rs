@@ -196,10 +196,11 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
         return blocks;
     }
     let mut open: Option<(char, usize, usize, usize, String)> = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
+    let base = text.as_ptr() as usize;
+    super::scan::lines_until(text, |line| {
+        // The line with its line break, as `split_inclusive` gives it.
+        let start = line.as_ptr() as usize - base;
+        let offset = (start + line.len() + 1).min(text.len());
         // Only a line whose text starts with a backtick or a tilde matters;
         // most start with another visible character after their indent.
         if line
@@ -207,7 +208,7 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
             .find(|b| !matches!(b, b' ' | b'\t'))
             .is_some_and(|b| b.is_ascii_graphic() && b != b'`' && b != b'~')
         {
-            continue;
+            return true;
         }
         let t = line.trim();
         let fence_char = t.chars().next().filter(|c| *c == '`' || *c == '~');
@@ -216,7 +217,7 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
             (None, Some(c)) if run >= 3 => {
                 let info = t[run..].trim().to_owned();
                 if c == '`' && info.contains('`') {
-                    continue;
+                    return true;
                 }
                 open = Some((c, run, start, offset, info));
             }
@@ -233,7 +234,8 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
             }
             _ => {}
         }
-    }
+        true
+    });
     if let Some((_, _, open_at, content, info)) = open {
         blocks.push(Block {
             open: open_at,

@@ -376,6 +376,17 @@ impl Head {
     }
 }
 
+/// The last (up to) 8 bytes of `b` as a little-endian word, aligned to its
+/// top: a pattern of `n <= 8` bytes ends `b` when the word shifted down by
+/// `8 - n` bytes equals the pattern's [`Head`].
+#[inline]
+fn tail_word(b: &[u8]) -> u64 {
+    let n = b.len().min(8);
+    let mut word = [0u8; 8];
+    word[8 - n..].copy_from_slice(&b[b.len() - n..]);
+    u64::from_le_bytes(word)
+}
+
 /// `str::trim`, with ASCII-only ends trimmed as bytes.
 #[inline]
 fn trim(s: &str) -> &str {
@@ -428,12 +439,12 @@ fn keyword_language(text: &str) -> Option<&'static str> {
     let mut scores = vec![0u32; index.langs.len()];
     // The line each signal last hit, so it counts once per line.
     let mut hit_on = vec![usize::MAX; SIGNALS.len()];
-    let lines = text
-        .split('\n')
-        .map(trim)
-        .filter(|t| !t.is_empty())
-        .take(KEYWORD_LINES);
-    for (n, t) in lines.enumerate() {
+    let mut n = 0;
+    super::scan::lines_until(text, |line| {
+        let t = trim(line);
+        if t.is_empty() {
+            return true;
+        }
         let b = t.as_bytes();
         let mut hit = |s: usize| {
             if hit_on[s] != n {
@@ -441,29 +452,41 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 scores[index.lang_of[s]] += SIGNALS[s].3;
             }
         };
+        let head = Head::of(b);
         for &s in &index.start[usize::from(b[0])] {
-            if b.starts_with(SIGNALS[s].1.as_bytes()) {
+            if index.heads[s].matches(head, b, SIGNALS[s].1.as_bytes()) {
                 hit(s);
             }
         }
+        let tail = tail_word(b);
         for &s in &index.end[usize::from(b[b.len() - 1])] {
-            if b.ends_with(SIGNALS[s].1.as_bytes()) {
+            let pattern = SIGNALS[s].1.as_bytes();
+            let n = pattern.len();
+            let ends = if n <= 8 {
+                b.len() >= n && tail >> (8 * (8 - n)) == index.heads[s].bytes
+            } else {
+                b.ends_with(pattern)
+            };
+            if ends {
                 hit(s);
             }
         }
-        for at in 0..b.len() - 1 {
-            let pair = usize::from(b[at]) << 8 | usize::from(b[at + 1]);
+        for (at, pair) in b.windows(2).enumerate() {
+            let pair = usize::from(pair[0]) << 8 | usize::from(pair[1]);
             if index.pairs[pair / 64] & (1 << (pair % 64)) == 0 {
                 continue;
             }
-            let here = Head::of(&b[at..]);
+            let rest = &b[at..];
+            let here = Head::of(rest);
             for &s in &index.anywhere[usize::from(b[at])] {
-                if index.heads[s].matches(here, &b[at..], SIGNALS[s].1.as_bytes()) {
+                if index.heads[s].matches(here, rest, SIGNALS[s].1.as_bytes()) {
                     hit(s);
                 }
             }
         }
-    }
+        n += 1;
+        n < KEYWORD_LINES
+    });
     let score = |lang: &str| {
         index
             .langs

@@ -146,11 +146,14 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let cfg = cfg.sanitized();
     let text = input.text;
     let given = input.instruction.map(str::trim).filter(|g| !g.is_empty());
-    let original = assemble::with_instruction(given, text);
-    let original_chars = original.chars().count();
+    // The original is the text after the given instruction and a blank line
+    // (`assemble::with_instruction`); it is only built when it is sent.
+    let text_chars = text.chars().count();
+    let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
+    let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
     let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
-    let whole_text = whole_range(text);
+    let whole_text = whole_range(text, text_chars);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -172,7 +175,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         ));
         stats.elapsed_us = micros(started);
         return PromptPlan {
-            prompt: original,
+            prompt: original(),
             stats,
             applied: false,
             language,
@@ -204,10 +207,11 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     };
     let (query, words) = match ex.instruction.as_deref() {
         Some(i) => {
-            let terms = rank::query_terms(i);
-            let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
-            let (words, identifiers) = CodeWords::new(&ex.code, &terms, &rank::whole_tokens(i));
-            (rank::build_query(i, &identifiers), words)
+            let tokens = rank::tokenize(i);
+            let terms = rank::query_terms(&tokens);
+            let wanted = rank::whole_tokens(&tokens);
+            let (words, identifiers) = CodeWords::new(&ex.code, &terms, &wanted);
+            (rank::build_query_from(i, &tokens, &identifiers), words)
         }
         None => {
             let query = tail();
@@ -271,7 +275,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let final_chars = prompt.chars().count();
     let too_long = final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain);
     if too_long || selection.kept.is_empty() {
-        let prompt = skip_prompt(&ex, &original, language.as_deref());
+        let prompt = skip_prompt(&ex, original, language.as_deref());
         let gain = percent_less(original_chars, final_chars);
         stats.skipped_reason = Some(if too_long {
             format!(
@@ -339,10 +343,14 @@ fn choose_language(requested: Option<&str>, fence: Option<&str>, code: &str) -> 
 
 /// The original with the instruction first: the prompt sent when preparing
 /// does not pay.
-fn skip_prompt(ex: &instruction::Extracted, original: &str, language: Option<&str>) -> String {
+fn skip_prompt(
+    ex: &instruction::Extracted,
+    original: impl FnOnce() -> String,
+    language: Option<&str>,
+) -> String {
     use instruction::Source;
     match (&ex.instruction, ex.source, ex.fenced) {
-        (None, ..) | (Some(_), Source::Given, false) => original.to_owned(),
+        (None, ..) | (Some(_), Source::Given, false) => original(),
         (Some(i), _, true) => {
             assemble::with_instruction(Some(i), &assemble::fence(&ex.code, language))
         }
@@ -392,14 +400,15 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
         .collect()
 }
 
-/// The whole text as one kept range, counted without a line table.
-fn whole_range(text: &str) -> Vec<KeptRange> {
+/// The whole text (of `chars` characters) as one kept range, counted without
+/// a line table.
+fn whole_range(text: &str, chars: usize) -> Vec<KeptRange> {
     if text.is_empty() {
         return Vec::new();
     }
     vec![KeptRange {
         start: 0,
-        end: text.chars().count(),
+        end: chars,
         start_line: 1,
         // `split_inclusive('\n').count()`: a line per line break, and one
         // more for a last line without one.

@@ -379,11 +379,20 @@ pub struct Query {
 /// `code_identifiers` maps each lowercased whole identifier of the code to its
 /// spelling in the code.
 pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>) -> Query {
+    build_query_from(instruction, &tokenize(instruction), code_identifiers)
+}
+
+/// [`build_query`] with the instruction's tokens already made.
+pub fn build_query_from(
+    instruction: &str,
+    tokens: &[Token],
+    code_identifiers: &HashMap<String, String>,
+) -> Query {
     let code_like = code_like_names(instruction);
     let mut weights: Vec<(String, f64)> = Vec::new();
     let mut named = Vec::new();
     let mut mentioned = Vec::new();
-    for token in tokenize(instruction) {
+    for token in tokens {
         if is_stopword(&token.text) {
             continue;
         }
@@ -399,7 +408,7 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
         };
         match weights.iter_mut().find(|(t, _)| *t == token.text) {
             Some(entry) => entry.1 = entry.1.max(weight),
-            None => weights.push((token.text, weight)),
+            None => weights.push((token.text.clone(), weight)),
         }
     }
     Query {
@@ -412,28 +421,28 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
     }
 }
 
-/// The texts of the terms [`build_query`] gives for `instruction`, in its
-/// order: they do not depend on the code (the weights do), so the code can be
-/// scanned for them before the query is built.
-pub fn query_terms(instruction: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for_each_token(instruction, |t, _, _| {
-        if !is_stopword(t) && !out.iter().any(|o| o == t) {
-            out.push(t.to_owned());
+/// The texts of the terms [`build_query_from`] gives for an instruction's
+/// `tokens`, in its order: they do not depend on the code (the weights do),
+/// so the code can be scanned for them before the query is built.
+pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for t in tokens {
+        if !is_stopword(&t.text) && !out.contains(&t.text.as_str()) {
+            out.push(&t.text);
         }
-    });
+    }
     out
 }
 
-/// The distinct whole tokens of `instruction`: the identifiers
-/// [`build_query`] may look up in the code.
-pub fn whole_tokens(instruction: &str) -> Vec<String> {
+/// The distinct whole tokens among `tokens`: the identifiers
+/// [`build_query_from`] may look up in the code.
+pub fn whole_tokens(tokens: &[Token]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for_each_token(instruction, |t, whole, _| {
-        if whole && !out.iter().any(|o| o == t) {
-            out.push(t.to_owned());
+    for t in tokens {
+        if t.whole && !out.contains(&t.text) {
+            out.push(t.text.clone());
         }
-    });
+    }
     out
 }
 
@@ -795,8 +804,10 @@ mod tests {
             "größe_berechnen `Widget` HTTPServer x_y_z load load",
         ] {
             let q = build_query(text, &ids);
-            let texts: Vec<String> = q.terms.into_iter().map(|t| t.text).collect();
-            assert_eq!(query_terms(text), texts, "{text:?}");
+            let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
+            let tokens = tokenize(text);
+            assert_eq!(query_terms(&tokens), texts, "{text:?}");
+            assert_eq!(build_query_from(text, &tokens, &ids), q);
         }
     }
 

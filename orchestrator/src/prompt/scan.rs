@@ -208,6 +208,56 @@ impl Masks {
     }
 }
 
+/// Calls `f` for each piece of `text` between line breaks, as
+/// `text.split('\n')` gives them, until `f` returns false.
+pub fn lines_until(text: &str, mut f: impl FnMut(&str) -> bool) {
+    let b = text.as_bytes();
+    let mut from = 0;
+    let mut go = true;
+    let mut chunk = |at: usize| -> bool {
+        // `from..at` lies between line breaks (ASCII bytes), so on char
+        // boundaries.
+        if go {
+            go = f(&text[from..at]);
+            from = at + 1;
+        }
+        go
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let full = b.len() / 16;
+        for k in 0..full {
+            // SAFETY: SSE2 is part of the x86-64 baseline; bytes 16k..16k+16
+            // are inside `b`.
+            let mut mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(k * 16).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            };
+            while mask != 0 {
+                if !chunk(k * 16 + mask.trailing_zeros() as usize) {
+                    return;
+                }
+                mask &= mask - 1;
+            }
+        }
+        for (i, &c) in b.iter().enumerate().skip(full * 16) {
+            if c == b'\n' && !chunk(i) {
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && !chunk(i) {
+            return;
+        }
+    }
+    chunk(b.len());
+}
+
 /// Calls `f(i)` for the index of every `\n` in `b`, in order.
 #[inline]
 pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
@@ -391,6 +441,34 @@ mod tests {
         for i in 0..b.len() {
             let want = ws(b[i]) && (b[i] != b' ' || b.get(i + 1).is_some_and(|&c| ws(c)));
             assert_eq!(m[i / 64] >> (i % 64) & 1 == 1, want, "{i}");
+        }
+    }
+
+    #[test]
+    fn lines_are_split_as_split_does() {
+        for text in [
+            "",
+            "\n",
+            "a\nb",
+            "a\r\n\nb\n",
+            &"ab\n\nc".repeat(30),
+            &format!("{}\n", "x".repeat(47)),
+        ] {
+            let mut got = Vec::new();
+            lines_until(text, |l| {
+                got.push(l.to_owned());
+                true
+            });
+            let want: Vec<String> = text.split('\n').map(str::to_owned).collect();
+            assert_eq!(got, want, "{text:?}");
+            for stop in 0..want.len() {
+                let mut got = Vec::new();
+                lines_until(text, |l| {
+                    got.push(l.to_owned());
+                    got.len() <= stop
+                });
+                assert_eq!(got, want[..=stop], "{text:?} {stop}");
+            }
         }
     }
 
