@@ -137,24 +137,38 @@ impl<'t, 'a> Printer<'t, 'a> {
 
     /// [`Printer::print`] of line `i` (whole).
     pub fn print_line(&self, i: usize, buf: &mut Vec<u8>) -> (u64, usize) {
-        match &self.lines {
-            Some(lines) => {
-                let (s, e, simple) = lines[i];
-                let text = &self.table.text().as_bytes()[s as usize..e as usize];
-                let folded = if simple {
-                    text
-                } else {
-                    buf.clear();
-                    fold_into(text, buf);
-                    &buf[..]
-                };
-                (xxh3_64(folded), weight(folded))
-            }
+        match self.line_folded(i, buf) {
+            Some(folded) => (xxh3_64(folded), weight(folded)),
             None => {
                 let l = self.table.lines()[i];
                 self.print(l.start, l.end, buf)
             }
         }
+    }
+
+    /// The fingerprint [`Printer::print_line`] gives, without the count.
+    pub fn line_print(&self, i: usize, buf: &mut Vec<u8>) -> u64 {
+        match self.line_folded(i, buf) {
+            Some(folded) => xxh3_64(folded),
+            None => self.print_line(i, buf).0,
+        }
+    }
+
+    /// The words of line `i` joined by single spaces (in place for a
+    /// simple line), or `None` when the text is not folded by bytes.
+    fn line_folded<'b>(&self, i: usize, buf: &'b mut Vec<u8>) -> Option<&'b [u8]>
+    where
+        'a: 'b,
+    {
+        let (s, e, simple) = self.lines.as_ref()?[i];
+        let text = &self.table.text().as_bytes()[s as usize..e as usize];
+        Some(if simple {
+            text
+        } else {
+            buf.clear();
+            fold_into(text, buf);
+            &buf[..]
+        })
     }
 
     /// [`Printer::print`] without the count.
@@ -325,14 +339,20 @@ fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Ran
         return Vec::new();
     }
     let mut buf = Vec::new();
-    let (prints, weight): (Vec<u64>, Vec<usize>) =
-        idx.iter().map(|&i| printer.print_line(i, &mut buf)).unzip();
+    let prints: Vec<u64> = idx
+        .iter()
+        .map(|&i| printer.line_print(i, &mut buf))
+        .collect();
+    // The prints are xxh3 hashes already: a window's key mixes its `k`
+    // prints (a key shared by different windows is caught by the comparison
+    // of the prints themselves below).
     let window_hash = |j: usize| -> u64 {
-        buf.clear();
-        for p in &prints[j..j + k] {
-            buf.extend_from_slice(&p.to_le_bytes());
-        }
-        xxh3_64(&buf)
+        let h = prints[j..j + k]
+            .iter()
+            .fold(0x243f_6a88_85a3_08d3u64, |h, &p| {
+                (h.rotate_left(23) ^ p).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            });
+        h ^ h >> 29
     };
     let windows = idx.len() + 1 - k;
     let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
@@ -353,7 +373,10 @@ fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Ran
             while j + len < idx.len() && p + len < j && prints[p + len] == prints[j + len] {
                 len += 1;
             }
-            let chars: usize = weight[j..j + len].iter().sum();
+            let chars: usize = idx[j..j + len]
+                .iter()
+                .map(|&i| printer.print_line(i, &mut buf).1)
+                .sum();
             if len >= k && chars >= min_chars {
                 let start = lines[idx[j]].start;
                 // Blank lines after a copy belong to it, so no blank-only

@@ -205,18 +205,25 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
         rank::tail_query(table.slice(tail_start, code_chars))
     };
+    // Repeats copy earlier lines: no first spelling and no scored chunk is
+    // in them, so their words are not read.
+    let fresh: Vec<std::ops::Range<usize>> = segments
+        .iter()
+        .filter(|s| !s.repeat)
+        .map(|s| table.byte(s.range.start)..table.byte(s.range.end))
+        .collect();
     let (query, words) = match ex.instruction.as_deref() {
         Some(i) => {
             let tokens = rank::tokenize(i);
             let terms = rank::query_terms(&tokens);
             let wanted = rank::whole_tokens(&tokens);
-            let (words, identifiers) = CodeWords::new(&ex.code, &terms, &wanted);
+            let (words, identifiers) = CodeWords::new(&ex.code, &fresh, &terms, &wanted);
             (rank::build_query_from(i, &tokens, &identifiers), words)
         }
         None => {
             let query = tail();
             let terms: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
-            let (words, _) = CodeWords::new(&ex.code, &terms, &[]);
+            let (words, _) = CodeWords::new(&ex.code, &fresh, &terms, &[]);
             (query, words)
         }
     };

@@ -226,12 +226,19 @@ pub struct CodeWords<'a> {
 }
 
 impl<'a> CodeWords<'a> {
-    /// Tokenizes `code` (under 4 GiB) once, locating `terms` (lowercased
-    /// query terms), and returns with it the first spelling in the code of
-    /// each `wanted` identifier (lowercased whole tokens of the instruction),
-    /// keyed by it: what `build_query` looks names up in.
+    /// Tokenizes the words of `code` (under 4 GiB) that lie wholly inside
+    /// `regions` (sorted, disjoint byte ranges) once, locating `terms`
+    /// (lowercased query terms), and returns with it the first spelling there
+    /// of each `wanted` identifier (lowercased whole tokens of the
+    /// instruction), keyed by it: what `build_query` looks names up in.
+    /// [`CodeWords::score`] then counts ranges inside `regions`.
+    ///
+    /// A preparation passes the code minus its repeat segments: a repeat
+    /// copies earlier lines word for word, so it holds no first spelling and
+    /// no chunk that is scored.
     pub fn new(
         code: &'a str,
+        regions: &[Range<usize>],
         terms: &[&str],
         wanted: &[String],
     ) -> (Self, HashMap<String, String>) {
@@ -243,7 +250,15 @@ impl<'a> CodeWords<'a> {
         let mut total = 0u32;
         let mut lower = String::new();
         let masks = Masks::new(code);
-        let spans = masks.spans();
+        let mut spans = masks.spans();
+        let mut r = 0;
+        spans.retain(|&(s, e)| {
+            let (s, e) = (s as usize, e as usize);
+            while r < regions.len() && regions[r].end <= s {
+                r += 1;
+            }
+            regions.get(r).is_some_and(|g| g.start <= s && e <= g.end)
+        });
         let mut tokens_before = Vec::with_capacity(spans.len() + 1);
         for (index, &(s, e)) in spans.iter().enumerate() {
             let index = index as u32;
@@ -440,8 +455,32 @@ mod tests {
                 wanted.push(t.to_owned());
             }
         });
-        let (words, found) = CodeWords::new(code, &terms, &wanted);
+        let (words, found) = CodeWords::new(code, &[0..code.len()], &terms, &wanted);
         assert_eq!(found, code_identifiers_reference(code, &wanted), "{code:?}");
+        // Only some lines: as if the others were not there.
+        let mut regions = Vec::new();
+        let mut kept = String::new();
+        let mut at = 0;
+        for (i, line) in code.split_inclusive('\n').enumerate() {
+            if i % 3 != 1 {
+                regions.push(at..at + line.len());
+                kept.push_str(line);
+            }
+            at += line.len();
+        }
+        let (part, found) = CodeWords::new(code, &regions, &terms, &wanted);
+        assert_eq!(
+            found,
+            code_identifiers_reference(&kept, &wanted),
+            "{code:?}"
+        );
+        let inside: Vec<Range<usize>> = regions.iter().filter(|g| !g.is_empty()).cloned().collect();
+        let texts: Vec<&str> = inside.iter().map(|d| &code[d.clone()]).collect();
+        assert_eq!(
+            part.score(&inside, &query),
+            rank::score(&texts, &query),
+            "{code:?}"
+        );
         // Char boundaries only, as chunks are.
         let bounds: Vec<usize> = code
             .char_indices()
