@@ -100,7 +100,8 @@ impl<'t, 'a> Printer<'t, 'a> {
         // be an ASCII space); every such character starts with one of these
         // bytes.
         let foldable = u32::try_from(str.len()).is_ok()
-            && (!str.bytes().any(|b| matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3))
+            && (str.is_ascii()
+                || !str.bytes().any(|b| matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3))
                 || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
         let lines = foldable.then(|| {
             let text = str.as_bytes();

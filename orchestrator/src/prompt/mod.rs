@@ -153,7 +153,6 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
     let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
-    let whole_text = whole_range(text, text_chars);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -163,7 +162,8 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         chunks_kept: 0,
         reduction_percent: 0.0,
         elapsed_us: 0,
-        kept_ranges: whole_text.clone(),
+        // The whole text unless something is kept (set where it is known).
+        kept_ranges: Vec::new(),
         skipped_reason: None,
     };
 
@@ -173,6 +173,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
             "code is {code_chars} characters, not over the {} threshold",
             cfg.threshold_chars
         ));
+        stats.kept_ranges = whole_range(text, text_chars);
         stats.elapsed_us = micros(started);
         return PromptPlan {
             prompt: original(),
@@ -294,6 +295,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         });
         stats.final_chars = prompt.chars().count();
         stats.reduction_percent = percent_less(original_chars, stats.final_chars);
+        stats.kept_ranges = whole_range(text, text_chars);
         stats.elapsed_us = micros(started);
         return PromptPlan {
             prompt,

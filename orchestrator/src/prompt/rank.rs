@@ -378,15 +378,18 @@ pub struct Query {
 /// Builds the query for `instruction` against the code's identifiers.
 /// `code_identifiers` maps each lowercased whole identifier of the code to its
 /// spelling in the code.
-pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>) -> Query {
+pub fn build_query<S: std::hash::BuildHasher>(
+    instruction: &str,
+    code_identifiers: &HashMap<String, String, S>,
+) -> Query {
     build_query_from(instruction, &tokenize(instruction), code_identifiers)
 }
 
 /// [`build_query`] with the instruction's tokens already made.
-pub fn build_query_from(
+pub fn build_query_from<S: std::hash::BuildHasher>(
     instruction: &str,
     tokens: &[Token],
-    code_identifiers: &HashMap<String, String>,
+    code_identifiers: &HashMap<String, String, S>,
 ) -> Query {
     let code_like = code_like_names(instruction);
     let mut weights: Vec<(String, f64)> = Vec::new();

@@ -11,8 +11,9 @@
 //! (at most two) words its edges cut, tokenized on their own: exactly what
 //! [`rank::score`](super::rank::score) counts over the chunk's text.
 
-use std::collections::HashMap;
 use std::ops::Range;
+
+use super::hash::WordMap;
 
 use super::rank::{self, Query, TermCounts};
 use super::scan::Masks;
@@ -241,10 +242,10 @@ impl<'a> CodeWords<'a> {
         regions: &[Range<usize>],
         terms: &[&str],
         wanted: &[String],
-    ) -> (Self, HashMap<String, String>) {
+    ) -> (Self, WordMap<String, String>) {
         let t = Terms::new(terms);
         let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
-        let mut found: HashMap<String, String> = HashMap::new();
+        let mut found: WordMap<String, String> = WordMap::default();
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
         let mut total = 0u32;
@@ -399,7 +400,7 @@ fn find_wanted(
     word: &str,
     wanted: &[String],
     filter: &Filter,
-    found: &mut HashMap<String, String>,
+    found: &mut WordMap<String, String>,
     lower: &mut String,
 ) {
     let word = rank::trim_underscores(word);
@@ -431,8 +432,8 @@ mod tests {
 
     /// The plain scans these replace: every word of the code looked up, and
     /// every chunk tokenized on its own.
-    fn code_identifiers_reference(code: &str, wanted: &[String]) -> HashMap<String, String> {
-        let mut out = HashMap::new();
+    fn code_identifiers_reference(code: &str, wanted: &[String]) -> WordMap<String, String> {
+        let mut out = WordMap::default();
         rank::for_each_word(code, |word| {
             let word = rank::trim_underscores(word);
             let lower = word.to_lowercase();
