@@ -456,7 +456,8 @@ mod tests {
                 wanted.push(t.to_owned());
             }
         });
-        let (words, found) = CodeWords::new(code, &[0..code.len()], &terms, &wanted);
+        let whole = 0..code.len();
+        let (words, found) = CodeWords::new(code, std::slice::from_ref(&whole), &terms, &wanted);
         assert_eq!(found, code_identifiers_reference(code, &wanted), "{code:?}");
         // Only some lines: as if the others were not there.
         let mut regions = Vec::new();
