@@ -56,11 +56,18 @@ pub fn omission_marker(lines: usize, comment: Option<&str>) -> String {
 /// `code` inside a fence tagged `language`; the fence is longer than any run
 /// of backticks that starts a line of the code, so it cannot be closed early.
 pub fn fence(code: &str, language: Option<&str>) -> String {
-    let longest = code
-        .lines()
-        .map(|l| l.trim_start().chars().take_while(|c| *c == '`').count())
-        .max()
-        .unwrap_or(0);
+    let mut longest = 0;
+    super::scan::lines_until(code, |l| {
+        // Most lines start with another visible character after their indent.
+        let plain = l
+            .bytes()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            .is_none_or(|b| b.is_ascii_graphic() && b != b'`');
+        if !plain {
+            longest = longest.max(l.trim_start().chars().take_while(|c| *c == '`').count());
+        }
+        true
+    });
     let ticks = "`".repeat((longest + 1).max(3));
     let tag: String = language
         .and_then(|l| l.split_whitespace().next())
@@ -128,6 +135,10 @@ mod tests {
             "````markdown\n```js\nx\n```\n````"
         );
         assert_eq!(fence("x\n", Some("c++ `evil`")), "```c++\nx\n```");
+        assert_eq!(
+            fence("a\n  ````x\n\u{a0}`````\r\n\t``\n", None),
+            "``````\na\n  ````x\n\u{a0}`````\r\n\t``\n``````"
+        );
     }
 
     #[test]

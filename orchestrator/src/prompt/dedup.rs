@@ -76,81 +76,201 @@ pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
 }
 
 /// Fingerprints of character ranges of one text. Unless the text has
-/// whitespace outside ASCII, the whole text is folded once (whitespace runs to one space) with the folded
-/// position of every byte, so the fingerprint of any range is a hash of a
-/// slice of that, trimmed: the same bytes [`fingerprint`] folds, without
-/// copying every line and every chunk again.
+/// whitespace outside ASCII, each line's words are found once: where its
+/// text starts and ends without the surrounding whitespace, and whether its
+/// words are separated by single spaces (most lines of code). The
+/// fingerprint of a line is then a hash of that slice of the text itself,
+/// and of a longer range a hash of its lines' slices joined by spaces: the
+/// same bytes [`fingerprint`] folds, copied at most once.
 pub struct Printer<'t, 'a> {
     table: &'t LineTable<'a>,
-    /// The folded text and, per byte (plus the end), its folded position
-    /// (before the separating space a whitespace byte may become).
-    folded: Option<(Vec<u8>, Vec<u32>)>,
+    /// Per line: the byte range of its text between leading and trailing
+    /// whitespace, and whether whitespace inside it is only single spaces;
+    /// `None` when the text has whitespace outside ASCII.
+    lines: Option<Vec<(u32, u32, bool)>>,
 }
 
 impl<'t, 'a> Printer<'t, 'a> {
-    /// Folds the text of `table` when its whitespace is ASCII (and it is
-    /// under 4 GiB).
+    /// Reads the lines of `table` when the text's whitespace is ASCII (and it
+    /// is under 4 GiB).
     pub fn new(table: &'t LineTable<'a>) -> Self {
-        let text = table.text().as_bytes();
+        let str = table.text();
         // Byte folding equals `split_whitespace` unless the text has
         // whitespace outside ASCII (no other byte of a UTF-8 character can
-        // be an ASCII space).
-        let str = table.text();
-        let foldable = u32::try_from(text.len()).is_ok()
-            && (str.is_ascii() || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
-        let folded = foldable.then(|| {
-            let mut buf = Vec::with_capacity(text.len());
-            let mut at = Vec::with_capacity(text.len() + 1);
-            let mut i = 0;
-            while i < text.len() {
-                // A whitespace run: every byte at the current folded end.
-                let start = i;
-                while i < text.len() && ASCII_SPACE[usize::from(text[i])] {
-                    i += 1;
-                }
-                at.resize(at.len() + (i - start), buf.len() as u32);
-                if i == text.len() {
-                    break;
-                }
-                if start < i && !buf.is_empty() {
-                    buf.push(b' ');
-                }
-                // A word: copied, each byte at its own folded position.
-                let start = i;
-                while i < text.len() && !ASCII_SPACE[usize::from(text[i])] {
-                    i += 1;
-                }
-                let base = buf.len() as u32;
-                at.extend((0..(i - start) as u32).map(|k| base + k));
-                buf.extend_from_slice(&text[start..i]);
-            }
-            at.push(buf.len() as u32);
-            (buf, at)
+        // be an ASCII space); every such character starts with one of these
+        // bytes.
+        let foldable = u32::try_from(str.len()).is_ok()
+            && (str.is_ascii()
+                || !str.bytes().any(|b| matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3))
+                || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
+        let lines = foldable.then(|| {
+            let text = str.as_bytes();
+            let rough = super::scan::rough_space(text);
+            table
+                .lines()
+                .iter()
+                .map(|l| {
+                    let mut s = l.byte_start;
+                    let mut e = l.byte_end;
+                    while s < e && ASCII_SPACE[usize::from(text[s])] {
+                        s += 1;
+                    }
+                    while e > s && ASCII_SPACE[usize::from(text[e - 1])] {
+                        e -= 1;
+                    }
+                    let simple = s == e || !super::scan::any_in(&rough, s, e);
+                    (s as u32, e as u32, simple)
+                })
+                .collect()
         });
-        Printer { table, folded }
+        Printer { table, lines }
     }
 
     /// [`fingerprint`] of the characters `start..end`, and their number of
     /// non-whitespace characters.
     pub fn print(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> (u64, usize) {
-        match &self.folded {
-            Some((folded, at)) => {
-                let end = self.table.byte(end);
-                let start = self.table.byte(start).min(end);
-                let slice = &folded[at[start] as usize..at[end] as usize];
-                let slice = slice.strip_prefix(b" ").unwrap_or(slice);
-                let slice = slice.strip_suffix(b" ").unwrap_or(slice);
-                // Characters other than the separating spaces: bytes that
-                // start a UTF-8 character.
-                let chars = slice
-                    .iter()
-                    .filter(|&&b| b != b' ' && b & 0xc0 != 0x80)
-                    .count();
-                (xxh3_64(slice), chars)
+        let Some(lines) = &self.lines else {
+            return fingerprint_with(self.table.slice(start, end), buf);
+        };
+        let folded = self.fold(lines, start, end, buf);
+        (xxh3_64(folded), weight(folded))
+    }
+
+    /// [`Printer::print`] of line `i` (whole).
+    pub fn print_line(&self, i: usize, buf: &mut Vec<u8>) -> (u64, usize) {
+        match self.line_folded(i, buf) {
+            Some(folded) => (xxh3_64(folded), weight(folded)),
+            None => {
+                let l = self.table.lines()[i];
+                self.print(l.start, l.end, buf)
             }
-            None => fingerprint_with(self.table.slice(start, end), buf),
         }
     }
+
+    /// The fingerprint [`Printer::print_line`] gives, without the count.
+    pub fn line_print(&self, i: usize, buf: &mut Vec<u8>) -> u64 {
+        match self.line_folded(i, buf) {
+            Some(folded) => xxh3_64(folded),
+            None => self.print_line(i, buf).0,
+        }
+    }
+
+    /// The words of line `i` joined by single spaces (in place for a
+    /// simple line), or `None` when the text is not folded by bytes.
+    fn line_folded<'b>(&self, i: usize, buf: &'b mut Vec<u8>) -> Option<&'b [u8]>
+    where
+        'a: 'b,
+    {
+        let (s, e, simple) = self.lines.as_ref()?[i];
+        let text = &self.table.text().as_bytes()[s as usize..e as usize];
+        Some(if simple {
+            text
+        } else {
+            buf.clear();
+            fold_into(text, buf);
+            &buf[..]
+        })
+    }
+
+    /// [`Printer::print`] without the count.
+    pub fn print_only(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> u64 {
+        match &self.lines {
+            Some(lines) => xxh3_64(self.fold(lines, start, end, buf)),
+            None => fingerprint_with(self.table.slice(start, end), buf).0,
+        }
+    }
+
+    /// The words of the characters `start..end` joined by single spaces: a
+    /// slice of the text itself when they lie on one simple line, else
+    /// copied into `buf`.
+    fn fold<'b>(
+        &self,
+        lines: &[(u32, u32, bool)],
+        start: usize,
+        end: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        let text = self.table.text().as_bytes();
+        let end_byte = self.table.byte(end);
+        let start_byte = self.table.byte(start).min(end_byte);
+        buf.clear();
+        if start_byte == end_byte {
+            return &buf[..];
+        }
+        let first = self.table.line_of(start);
+        let last = self.table.line_of(end.saturating_sub(1).max(start));
+        if first == last {
+            let (s, e, simple) = lines[first];
+            let (s, e) = (s as usize, e as usize);
+            if simple {
+                let (a, b) = (s.max(start_byte), e.min(end_byte));
+                return if a < b {
+                    trim_space(&text[a..b])
+                } else {
+                    &buf[..]
+                };
+            }
+        }
+        for &(s, e, simple) in &lines[first..=last] {
+            let (a, b) = ((s as usize).max(start_byte), (e as usize).min(end_byte));
+            if a >= b {
+                continue;
+            }
+            if simple {
+                let piece = trim_space(&text[a..b]);
+                if !piece.is_empty() {
+                    if !buf.is_empty() {
+                        buf.push(b' ');
+                    }
+                    buf.extend_from_slice(piece);
+                }
+            } else {
+                fold_into(&text[a..b], buf);
+            }
+        }
+        &buf[..]
+    }
+}
+
+/// `b` without one leading and one trailing space (a cut through a line
+/// whose words are separated by single spaces leaves at most one).
+fn trim_space(b: &[u8]) -> &[u8] {
+    let b = b.strip_prefix(b" ").unwrap_or(b);
+    b.strip_suffix(b" ").unwrap_or(b)
+}
+
+/// Appends the words of `b` to `buf`, each after a space unless `buf` is
+/// empty.
+fn fold_into(b: &[u8], buf: &mut Vec<u8>) {
+    let mut i = 0;
+    loop {
+        while i < b.len() && ASCII_SPACE[usize::from(b[i])] {
+            i += 1;
+        }
+        if i == b.len() {
+            return;
+        }
+        let start = i;
+        while i < b.len() && !ASCII_SPACE[usize::from(b[i])] {
+            i += 1;
+        }
+        if !buf.is_empty() {
+            buf.push(b' ');
+        }
+        buf.extend_from_slice(&b[start..i]);
+    }
+}
+
+/// Characters of a folded text other than its separating spaces: bytes that
+/// start a UTF-8 character.
+fn weight(folded: &[u8]) -> usize {
+    folded
+        .iter()
+        .filter(|&&b| b != b' ' && b & 0xc0 != 0x80)
+        .count()
 }
 
 /// A part of the code, as a character range; `repeat` is true when the part
@@ -220,16 +340,20 @@ fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Ran
         return Vec::new();
     }
     let mut buf = Vec::new();
-    let (prints, weight): (Vec<u64>, Vec<usize>) = idx
+    let prints: Vec<u64> = idx
         .iter()
-        .map(|&i| printer.print(lines[i].start, lines[i].end, &mut buf))
-        .unzip();
+        .map(|&i| printer.line_print(i, &mut buf))
+        .collect();
+    // The prints are xxh3 hashes already: a window's key mixes its `k`
+    // prints (a key shared by different windows is caught by the comparison
+    // of the prints themselves below).
     let window_hash = |j: usize| -> u64 {
-        buf.clear();
-        for p in &prints[j..j + k] {
-            buf.extend_from_slice(&p.to_le_bytes());
-        }
-        xxh3_64(&buf)
+        let h = prints[j..j + k]
+            .iter()
+            .fold(0x243f_6a88_85a3_08d3u64, |h, &p| {
+                (h.rotate_left(23) ^ p).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            });
+        h ^ h >> 29
     };
     let windows = idx.len() + 1 - k;
     let hashes: Vec<u64> = (0..windows).map(window_hash).collect();
@@ -250,7 +374,10 @@ fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Ran
             while j + len < idx.len() && p + len < j && prints[p + len] == prints[j + len] {
                 len += 1;
             }
-            let chars: usize = weight[j..j + len].iter().sum();
+            let chars: usize = idx[j..j + len]
+                .iter()
+                .map(|&i| printer.print_line(i, &mut buf).1)
+                .sum();
             if len >= k && chars >= min_chars {
                 let start = lines[idx[j]].start;
                 // Blank lines after a copy belong to it, so no blank-only
@@ -294,7 +421,7 @@ pub fn unique_chunks_with(
             let in_repeat = segments
                 .iter()
                 .any(|s| s.repeat && s.range.start <= c.start && c.end <= s.range.end);
-            let (print, _) = printer.print(c.start, c.end, &mut buf);
+            let print = printer.print_only(c.start, c.end, &mut buf);
             // Insert even for repeats so a later identical original chunk is
             // still recognised.
             let fresh = seen.insert(print);
@@ -343,7 +470,7 @@ mod tests {
         let text = "  def f(x):\n\t\treturn  x\r\n\n   \n  y = 1 \x0b z\n   ";
         let table = LineTable::new(text);
         let printer = Printer::new(&table);
-        assert!(printer.folded.is_some());
+        assert!(printer.lines.is_some());
         let n = table.char_len();
         let mut buf = Vec::new();
         for start in 0..=n {
@@ -352,12 +479,18 @@ mod tests {
                 assert_eq!(printer.print(start, end, &mut buf), want, "{start}..{end}");
             }
         }
+        for (i, l) in table.lines().iter().enumerate() {
+            assert_eq!(
+                printer.print_line(i, &mut buf),
+                printer.print(l.start, l.end, &mut buf)
+            );
+        }
         // Non-ASCII letters fold over bytes too; non-ASCII whitespace makes
         // each range fold itself; both give the same prints.
         for (text, folds) in [("é  a\n b…\t∑x  ", true), ("é\u{a0} a\u{2028}b ", false)] {
             let table = LineTable::new(text);
             let printer = Printer::new(&table);
-            assert_eq!(printer.folded.is_some(), folds);
+            assert_eq!(printer.lines.is_some(), folds);
             let n = table.char_len();
             for start in 0..=n {
                 for end in start..=n {

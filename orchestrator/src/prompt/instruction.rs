@@ -196,10 +196,20 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
         return blocks;
     }
     let mut open: Option<(char, usize, usize, usize, String)> = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
+    let base = text.as_ptr() as usize;
+    super::scan::lines_until(text, |line| {
+        // The line with its line break, as `split_inclusive` gives it.
+        let start = line.as_ptr() as usize - base;
+        let offset = (start + line.len() + 1).min(text.len());
+        // Only a line whose text starts with a backtick or a tilde matters;
+        // most start with another visible character after their indent.
+        if line
+            .bytes()
+            .find(|b| !matches!(b, b' ' | b'\t'))
+            .is_some_and(|b| b.is_ascii_graphic() && b != b'`' && b != b'~')
+        {
+            return true;
+        }
         let t = line.trim();
         let fence_char = t.chars().next().filter(|c| *c == '`' || *c == '~');
         let run = fence_char.map_or(0, |c| t.chars().take_while(|x| *x == c).count());
@@ -207,7 +217,7 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
             (None, Some(c)) if run >= 3 => {
                 let info = t[run..].trim().to_owned();
                 if c == '`' && info.contains('`') {
-                    continue;
+                    return true;
                 }
                 open = Some((c, run, start, offset, info));
             }
@@ -224,7 +234,8 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
             }
             _ => {}
         }
-    }
+        true
+    });
     if let Some((_, _, open_at, content, info)) = open {
         blocks.push(Block {
             open: open_at,
@@ -253,7 +264,16 @@ fn chat_split(text: &str, blocks: &[Block]) -> Option<Chat> {
     if blocks.is_empty() {
         return None;
     }
-    let non_blank = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    let non_blank = |s: &str| {
+        if s.is_ascii() {
+            // ASCII whitespace as `char::is_whitespace` has it.
+            s.bytes()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+                .count()
+        } else {
+            s.chars().filter(|c| !c.is_whitespace()).count()
+        }
+    };
     let mut prose_parts: Vec<&str> = Vec::new();
     let mut last = 0;
     for b in blocks {

@@ -337,6 +337,64 @@ struct SignalIndex {
     /// bytes `a b` (every such pattern has two or more): most positions of a
     /// line are ruled out by one bit test.
     pairs: Vec<u64>,
+    /// The first bytes of each signal's pattern, to compare in one step.
+    heads: Vec<Head>,
+}
+
+/// Up to the first 8 bytes of a byte string as one little-endian word, and
+/// how many there are (as a mask): most patterns are compared whole by one
+/// `u64` comparison instead of a `memcmp` call.
+#[derive(Clone, Copy)]
+struct Head {
+    bytes: u64,
+    mask: u64,
+}
+
+impl Head {
+    #[inline]
+    fn of(b: &[u8]) -> Head {
+        let n = b.len().min(8);
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(&b[..n]);
+        Head {
+            bytes: u64::from_le_bytes(word),
+            mask: if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (n * 8)) - 1
+            },
+        }
+    }
+
+    /// Does `text` (whose head is `here`) start with `pattern` (whose head
+    /// is `self`)?
+    #[inline]
+    fn matches(self, here: Head, text: &[u8], pattern: &[u8]) -> bool {
+        self.mask & !here.mask == 0
+            && here.bytes & self.mask == self.bytes
+            && (pattern.len() <= 8 || text.starts_with(pattern))
+    }
+}
+
+/// The last (up to) 8 bytes of `b` as a little-endian word, aligned to its
+/// top: a pattern of `n <= 8` bytes ends `b` when the word shifted down by
+/// `8 - n` bytes equals the pattern's [`Head`].
+#[inline]
+fn tail_word(b: &[u8]) -> u64 {
+    let n = b.len().min(8);
+    let mut word = [0u8; 8];
+    word[8 - n..].copy_from_slice(&b[b.len() - n..]);
+    u64::from_le_bytes(word)
+}
+
+/// `str::trim`, with ASCII-only ends trimmed as bytes.
+#[inline]
+fn trim(s: &str) -> &str {
+    let t = s.trim_ascii();
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80 || a == 0x0b || z == 0x0b => t.trim(),
+        _ => t,
+    }
 }
 
 static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new(|| {
@@ -347,6 +405,7 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
         anywhere: vec![Vec::new(); 256],
         end: vec![Vec::new(); 256],
         pairs: vec![0; 65536 / 64],
+        heads: SIGNALS.iter().map(|s| Head::of(s.1.as_bytes())).collect(),
     };
     for (s, &(lang, pattern, at, _)) in SIGNALS.iter().enumerate() {
         let l = match index.langs.iter().position(|&x| x == lang) {
@@ -380,12 +439,12 @@ fn keyword_language(text: &str) -> Option<&'static str> {
     let mut scores = vec![0u32; index.langs.len()];
     // The line each signal last hit, so it counts once per line.
     let mut hit_on = vec![usize::MAX; SIGNALS.len()];
-    let lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .take(KEYWORD_LINES);
-    for (n, t) in lines.enumerate() {
+    let mut n = 0;
+    super::scan::lines_until(text, |line| {
+        let t = trim(line);
+        if t.is_empty() {
+            return true;
+        }
         let b = t.as_bytes();
         let mut hit = |s: usize| {
             if hit_on[s] != n {
@@ -393,28 +452,41 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 scores[index.lang_of[s]] += SIGNALS[s].3;
             }
         };
+        let head = Head::of(b);
         for &s in &index.start[usize::from(b[0])] {
-            if b.starts_with(SIGNALS[s].1.as_bytes()) {
+            if index.heads[s].matches(head, b, SIGNALS[s].1.as_bytes()) {
                 hit(s);
             }
         }
+        let tail = tail_word(b);
         for &s in &index.end[usize::from(b[b.len() - 1])] {
-            if b.ends_with(SIGNALS[s].1.as_bytes()) {
+            let pattern = SIGNALS[s].1.as_bytes();
+            let n = pattern.len();
+            let ends = if n <= 8 {
+                b.len() >= n && tail >> (8 * (8 - n)) == index.heads[s].bytes
+            } else {
+                b.ends_with(pattern)
+            };
+            if ends {
                 hit(s);
             }
         }
-        for at in 0..b.len() - 1 {
-            let pair = usize::from(b[at]) << 8 | usize::from(b[at + 1]);
+        for (at, pair) in b.windows(2).enumerate() {
+            let pair = usize::from(pair[0]) << 8 | usize::from(pair[1]);
             if index.pairs[pair / 64] & (1 << (pair % 64)) == 0 {
                 continue;
             }
+            let rest = &b[at..];
+            let here = Head::of(rest);
             for &s in &index.anywhere[usize::from(b[at])] {
-                if b[at..].starts_with(SIGNALS[s].1.as_bytes()) {
+                if index.heads[s].matches(here, rest, SIGNALS[s].1.as_bytes()) {
                     hit(s);
                 }
             }
         }
-    }
+        n += 1;
+        n < KEYWORD_LINES
+    });
     let score = |lang: &str| {
         index
             .langs

@@ -45,7 +45,8 @@ impl<'a> LineTable<'a> {
         }
         let mut chars = 0;
         let mut byte = 0;
-        for raw in text.split_inclusive('\n') {
+        let mut line = |end: usize| {
+            let raw = &text[byte..end];
             let n = if ascii {
                 raw.len()
             } else {
@@ -60,7 +61,7 @@ impl<'a> LineTable<'a> {
                     _ => {
                         // Blank when only whitespace follows (often just the
                         // line break); `i` is a char boundary (after ASCII).
-                        blank = raw[i..].trim().is_empty();
+                        blank = !b.is_ascii_graphic() && raw[i..].trim().is_empty();
                         break;
                     }
                 }
@@ -69,12 +70,16 @@ impl<'a> LineTable<'a> {
                 start: chars,
                 end: chars + n,
                 byte_start: byte,
-                byte_end: byte + raw.len(),
+                byte_end: end,
                 indent,
                 blank,
             });
             chars += n;
-            byte += raw.len();
+            byte = end;
+        };
+        super::scan::for_each_newline(text.as_bytes(), |i| line(i + 1));
+        if !text.is_empty() && !text.ends_with('\n') {
+            line(text.len());
         }
         LineTable {
             text,

@@ -27,9 +27,10 @@ pub mod instruction;
 pub mod language;
 pub mod lines;
 pub mod rank;
+mod scan;
 pub mod select;
+pub mod words;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use language::{detect_language, line_comment, normalize_language};
 
 use lines::LineTable;
+use words::CodeWords;
 
 /// Tunables of [`prepare`]. `Default` gives the original's figures (threshold
 /// 1,500, chunks of 1,000 with 150 overlap, top 3, 10% minimum gain, 300-char
@@ -144,11 +146,13 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let cfg = cfg.sanitized();
     let text = input.text;
     let given = input.instruction.map(str::trim).filter(|g| !g.is_empty());
-    let original = assemble::with_instruction(given, text);
-    let original_chars = original.chars().count();
+    // The original is the text after the given instruction and a blank line
+    // (`assemble::with_instruction`); it is only built when it is sent.
+    let text_chars = text.chars().count();
+    let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
+    let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
     let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
-    let whole_text = whole_range(text);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -158,7 +162,8 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         chunks_kept: 0,
         reduction_percent: 0.0,
         elapsed_us: 0,
-        kept_ranges: whole_text.clone(),
+        // The whole text unless something is kept (set where it is known).
+        kept_ranges: Vec::new(),
         skipped_reason: None,
     };
 
@@ -168,9 +173,10 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
             "code is {code_chars} characters, not over the {} threshold",
             cfg.threshold_chars
         ));
+        stats.kept_ranges = whole_range(text, text_chars);
         stats.elapsed_us = micros(started);
         return PromptPlan {
-            prompt: original,
+            prompt: original(),
             stats,
             applied: false,
             language,
@@ -194,32 +200,51 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     }
     let unique = dedup::unique_chunks_with(&printer, &chunks, &segments);
 
-    // Rank the unique chunks.
-    let query = match ex.instruction.as_deref() {
-        Some(i) => rank::build_query(i, &code_identifiers(&ex.code, i)),
+    // Rank the unique chunks: the code is tokenized once (`words`), for the
+    // query's terms and the identifiers the instruction may name.
+    let tail = || {
+        let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
+        rank::tail_query(table.slice(tail_start, code_chars))
+    };
+    // Repeats copy earlier lines: no first spelling and no scored chunk is
+    // in them, so their words are not read.
+    let fresh: Vec<std::ops::Range<usize>> = segments
+        .iter()
+        .filter(|s| !s.repeat)
+        .map(|s| table.byte(s.range.start)..table.byte(s.range.end))
+        .collect();
+    let (query, words) = match ex.instruction.as_deref() {
+        Some(i) => {
+            let tokens = rank::tokenize(i);
+            let terms = rank::query_terms(&tokens);
+            let wanted = rank::whole_tokens(&tokens);
+            let (words, identifiers) = CodeWords::new(&ex.code, &fresh, &terms, &wanted);
+            (rank::build_query_from(i, &tokens, &identifiers), words)
+        }
         None => {
-            let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
-            rank::tail_query(table.slice(tail_start, code_chars))
+            let query = tail();
+            let terms: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
+            let (words, _) = CodeWords::new(&ex.code, &fresh, &terms, &[]);
+            (query, words)
         }
     };
     let unique_idx: Vec<usize> = (0..chunks.len()).filter(|&i| unique[i]).collect();
-    let docs: Vec<&str> = unique_idx
+    let docs: Vec<std::ops::Range<usize>> = unique_idx
         .iter()
-        .map(|&i| table.slice(chunks[i].start, chunks[i].end))
+        .map(|&i| {
+            let start = table.byte(chunks[i].start);
+            start..table.byte(chunks[i].end).max(start)
+        })
         .collect();
     let mut named_defs = definition_lines(&table, &query.named);
     if named_defs.is_empty() {
         named_defs = definition_lines(&table, &query.mentioned);
     }
-    let mut unique_scores = rank::score(&docs, &query);
+    let mut unique_scores = words.score(&docs, &query);
     if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
         // The instruction shares no word with the code ("explain this"): rank
         // by the end of the code, as when there is no instruction.
-        let tail_start = code_chars.saturating_sub(cfg.query_tail_chars);
-        unique_scores = rank::score(
-            &docs,
-            &rank::tail_query(table.slice(tail_start, code_chars)),
-        );
+        unique_scores = words.score(&docs, &tail());
     }
     if named_defs.is_empty() && unique_scores.iter().all(|s| *s <= 0.0) {
         // Not even the tail has a usable word (`x = 1` repeated): the end of
@@ -258,7 +283,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let final_chars = prompt.chars().count();
     let too_long = final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain);
     if too_long || selection.kept.is_empty() {
-        let prompt = skip_prompt(&ex, &original, language.as_deref());
+        let prompt = skip_prompt(&ex, original, language.as_deref());
         let gain = percent_less(original_chars, final_chars);
         stats.skipped_reason = Some(if too_long {
             format!(
@@ -270,6 +295,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         });
         stats.final_chars = prompt.chars().count();
         stats.reduction_percent = percent_less(original_chars, stats.final_chars);
+        stats.kept_ranges = whole_range(text, text_chars);
         stats.elapsed_us = micros(started);
         return PromptPlan {
             prompt,
@@ -326,60 +352,19 @@ fn choose_language(requested: Option<&str>, fence: Option<&str>, code: &str) -> 
 
 /// The original with the instruction first: the prompt sent when preparing
 /// does not pay.
-fn skip_prompt(ex: &instruction::Extracted, original: &str, language: Option<&str>) -> String {
+fn skip_prompt(
+    ex: &instruction::Extracted,
+    original: impl FnOnce() -> String,
+    language: Option<&str>,
+) -> String {
     use instruction::Source;
     match (&ex.instruction, ex.source, ex.fenced) {
-        (None, ..) | (Some(_), Source::Given, false) => original.to_owned(),
+        (None, ..) | (Some(_), Source::Given, false) => original(),
         (Some(i), _, true) => {
             assemble::with_instruction(Some(i), &assemble::fence(&ex.code, language))
         }
         (Some(i), _, false) => assemble::with_instruction(Some(i), ex.code.trim_end()),
     }
-}
-
-/// The whole identifiers of the code that the instruction's whole tokens name
-/// (compared lowercased), each mapped from its lowercased form to its first
-/// spelling in the code: what [`rank::build_query`] looks its tokens up in.
-/// Only those are collected, so the code is scanned once without allocating
-/// per word.
-fn code_identifiers(code: &str, instruction: &str) -> HashMap<String, String> {
-    let mut wanted: Vec<String> = Vec::new();
-    rank::for_each_token(instruction, |token, whole, _| {
-        if whole && !wanted.iter().any(|w| w == token) {
-            wanted.push(token.to_owned());
-        }
-    });
-    let lens = wanted.iter().fold(0u64, |m, w| m | 1 << w.len().min(63));
-    let ascii = code.is_ascii();
-    let mut out = HashMap::new();
-    let mut lower = String::new();
-    rank::for_each_word(code, |word| {
-        let word = rank::trim_underscores(word);
-        if out.len() == wanted.len() {
-            return;
-        }
-        let key = if ascii || word.is_ascii() {
-            // An ASCII word lowercases to itself lowercased byte by byte,
-            // which only an ASCII token of the same length can equal.
-            if lens & 1 << word.len().min(63) == 0 {
-                return;
-            }
-            wanted
-                .iter()
-                .find(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
-        } else {
-            lower.clear();
-            lower.push_str(&word.to_lowercase());
-            wanted.iter().find(|w| **w == lower)
-        };
-        if let Some(key) = key
-            && word.chars().nth(1).is_some()
-            && !word.chars().all(char::is_numeric)
-        {
-            out.entry(key.clone()).or_insert_with(|| word.to_owned());
-        }
-    });
-    out
 }
 
 /// Lines of the code that define one of `names` (case-insensitive, and with
@@ -403,10 +388,14 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     // only them (and the rare non-ASCII lines) as definitions.
     let lines = table.lines();
     let lower = table.text().to_ascii_lowercase();
-    let mut candidate: Vec<bool> = lines
-        .iter()
-        .map(|l| !table.text()[l.byte_start..l.byte_end].is_ascii())
-        .collect();
+    let mut candidate: Vec<bool> = if table.text().is_ascii() {
+        vec![false; lines.len()]
+    } else {
+        lines
+            .iter()
+            .map(|l| !table.text()[l.byte_start..l.byte_end].is_ascii())
+            .collect()
+    };
     for w in &wanted {
         for (at, _) in lower.match_indices(w.as_str()) {
             let line = lines.partition_point(|l| l.byte_end <= at);
@@ -420,16 +409,19 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
         .collect()
 }
 
-/// The whole text as one kept range, counted without a line table.
-fn whole_range(text: &str) -> Vec<KeptRange> {
+/// The whole text (of `chars` characters) as one kept range, counted without
+/// a line table.
+fn whole_range(text: &str, chars: usize) -> Vec<KeptRange> {
     if text.is_empty() {
         return Vec::new();
     }
     vec![KeptRange {
         start: 0,
-        end: text.chars().count(),
+        end: chars,
         start_line: 1,
-        end_line: text.split_inclusive('\n').count(),
+        // `split_inclusive('\n').count()`: a line per line break, and one
+        // more for a last line without one.
+        end_line: text.bytes().filter(|&b| b == b'\n').count() + usize::from(!text.ends_with('\n')),
     }]
 }
 

@@ -99,6 +99,17 @@ const STOPWORDS: &[&str] = &[
     "below",
 ];
 
+/// [`STOPWORDS`] as a set, built once per process (a token is looked up in
+/// it three times per preparation).
+static STOPWORD_SET: std::sync::LazyLock<
+    HashSet<&'static str, std::hash::BuildHasherDefault<super::hash::Fnv>>,
+> = std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
+/// Is `token` (lowercased) one of [`STOPWORDS`]?
+fn is_stopword(token: &str) -> bool {
+    token.len() <= 11 && STOPWORD_SET.contains(token)
+}
+
 /// One token: the lowercased text, and whether it is a whole identifier (as
 /// opposed to a part of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,10 +199,10 @@ pub fn trim_underscores(word: &str) -> &str {
 
 /// Buffers reused across the words of one text.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     whole: String,
     part: String,
-    parts: Vec<(usize, usize)>,
+    pub(super) parts: Vec<(usize, usize)>,
 }
 
 /// Does the length mask `lens` (bit `n`: a wanted token is `n` bytes long, bit
@@ -203,7 +214,7 @@ fn wants(lens: u64, len: usize) -> bool {
 /// The tokens of one identifier-like word. A token of an ASCII word whose
 /// length `lens` does not want is passed as `None` (counted, not lowercased);
 /// lowercasing keeps an ASCII token's length, so the mask is exact.
-fn word_tokens(
+pub(super) fn word_tokens(
     word: &str,
     s: &mut Scratch,
     lens: u64,
@@ -278,7 +289,7 @@ fn lowercase_into(text: &str, out: &mut String) {
 /// Byte ranges of the parts of an identifier: split at `_`, lower→upper
 /// changes, the end of an acronym (`HTTPServer` → `HTTP`, `Server`) and
 /// letter/digit changes.
-fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
+pub(super) fn split_identifier(word: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
     if word.is_ascii() {
         // The same rule over bytes: ASCII case and digit tests.
@@ -367,13 +378,25 @@ pub struct Query {
 /// Builds the query for `instruction` against the code's identifiers.
 /// `code_identifiers` maps each lowercased whole identifier of the code to its
 /// spelling in the code.
-pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>) -> Query {
+pub fn build_query<S: std::hash::BuildHasher>(
+    instruction: &str,
+    code_identifiers: &HashMap<String, String, S>,
+) -> Query {
+    build_query_from(instruction, &tokenize(instruction), code_identifiers)
+}
+
+/// [`build_query`] with the instruction's tokens already made.
+pub fn build_query_from<S: std::hash::BuildHasher>(
+    instruction: &str,
+    tokens: &[Token],
+    code_identifiers: &HashMap<String, String, S>,
+) -> Query {
     let code_like = code_like_names(instruction);
     let mut weights: Vec<(String, f64)> = Vec::new();
     let mut named = Vec::new();
     let mut mentioned = Vec::new();
-    for token in tokenize(instruction) {
-        if STOPWORDS.contains(&token.text.as_str()) {
+    for token in tokens {
+        if is_stopword(&token.text) {
             continue;
         }
         let in_code = token.whole && code_identifiers.contains_key(&token.text);
@@ -388,7 +411,7 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
         };
         match weights.iter_mut().find(|(t, _)| *t == token.text) {
             Some(entry) => entry.1 = entry.1.max(weight),
-            None => weights.push((token.text, weight)),
+            None => weights.push((token.text.clone(), weight)),
         }
     }
     Query {
@@ -399,6 +422,31 @@ pub fn build_query(instruction: &str, code_identifiers: &HashMap<String, String>
         named,
         mentioned,
     }
+}
+
+/// The texts of the terms [`build_query_from`] gives for an instruction's
+/// `tokens`, in its order: they do not depend on the code (the weights do),
+/// so the code can be scanned for them before the query is built.
+pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for t in tokens {
+        if !is_stopword(&t.text) && !out.contains(&t.text.as_str()) {
+            out.push(&t.text);
+        }
+    }
+    out
+}
+
+/// The distinct whole tokens among `tokens`: the identifiers
+/// [`build_query_from`] may look up in the code.
+pub fn whole_tokens(tokens: &[Token]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tokens {
+        if t.whole && !out.contains(&t.text) {
+            out.push(t.text.clone());
+        }
+    }
+    out
 }
 
 fn push_unique(list: &mut Vec<String>, name: Option<&String>) {
@@ -491,9 +539,9 @@ pub fn bm25(docs: &[Vec<String>], query: &Query) -> Vec<f64> {
 
 /// What BM25 needs of one document: its length in tokens and the frequency of
 /// each distinct query term.
-struct TermCounts {
-    len: usize,
-    tf: Vec<u32>,
+pub(super) struct TermCounts {
+    pub(super) len: usize,
+    pub(super) tf: Vec<u32>,
 }
 
 /// The distinct texts of a query's terms, each with a slot in [`TermCounts`].
@@ -548,7 +596,7 @@ impl<'q> TermSlots<'q> {
 }
 
 /// The BM25 formula over counts; `of_term` gives each query term's slot.
-fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize]) -> Vec<f64> {
+pub(super) fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize]) -> Vec<f64> {
     let n = docs.len();
     if n == 0 {
         return Vec::new();
@@ -735,6 +783,35 @@ mod tests {
         assert_eq!(q.mentioned, vec!["Widget".to_owned()]);
         let q = build_query("fix `Widget`", &ids);
         assert_eq!(q.named, vec!["Widget".to_owned()]);
+    }
+
+    #[test]
+    fn stopword_set_is_the_list() {
+        for w in STOPWORDS {
+            assert!(is_stopword(w), "{w}");
+        }
+        assert!(STOPWORDS.iter().all(|w| w.len() <= 11));
+        for w in ["", "parse", "thes", "instructions", "x"] {
+            assert!(!is_stopword(w), "{w}");
+        }
+    }
+
+    #[test]
+    fn query_terms_are_the_querys() {
+        let mut ids = HashMap::new();
+        ids.insert("load".to_owned(), "load".to_owned());
+        for text in [
+            "Please make parse_config faster and call load() on the widget, the widget",
+            "",
+            "the a an",
+            "größe_berechnen `Widget` HTTPServer x_y_z load load",
+        ] {
+            let q = build_query(text, &ids);
+            let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
+            let tokens = tokenize(text);
+            assert_eq!(query_terms(&tokens), texts, "{text:?}");
+            assert_eq!(build_query_from(text, &tokens, &ids), q);
+        }
     }
 
     #[test]

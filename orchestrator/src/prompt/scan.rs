@@ -1,0 +1,497 @@
+//! Byte classes of a text as bit masks, 64 bytes per `u64`, so the scans of a
+//! preparation find words by bit arithmetic instead of a branch per byte
+//! (whose mispredictions at every word edge were most of their time).
+//!
+//! On x86-64 the masks are built 16 bytes at a time with SSE2 (part of every
+//! x86-64 CPU); elsewhere by a table per byte. Both give the same masks (a
+//! test compares them).
+
+/// Bit `i % 64` of entry `i / 64` describes byte `i`; bits past the end are 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masks {
+    /// Bytes of words: ASCII letters, digits and `_`, and the bytes of
+    /// alphanumeric non-ASCII characters (as `char::is_alphanumeric` has it).
+    pub word: Vec<u64>,
+    /// Word bytes that are not ASCII lowercase letters: a word without any is
+    /// a plain lowercase word.
+    pub special: Vec<u64>,
+    /// Length of the text in bytes.
+    pub len: usize,
+}
+
+/// Bit 0: word byte (ASCII); bit 1: special (word byte other than `a`–`z`,
+/// or any non-ASCII byte).
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_lowercase() {
+            1
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            3
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+impl Masks {
+    /// The masks of `text`.
+    pub fn new(text: &str) -> Masks {
+        let mut m = Masks::ascii_masks(text.as_bytes());
+        if !text.is_ascii() {
+            m.clear_non_alphanumeric(text);
+        }
+        m
+    }
+
+    /// The masks with every non-ASCII byte taken as a word byte.
+    fn ascii_masks(b: &[u8]) -> Masks {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Masks::ascii_masks_sse2(b)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Masks::ascii_masks_plain(b)
+        }
+    }
+
+    /// [`Masks::ascii_masks`] a byte at a time.
+    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+    fn ascii_masks_plain(b: &[u8]) -> Masks {
+        let blocks = b.len().div_ceil(64);
+        let mut word = Vec::with_capacity(blocks);
+        let mut special = Vec::with_capacity(blocks);
+        for chunk in b.chunks(64) {
+            let (mut w, mut s) = (0u64, 0u64);
+            for (i, &c) in chunk.iter().enumerate() {
+                let class = u64::from(CLASS[usize::from(c)]);
+                w |= (class & 1) << i;
+                s |= (class >> 1) << i;
+            }
+            word.push(w);
+            special.push(s);
+        }
+        Masks {
+            word,
+            special,
+            len: b.len(),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn ascii_masks_sse2(b: &[u8]) -> Masks {
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
+        // bytes inside `b` (the tail is copied to a zeroed buffer first).
+        unsafe fn sixteen(p: *const u8) -> (u64, u64) {
+            unsafe {
+                let v = _mm_loadu_si128(p.cast::<__m128i>());
+                let between = |lo: u8, hi: u8, x: __m128i| {
+                    _mm_and_si128(
+                        _mm_cmpgt_epi8(x, _mm_set1_epi8((lo - 1) as i8)),
+                        _mm_cmpgt_epi8(_mm_set1_epi8((hi + 1) as i8), x),
+                    )
+                };
+                let lower = between(b'a', b'z', v);
+                let other = _mm_or_si128(
+                    _mm_or_si128(between(b'A', b'Z', v), between(b'0', b'9', v)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
+                );
+                // Bytes of 0x80 and up are negative as signed: the sign bit
+                // is theirs, and no range above matches them.
+                let high = _mm_movemask_epi8(v) as u32 as u64;
+                let other = _mm_movemask_epi8(other) as u32 as u64 | high;
+                let lower = _mm_movemask_epi8(lower) as u32 as u64;
+                (lower | other, other)
+            }
+        }
+        let blocks = b.len().div_ceil(64);
+        let mut word = Vec::with_capacity(blocks);
+        let mut special = Vec::with_capacity(blocks);
+        let full = b.len() / 16;
+        let (mut w, mut s) = (0u64, 0u64);
+        for k in 0..full {
+            // SAFETY: bytes 16k..16k+16 are inside `b`.
+            let (x, y) = unsafe { sixteen(b.as_ptr().add(k * 16)) };
+            let shift = (k % 4) * 16;
+            w |= x << shift;
+            s |= y << shift;
+            if k % 4 == 3 {
+                word.push(w);
+                special.push(s);
+                (w, s) = (0, 0);
+            }
+        }
+        let rest = &b[full * 16..];
+        if !rest.is_empty() {
+            let mut tail = [0u8; 16];
+            tail[..rest.len()].copy_from_slice(rest);
+            // SAFETY: `tail` holds 16 bytes.
+            let (x, y) = unsafe { sixteen(tail.as_ptr()) };
+            let shift = (full % 4) * 16;
+            w |= x << shift;
+            s |= y << shift;
+        }
+        if word.len() < blocks {
+            word.push(w);
+            special.push(s);
+        }
+        Masks {
+            word,
+            special,
+            len: b.len(),
+        }
+    }
+
+    /// Clears the word bit of the bytes of every non-ASCII character that is
+    /// not alphanumeric.
+    fn clear_non_alphanumeric(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] < 0x80 {
+                i += 1;
+                continue;
+            }
+            let c = text[i..].chars().next().unwrap_or(' ');
+            let n = c.len_utf8();
+            if !c.is_alphanumeric() {
+                for k in i..i + n {
+                    self.word[k / 64] &= !(1u64 << (k % 64));
+                    self.special[k / 64] &= !(1u64 << (k % 64));
+                }
+            }
+            i += n;
+        }
+    }
+
+    /// The byte span of every word (maximal run of word bytes), in order:
+    /// word starts and ends are found 64 bytes at a time by shifting the
+    /// mask, and read off by popping bits, so no step waits on the last.
+    pub fn spans(&self) -> Vec<(u32, u32)> {
+        let m = &self.word;
+        let mut starts: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
+        let mut ends: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
+        for (k, &w) in m.iter().enumerate() {
+            let before = if k > 0 { m[k - 1] >> 63 } else { 0 };
+            let after = m.get(k + 1).map_or(0, |&x| x & 1);
+            // First and last byte of each word.
+            let mut first = w & !(w << 1 | before);
+            let mut last = w & !(w >> 1 | after << 63);
+            let base = (k * 64) as u32;
+            while first != 0 {
+                starts.push(base + first.trailing_zeros());
+                first &= first - 1;
+            }
+            while last != 0 {
+                ends.push(base + last.trailing_zeros() + 1);
+                last &= last - 1;
+            }
+        }
+        starts.into_iter().zip(ends).collect()
+    }
+
+    /// Does `start..end` hold a byte other than an ASCII lowercase letter
+    /// (for a word: is it other than a plain lowercase word)?
+    #[inline]
+    pub fn special_in(&self, start: usize, end: usize) -> bool {
+        start < end && any_in(&self.special, start, end)
+    }
+}
+
+/// Calls `f` for each piece of `text` between line breaks, as
+/// `text.split('\n')` gives them, until `f` returns false.
+pub fn lines_until(text: &str, mut f: impl FnMut(&str) -> bool) {
+    let b = text.as_bytes();
+    let mut from = 0;
+    let mut go = true;
+    let mut chunk = |at: usize| -> bool {
+        // `from..at` lies between line breaks (ASCII bytes), so on char
+        // boundaries.
+        if go {
+            go = f(&text[from..at]);
+            from = at + 1;
+        }
+        go
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let full = b.len() / 16;
+        for k in 0..full {
+            // SAFETY: SSE2 is part of the x86-64 baseline; bytes 16k..16k+16
+            // are inside `b`.
+            let mut mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(k * 16).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            };
+            while mask != 0 {
+                if !chunk(k * 16 + mask.trailing_zeros() as usize) {
+                    return;
+                }
+                mask &= mask - 1;
+            }
+        }
+        for (i, &c) in b.iter().enumerate().skip(full * 16) {
+            if c == b'\n' && !chunk(i) {
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && !chunk(i) {
+            return;
+        }
+    }
+    chunk(b.len());
+}
+
+/// Calls `f(i)` for the index of every `\n` in `b`, in order.
+#[inline]
+pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let full = b.len() / 16;
+        for k in 0..full {
+            // SAFETY: SSE2 is part of the x86-64 baseline; bytes 16k..16k+16
+            // are inside `b`.
+            let mut mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(k * 16).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            };
+            while mask != 0 {
+                f(k * 16 + mask.trailing_zeros() as usize);
+                mask &= mask - 1;
+            }
+        }
+        for (i, &c) in b.iter().enumerate().skip(full * 16) {
+            if c == b'\n' {
+                f(i);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' {
+            f(i);
+        }
+    }
+}
+
+/// Bit per byte of `b` set where whitespace other than a single space
+/// between non-whitespace bytes is: an ASCII whitespace byte other than a
+/// space, or one followed by more whitespace (as `char::is_whitespace` has
+/// ASCII whitespace: vertical tab included). A line's trimmed text without
+/// such a bit separates its words by single spaces.
+pub fn rough_space(b: &[u8]) -> Vec<u64> {
+    const SPACE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b' ' as usize] = 1;
+        t[b'\t' as usize] = 3;
+        t[b'\n' as usize] = 3;
+        t[0x0b] = 3;
+        t[0x0c] = 3;
+        t[b'\r' as usize] = 3;
+        t
+    };
+    let blocks = b.len().div_ceil(64);
+    // Bit 0: whitespace; bit 1: whitespace other than a space.
+    let mut ws = Vec::with_capacity(blocks);
+    let mut other = Vec::with_capacity(blocks);
+    #[cfg(target_arch = "x86_64")]
+    let done = {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        let full = b.len() / 64;
+        for k in 0..full {
+            let (mut w, mut o) = (0u64, 0u64);
+            for q in 0..4 {
+                // SAFETY: SSE2 is part of the x86-64 baseline; bytes
+                // 64k+16q..+16 are inside `b`.
+                let (sp, ot) = unsafe {
+                    let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
+                    let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                    let ot = _mm_or_si128(
+                        _mm_or_si128(eq(b'\t'), eq(b'\n')),
+                        _mm_or_si128(_mm_or_si128(eq(0x0b), eq(0x0c)), eq(b'\r')),
+                    );
+                    (
+                        _mm_movemask_epi8(eq(b' ')) as u32 as u64,
+                        _mm_movemask_epi8(ot) as u32 as u64,
+                    )
+                };
+                w |= (sp | ot) << (q * 16);
+                o |= ot << (q * 16);
+            }
+            ws.push(w);
+            other.push(o);
+        }
+        full * 64
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for chunk in b[done..].chunks(64) {
+        let (mut w, mut o) = (0u64, 0u64);
+        for (i, &c) in chunk.iter().enumerate() {
+            let class = u64::from(SPACE[usize::from(c)]);
+            w |= (class & 1) << i;
+            o |= (class >> 1) << i;
+        }
+        ws.push(w);
+        other.push(o);
+    }
+    (0..blocks)
+        .map(|k| {
+            let next = ws.get(k + 1).map_or(0, |&x| x << 63);
+            other[k] | ws[k] & (ws[k] >> 1 | next)
+        })
+        .collect()
+}
+
+/// Is any bit of `start..end` set in `m`?
+#[inline]
+pub fn any_in(m: &[u64], start: usize, end: usize) -> bool {
+    let (first, last) = (start / 64, (end - 1) / 64);
+    let head = u64::MAX << (start % 64);
+    let tail = u64::MAX >> (63 - (end - 1) % 64);
+    if first == last {
+        return m[first] & head & tail != 0;
+    }
+    m[first] & head != 0 || m[first + 1..last].iter().any(|&x| x != 0) || m[last] & tail != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words as the tokenizer's plain scan finds them.
+    fn words_reference(text: &str) -> Vec<(usize, usize, bool)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+            let word = c.is_alphanumeric() || c == '_';
+            match (start, word) {
+                (None, true) => start = Some(i),
+                (Some(s), false) => {
+                    let w = &text[s..i];
+                    out.push((s, i, !w.bytes().all(|b| b.is_ascii_lowercase())));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn check(text: &str) {
+        let m = Masks::new(text);
+        let got: Vec<(usize, usize, bool)> = m
+            .spans()
+            .into_iter()
+            .map(|(s, e)| (s as usize, e as usize, m.special_in(s as usize, e as usize)))
+            .collect();
+        assert_eq!(got, words_reference(text), "{text:?}");
+        assert_eq!(
+            Masks::ascii_masks_plain(text.as_bytes()),
+            Masks::ascii_masks(text.as_bytes()),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn words_and_classes() {
+        for text in [
+            "",
+            "a",
+            "ab cd_e Fg h1 __x__ 42 é—ß ∑x ab—cd",
+            &"abc ".repeat(40),
+            &"x".repeat(64),
+            &"x".repeat(65),
+            &format!("{}Y{}", "x".repeat(63), "z".repeat(70)),
+            "\u{7f}\u{80}\u{ff}\u{100} ~`@[{",
+        ] {
+            check(text);
+        }
+    }
+
+    #[test]
+    fn rough_space_marks_what_is_not_a_single_space() {
+        let text = format!("{}a b  c\td \n e\x0b{}", "x y ".repeat(20), " z".repeat(30));
+        let b = text.as_bytes();
+        let m = rough_space(b);
+        let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        for i in 0..b.len() {
+            let want = ws(b[i]) && (b[i] != b' ' || b.get(i + 1).is_some_and(|&c| ws(c)));
+            assert_eq!(m[i / 64] >> (i % 64) & 1 == 1, want, "{i}");
+        }
+    }
+
+    #[test]
+    fn lines_are_split_as_split_does() {
+        for text in [
+            "",
+            "\n",
+            "a\nb",
+            "a\r\n\nb\n",
+            &"ab\n\nc".repeat(30),
+            &format!("{}\n", "x".repeat(47)),
+        ] {
+            let mut got = Vec::new();
+            lines_until(text, |l| {
+                got.push(l.to_owned());
+                true
+            });
+            let want: Vec<String> = text.split('\n').map(str::to_owned).collect();
+            assert_eq!(got, want, "{text:?}");
+            for stop in 0..want.len() {
+                let mut got = Vec::new();
+                lines_until(text, |l| {
+                    got.push(l.to_owned());
+                    got.len() <= stop
+                });
+                assert_eq!(got, want[..=stop], "{text:?} {stop}");
+            }
+        }
+    }
+
+    #[test]
+    fn newlines_are_found() {
+        for text in [
+            "",
+            "\n",
+            "a\nb",
+            &"ab\n\nc".repeat(30),
+            &format!("{}\n", "x".repeat(47)),
+        ] {
+            let mut got = Vec::new();
+            for_each_newline(text.as_bytes(), |i| got.push(i));
+            let want: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn masks_find_the_plain_words(text in "(\\PC|[a-z_0-9 ]{1,70}){0,60}") {
+            check(&text);
+        }
+    }
+}

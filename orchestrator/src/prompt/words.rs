@@ -1,0 +1,552 @@
+//! The code's words, read once for ranking.
+//!
+//! Ranking needs, for every unique chunk, its length in tokens and how often
+//! each query term occurs in it, and the query itself needs the code's
+//! spelling of the identifiers the instruction names. Chunks overlap (150 of
+//! 1,000 characters), so tokenizing each chunk reads much of the code twice,
+//! and looking the names up read it all a third time. Here the code is
+//! tokenized once: per word (a maximal run of letters, digits and `_`) its
+//! byte span and the number of tokens before it, and where the query's terms
+//! occur. A chunk's counts are then a difference of prefix sums, plus the
+//! (at most two) words its edges cut, tokenized on their own: exactly what
+//! [`rank::score`](super::rank::score) counts over the chunk's text.
+
+use std::ops::Range;
+
+use super::hash::WordMap;
+
+use super::rank::{self, Query, TermCounts};
+use super::scan::Masks;
+
+/// Byte classes of ASCII word characters, OR-ed over a word to classify it.
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+const UNDER: u8 = 8;
+const WIDE: u8 = 16;
+
+/// [`LOWER`], [`UPPER`], [`DIGIT`] or [`UNDER`] for ASCII word bytes,
+/// [`WIDE`] for bytes of non-ASCII characters, 0 for any other byte.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 128;
+    while b < 256 {
+        t[b] = WIDE;
+        b += 1;
+    }
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_lowercase() {
+            LOWER
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else if c == b'_' {
+            UNDER
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// A filter of short lowercase strings by length and by first and last
+/// byte: most words of the code are ruled out by two bit tests before any
+/// comparison.
+#[derive(Default)]
+struct Filter {
+    /// Bit `n`: some string is `n` bytes long (bit 63: 63 or more).
+    lens: u64,
+    /// Bit `edge_key(first, last)`: some string starts and ends so (ASCII
+    /// case folded; other bytes share keys, so the filter only rules out).
+    edges: [u64; 16],
+}
+
+impl Filter {
+    fn new<'s>(strings: impl IntoIterator<Item = &'s str>) -> Filter {
+        let mut f = Filter::default();
+        for s in strings {
+            f.lens |= 1u64 << s.len().min(63);
+            if let (Some(&a), Some(&z)) = (s.as_bytes().first(), s.as_bytes().last()) {
+                let k = edge_key(a, z);
+                f.edges[k / 64] |= 1u64 << (k % 64);
+            }
+        }
+        f
+    }
+
+    /// May `token` (ASCII, any case) equal one of the strings lowercased?
+    #[inline]
+    fn may_hold(&self, token: &[u8]) -> bool {
+        let (Some(&a), Some(&z)) = (token.first(), token.last()) else {
+            return self.lens & 1 != 0;
+        };
+        let k = edge_key(a, z);
+        self.lens & 1u64 << token.len().min(63) != 0 && self.edges[k / 64] & 1u64 << (k % 64) != 0
+    }
+}
+
+/// 10 bits from two bytes, ASCII letters folded to lowercase.
+#[inline]
+fn edge_key(a: u8, z: u8) -> usize {
+    (usize::from(a | 0x20) & 31) << 5 | usize::from(z | 0x20) & 31
+}
+
+/// Distinct lowercased terms, matched against tokens without lowercasing
+/// them.
+struct Terms<'q> {
+    texts: Vec<&'q str>,
+    /// Bit `n`: some term is `n` bytes long (bit 63: 63 or more).
+    lens: u64,
+    filter: Filter,
+}
+
+impl<'q> Terms<'q> {
+    fn new(texts: &[&'q str]) -> Self {
+        let mut distinct: Vec<&'q str> = Vec::with_capacity(texts.len());
+        for &t in texts {
+            if !distinct.contains(&t) {
+                distinct.push(t);
+            }
+        }
+        let filter = Filter::new(distinct.iter().copied());
+        Terms {
+            lens: filter.lens,
+            texts: distinct,
+            filter,
+        }
+    }
+
+    /// Slot of the term equal to the ASCII token `token` lowercased. A term
+    /// is lowercase already, so ASCII case-insensitive equality is exactly
+    /// equality after lowercasing the token (a term with other bytes cannot
+    /// equal a lowercased ASCII token).
+    #[inline]
+    fn ascii(&self, token: &[u8]) -> Option<usize> {
+        if !self.filter.may_hold(token) {
+            return None;
+        }
+        self.texts
+            .iter()
+            .position(|t| t.len() == token.len() && t.as_bytes().eq_ignore_ascii_case(token))
+    }
+
+    /// Slot of the term equal to an already lowercased token.
+    fn exact(&self, token: &str) -> Option<usize> {
+        self.texts.iter().position(|t| *t == token)
+    }
+}
+
+/// The tokens of one word (as [`rank::tokenize`] gives them): calls
+/// `hit(slot)` for each that equals a term, and returns how many there are.
+#[inline]
+fn word_tokens(
+    word: &str,
+    terms: &Terms<'_>,
+    scratch: &mut rank::Scratch,
+    mut hit: impl FnMut(usize),
+) -> u32 {
+    let w = rank::trim_underscores(word);
+    let b = w.as_bytes();
+    if b.len() < 2 {
+        // Too short (ASCII), or one character that is not (the general
+        // path decides).
+        if w.is_ascii() {
+            return 0;
+        }
+    } else {
+        let class = b.iter().fold(0u8, |m, &c| m | CLASS[usize::from(c)]);
+        if class == LOWER {
+            // The common plain word: one token, itself.
+            if let Some(slot) = terms.ascii(b) {
+                hit(slot);
+            }
+            return 1;
+        }
+        if class == DIGIT {
+            return 0;
+        }
+        if class & WIDE == 0 {
+            return ascii_compound(w, terms, scratch, hit);
+        }
+    }
+    // Anything else (non-ASCII letters): the tokenizer itself.
+    let mut n = 0;
+    rank::word_tokens(word, scratch, terms.lens, &mut |token, _, _| {
+        n += 1;
+        if let Some(slot) = token.and_then(|t| terms.exact(t)) {
+            hit(slot);
+        }
+    });
+    n
+}
+
+/// [`word_tokens`] of an ASCII word that is not all lowercase or all digits:
+/// its parts when compound, then itself.
+fn ascii_compound(
+    w: &str,
+    terms: &Terms<'_>,
+    scratch: &mut rank::Scratch,
+    mut hit: impl FnMut(usize),
+) -> u32 {
+    let parts = &mut scratch.parts;
+    rank::split_identifier(w, parts);
+    let mut n = 1;
+    if parts.len() > 1 {
+        for &(start, end) in parts.iter() {
+            let part = &w.as_bytes()[start..end];
+            if part.len() >= 2 && !part.iter().all(u8::is_ascii_digit) {
+                n += 1;
+                if let Some(slot) = terms.ascii(part) {
+                    hit(slot);
+                }
+            }
+        }
+    }
+    if let Some(slot) = terms.ascii(w.as_bytes()) {
+        hit(slot);
+    }
+    n
+}
+
+/// The words of a code text, tokenized once, with where the terms of one
+/// query occur.
+pub struct CodeWords<'a> {
+    code: &'a str,
+    /// Byte span of every word, in order.
+    spans: Vec<(u32, u32)>,
+    /// Tokens in the words before word `i`, and one more entry: all of them.
+    tokens_before: Vec<u32>,
+    /// The terms `hits` is about.
+    terms: Vec<String>,
+    /// (word, term slot) of every token equal to a term, in word order.
+    hits: Vec<(u32, u32)>,
+}
+
+impl<'a> CodeWords<'a> {
+    /// Tokenizes the words of `code` (under 4 GiB) that lie wholly inside
+    /// `regions` (sorted, disjoint byte ranges) once, locating `terms`
+    /// (lowercased query terms), and returns with it the first spelling there
+    /// of each `wanted` identifier (lowercased whole tokens of the
+    /// instruction), keyed by it: what `build_query` looks names up in.
+    /// [`CodeWords::score`] then counts ranges inside `regions`.
+    ///
+    /// A preparation passes the code minus its repeat segments: a repeat
+    /// copies earlier lines word for word, so it holds no first spelling and
+    /// no chunk that is scored.
+    pub fn new(
+        code: &'a str,
+        regions: &[Range<usize>],
+        terms: &[&str],
+        wanted: &[String],
+    ) -> (Self, WordMap<String, String>) {
+        let t = Terms::new(terms);
+        let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
+        let mut found: WordMap<String, String> = WordMap::default();
+        let mut hits = Vec::new();
+        let mut scratch = rank::Scratch::default();
+        let mut total = 0u32;
+        let mut lower = String::new();
+        let masks = Masks::new(code);
+        let mut spans = masks.spans();
+        let mut r = 0;
+        spans.retain(|&(s, e)| {
+            let (s, e) = (s as usize, e as usize);
+            while r < regions.len() && regions[r].end <= s {
+                r += 1;
+            }
+            regions.get(r).is_some_and(|g| g.start <= s && e <= g.end)
+        });
+        let mut tokens_before = Vec::with_capacity(spans.len() + 1);
+        for (index, &(s, e)) in spans.iter().enumerate() {
+            let index = index as u32;
+            let (s, e) = (s as usize, e as usize);
+            tokens_before.push(total);
+            let word = &code[s..e];
+            if masks.special_in(s, e) {
+                total += word_tokens(word, &t, &mut scratch, |slot| {
+                    hits.push((index, slot as u32));
+                });
+                if found.len() < wanted.len() {
+                    find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
+                }
+            } else if word.len() >= 2 {
+                // A plain lowercase word: one token, itself.
+                total += 1;
+                if let Some(slot) = t.ascii(word.as_bytes()) {
+                    hits.push((index, slot as u32));
+                }
+                if found.len() < wanted.len() && wanted_filter.may_hold(word.as_bytes()) {
+                    find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
+                }
+            }
+        }
+        tokens_before.push(total);
+        let words = CodeWords {
+            code,
+            spans,
+            tokens_before,
+            terms: t.texts.iter().map(|s| (*s).to_owned()).collect(),
+            hits,
+        };
+        (words, found)
+    }
+
+    /// BM25 scores of the byte ranges `docs` of the code for `query`: equal
+    /// to [`rank::score`] of their texts.
+    pub fn score(&self, docs: &[Range<usize>], query: &Query) -> Vec<f64> {
+        let texts: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
+        let terms = Terms::new(&texts);
+        let rescanned;
+        let hits = if terms
+            .texts
+            .iter()
+            .copied()
+            .eq(self.terms.iter().map(String::as_str))
+        {
+            &self.hits
+        } else {
+            rescanned = self.hits_of(&terms);
+            &rescanned
+        };
+        let of_term: Vec<usize> = texts
+            .iter()
+            .map(|t| terms.texts.iter().position(|x| x == t).unwrap_or(0))
+            .collect();
+        let mut scratch = rank::Scratch::default();
+        let counts: Vec<TermCounts> = docs
+            .iter()
+            .map(|d| self.counts(d.clone(), hits, &terms, &mut scratch))
+            .collect();
+        rank::bm25_counts(&counts, query, &of_term)
+    }
+
+    /// Where `terms` occur, for a query other than the one scanned for.
+    fn hits_of(&self, terms: &Terms<'_>) -> Vec<(u32, u32)> {
+        let mut hits = Vec::new();
+        let mut scratch = rank::Scratch::default();
+        for (index, &(s, e)) in self.spans.iter().enumerate() {
+            word_tokens(
+                &self.code[s as usize..e as usize],
+                terms,
+                &mut scratch,
+                |slot| {
+                    hits.push((index as u32, slot as u32));
+                },
+            );
+        }
+        hits
+    }
+
+    /// The counts of the bytes `range` of the code: whole words from the
+    /// prefix sums and hits, words cut by an edge tokenized as cut.
+    fn counts(
+        &self,
+        range: Range<usize>,
+        hits: &[(u32, u32)],
+        terms: &Terms<'_>,
+        scratch: &mut rank::Scratch,
+    ) -> TermCounts {
+        let mut c = TermCounts {
+            len: 0,
+            tf: vec![0; terms.texts.len()],
+        };
+        let (bs, be) = (range.start as u32, range.end as u32);
+        if bs >= be {
+            return c;
+        }
+        // Words `lo..hi` overlap the range.
+        let lo = self.spans.partition_point(|w| w.1 <= bs);
+        let hi = self.spans.partition_point(|w| w.0 < be);
+        if lo >= hi {
+            return c;
+        }
+        let mut cut = |s: u32, e: u32, c: &mut TermCounts| {
+            let piece = &self.code[s as usize..e as usize];
+            let n = word_tokens(piece, terms, scratch, |slot| c.tf[slot] += 1);
+            c.len += n as usize;
+        };
+        let mut first = lo;
+        let mut last = hi;
+        if self.spans[lo].0 < bs {
+            // The first word starts before the range (and may end after it).
+            cut(bs, self.spans[lo].1.min(be), &mut c);
+            first += 1;
+        }
+        if first < last && self.spans[hi - 1].1 > be {
+            cut(self.spans[hi - 1].0, be, &mut c);
+            last -= 1;
+        }
+        if first < last {
+            c.len += (self.tokens_before[last] - self.tokens_before[first]) as usize;
+            let from = hits.partition_point(|h| (h.0 as usize) < first);
+            let to = hits.partition_point(|h| (h.0 as usize) < last);
+            for &(_, slot) in &hits[from..to] {
+                c.tf[slot as usize] += 1;
+            }
+        }
+        c
+    }
+}
+
+/// Records `word` (trimmed of `_`) under the `wanted` token it spells, when
+/// it is the first such word: the rule of the plain scan
+/// (`code_identifiers_reference` in the tests).
+#[inline]
+fn find_wanted(
+    word: &str,
+    wanted: &[String],
+    filter: &Filter,
+    found: &mut WordMap<String, String>,
+    lower: &mut String,
+) {
+    let word = rank::trim_underscores(word);
+    let key = if word.is_ascii() {
+        if !filter.may_hold(word.as_bytes()) {
+            return;
+        }
+        wanted
+            .iter()
+            .find(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
+    } else {
+        lower.clear();
+        lower.push_str(&word.to_lowercase());
+        wanted.iter().find(|w| **w == *lower)
+    };
+    if let Some(key) = key
+        && word.chars().nth(1).is_some()
+        && !word.chars().all(char::is_numeric)
+        && !found.contains_key(key)
+    {
+        found.insert(key.clone(), word.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The plain scans these replace: every word of the code looked up, and
+    /// every chunk tokenized on its own.
+    fn code_identifiers_reference(code: &str, wanted: &[String]) -> WordMap<String, String> {
+        let mut out = WordMap::default();
+        rank::for_each_word(code, |word| {
+            let word = rank::trim_underscores(word);
+            let lower = word.to_lowercase();
+            if let Some(key) = wanted.iter().find(|w| **w == lower)
+                && word.chars().nth(1).is_some()
+                && !word.chars().all(char::is_numeric)
+            {
+                out.entry(key.clone()).or_insert_with(|| word.to_owned());
+            }
+        });
+        out
+    }
+
+    fn check(code: &str, query_text: &str, cuts: &[(usize, usize)]) {
+        let query = rank::tail_query(query_text);
+        let terms: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
+        let mut wanted: Vec<String> = Vec::new();
+        rank::for_each_token(query_text, |t, whole, _| {
+            if whole && !wanted.iter().any(|w| w == t) {
+                wanted.push(t.to_owned());
+            }
+        });
+        let whole = 0..code.len();
+        let (words, found) = CodeWords::new(code, std::slice::from_ref(&whole), &terms, &wanted);
+        assert_eq!(found, code_identifiers_reference(code, &wanted), "{code:?}");
+        // Only some lines: as if the others were not there.
+        let mut regions = Vec::new();
+        let mut kept = String::new();
+        let mut at = 0;
+        for (i, line) in code.split_inclusive('\n').enumerate() {
+            if i % 3 != 1 {
+                regions.push(at..at + line.len());
+                kept.push_str(line);
+            }
+            at += line.len();
+        }
+        let (part, found) = CodeWords::new(code, &regions, &terms, &wanted);
+        assert_eq!(
+            found,
+            code_identifiers_reference(&kept, &wanted),
+            "{code:?}"
+        );
+        let inside: Vec<Range<usize>> = regions.iter().filter(|g| !g.is_empty()).cloned().collect();
+        let texts: Vec<&str> = inside.iter().map(|d| &code[d.clone()]).collect();
+        assert_eq!(
+            part.score(&inside, &query),
+            rank::score(&texts, &query),
+            "{code:?}"
+        );
+        // Char boundaries only, as chunks are.
+        let bounds: Vec<usize> = code
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([code.len()])
+            .collect();
+        let docs: Vec<Range<usize>> = cuts
+            .iter()
+            .map(|&(a, b)| {
+                let (a, b) = (bounds[a % bounds.len()], bounds[b % bounds.len()]);
+                a.min(b)..a.max(b)
+            })
+            .collect();
+        let texts: Vec<&str> = docs.iter().map(|d| &code[d.clone()]).collect();
+        assert_eq!(
+            words.score(&docs, &query),
+            rank::score(&texts, &query),
+            "{code:?} {docs:?}"
+        );
+        // Another query than the one scanned for.
+        let other = rank::tail_query("load value x_y HTTPServer größe");
+        assert_eq!(
+            words.score(&docs, &other),
+            rank::score(&texts, &other),
+            "{code:?}"
+        );
+    }
+
+    #[test]
+    fn counts_equal_tokenizing_each_chunk() {
+        let code = "def parse_config(path):\n    return loadAll(path) + HTTPServer.max_Retries2\n__init__ _wrap x9 99 größe_berechnen Kelvin_\u{212a} a_b\n";
+        let n = code.chars().count();
+        let mut cuts = Vec::new();
+        for a in 0..=n {
+            for b in (a..=n).step_by(7) {
+                cuts.push((a, b));
+            }
+        }
+        check(
+            code,
+            "parse the config, load all http servers; größe",
+            &cuts,
+        );
+        check(code, "", &cuts);
+        check("", "x", &[(0, 0)]);
+    }
+
+    proptest! {
+        #[test]
+        fn fused_counts_equal_the_plain_scan(
+            code in prop::collection::vec(
+                prop_oneof![
+                    4 => "[a-zA-Z0-9_]{1,12}",
+                    2 => "[ \n\t(),.:=]{1,3}",
+                    1 => "\\PC{1,4}",
+                    1 => Just("HTTPServer_maxRetries2".to_owned()),
+                    1 => Just("load".to_owned()),
+                ],
+                0..80,
+            ).prop_map(|p| p.concat()),
+            query in "[a-zA-Z_ ()`]{0,40}( load| server| max_retries)?",
+            cuts in prop::collection::vec((0usize..1000, 0usize..1000), 1..8),
+        ) {
+            check(&code, &query, &cuts);
+        }
+    }
+}
