@@ -4,7 +4,7 @@
 //! llama.cpp's llama-server, in the same run, alternating engines each turn.
 //! Prints a Markdown table for BENCHMARKS.md.
 //!
-//!     scripts/build-llama-server          # once (~12 min), cached
+//!     scripts/build-llama-server          # once (~4 min), cached
 //!     cargo bench -p cerebrum-node --bench sessions
 //!
 //! Both engines: SmolLM2-135M Q4_1, 2 threads, 2 slots of 4,096 tokens, OpenMP

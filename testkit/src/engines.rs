@@ -12,7 +12,7 @@ use crate::{Server, free_port, http_get, poll, script_path, tail};
 
 /// The `llama-server` binary, built (once, cached under
 /// `~/.cache/cerebrum/peers`) by `scripts/build-llama-server`: a no-op when
-/// cached, about 12 minutes on two cores when not.
+/// cached, about 4 minutes on two cores when not.
 pub fn llama_server_path() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let path = script_path(&BIN, "build-llama-server", &[]).join("llama-server");
