@@ -44,25 +44,7 @@ pub fn fingerprint_with(text: &str, buf: &mut Vec<u8>) -> (u64, usize) {
     let mut weight = 0;
     if text.is_ascii() {
         // The same folding as `split_whitespace`, over bytes.
-        let b = text.as_bytes();
-        let mut i = 0;
-        loop {
-            while i < b.len() && ASCII_SPACE[usize::from(b[i])] {
-                i += 1;
-            }
-            if i == b.len() {
-                break;
-            }
-            let start = i;
-            while i < b.len() && !ASCII_SPACE[usize::from(b[i])] {
-                i += 1;
-            }
-            if !buf.is_empty() {
-                buf.push(b' ');
-            }
-            buf.extend_from_slice(&b[start..i]);
-            weight += i - start;
-        }
+        weight = fold_into(text.as_bytes(), buf);
     } else {
         for (i, word) in text.split_whitespace().enumerate() {
             if i > 0 {
@@ -243,15 +225,16 @@ fn trim_space(b: &[u8]) -> &[u8] {
 }
 
 /// Appends the words of `b` to `buf`, each after a space unless `buf` is
-/// empty.
-fn fold_into(b: &[u8], buf: &mut Vec<u8>) {
+/// empty; returns how many word bytes it appended.
+fn fold_into(b: &[u8], buf: &mut Vec<u8>) -> usize {
     let mut i = 0;
+    let mut weight = 0;
     loop {
         while i < b.len() && ASCII_SPACE[usize::from(b[i])] {
             i += 1;
         }
         if i == b.len() {
-            return;
+            return weight;
         }
         let start = i;
         while i < b.len() && !ASCII_SPACE[usize::from(b[i])] {
@@ -261,6 +244,7 @@ fn fold_into(b: &[u8], buf: &mut Vec<u8>) {
             buf.push(b' ');
         }
         buf.extend_from_slice(&b[start..i]);
+        weight += i - start;
     }
 }
 

@@ -211,56 +211,32 @@ impl Masks {
 /// Calls `f` for each piece of `text` between line breaks, as
 /// `text.split('\n')` gives them, until `f` returns false.
 pub fn lines_until(text: &str, mut f: impl FnMut(&str) -> bool) {
-    let b = text.as_bytes();
     let mut from = 0;
-    let mut go = true;
-    let mut chunk = |at: usize| -> bool {
+    let finished = try_for_each_newline(text.as_bytes(), |at| {
         // `from..at` lies between line breaks (ASCII bytes), so on char
         // boundaries.
-        if go {
-            go = f(&text[from..at]);
-            from = at + 1;
-        }
+        let go = f(&text[from..at]);
+        from = at + 1;
         go
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        };
-        let full = b.len() / 16;
-        for k in 0..full {
-            // SAFETY: SSE2 is part of the x86-64 baseline; bytes 16k..16k+16
-            // are inside `b`.
-            let mut mask = unsafe {
-                let v = _mm_loadu_si128(b.as_ptr().add(k * 16).cast::<__m128i>());
-                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
-            };
-            while mask != 0 {
-                if !chunk(k * 16 + mask.trailing_zeros() as usize) {
-                    return;
-                }
-                mask &= mask - 1;
-            }
-        }
-        for (i, &c) in b.iter().enumerate().skip(full * 16) {
-            if c == b'\n' && !chunk(i) {
-                return;
-            }
-        }
+    });
+    if finished {
+        f(&text[from..]);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'\n' && !chunk(i) {
-            return;
-        }
-    }
-    chunk(b.len());
 }
 
 /// Calls `f(i)` for the index of every `\n` in `b`, in order.
 #[inline]
 pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
+    try_for_each_newline(b, |i| {
+        f(i);
+        true
+    });
+}
+
+/// Calls `f(i)` for the index of every `\n` in `b`, in order, until `f`
+/// returns false; returns whether it went through all of `b`.
+#[inline]
+fn try_for_each_newline(b: &[u8], mut f: impl FnMut(usize) -> bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
@@ -275,22 +251,25 @@ pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
                 _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
             };
             while mask != 0 {
-                f(k * 16 + mask.trailing_zeros() as usize);
+                if !f(k * 16 + mask.trailing_zeros() as usize) {
+                    return false;
+                }
                 mask &= mask - 1;
             }
         }
         for (i, &c) in b.iter().enumerate().skip(full * 16) {
-            if c == b'\n' {
-                f(i);
+            if c == b'\n' && !f(i) {
+                return false;
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     for (i, &c) in b.iter().enumerate() {
-        if c == b'\n' {
-            f(i);
+        if c == b'\n' && !f(i) {
+            return false;
         }
     }
+    true
 }
 
 /// Bit per byte of `b` set where whitespace other than a single space
