@@ -248,6 +248,31 @@ fn fenced_blocks(text: &str) -> Vec<Block> {
     blocks
 }
 
+/// The number of characters of `s` that are not whitespace, or any number
+/// from `cap` up once there are that many (the count stops a block later).
+fn non_blank(s: &str, cap: usize) -> usize {
+    let mut n = 0;
+    let mut rest = s;
+    while !rest.is_empty() && n < cap {
+        let mut cut = rest.len().min(512);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (block, tail) = rest.split_at(cut);
+        n += if block.is_ascii() {
+            // ASCII whitespace as `char::is_whitespace` has it.
+            block
+                .bytes()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+                .count()
+        } else {
+            block.chars().filter(|c| !c.is_whitespace()).count()
+        };
+        rest = tail;
+    }
+    n
+}
+
 /// A chat message split into prose and fenced code.
 struct Chat {
     prose: Option<String>,
@@ -264,16 +289,6 @@ fn chat_split(text: &str, blocks: &[Block]) -> Option<Chat> {
     if blocks.is_empty() {
         return None;
     }
-    let non_blank = |s: &str| {
-        if s.is_ascii() {
-            // ASCII whitespace as `char::is_whitespace` has it.
-            s.bytes()
-                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-                .count()
-        } else {
-            s.chars().filter(|c| !c.is_whitespace()).count()
-        }
-    };
     let mut prose_parts: Vec<&str> = Vec::new();
     let mut last = 0;
     for b in blocks {
@@ -281,11 +296,17 @@ fn chat_split(text: &str, blocks: &[Block]) -> Option<Chat> {
         last = b.close_end;
     }
     prose_parts.push(&text[last..]);
-    let prose_len: usize = prose_parts.iter().map(|p| non_blank(p)).sum();
-    let code_len: usize = blocks
-        .iter()
-        .map(|b| non_blank(&text[b.content..b.content_end]))
-        .sum();
+    let prose_len: usize = prose_parts.iter().map(|p| non_blank(p, usize::MAX)).sum();
+    // Only whether the code is empty, or shorter than the prose, matters:
+    // counting stops there (the code is most of a long message).
+    let cap = prose_len.max(1);
+    let mut code_len = 0;
+    for b in blocks {
+        if code_len >= cap {
+            break;
+        }
+        code_len += non_blank(&text[b.content..b.content_end], cap - code_len);
+    }
     if code_len == 0 {
         return None;
     }
