@@ -86,21 +86,15 @@ impl<'t, 'a> Printer<'t, 'a> {
                 || !str.bytes().any(|b| matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3))
                 || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
         let lines = foldable.then(|| {
-            let text = str.as_bytes();
-            let rough = super::scan::rough_space(text);
+            use super::scan::{Spaces, any_in};
+            let m = table.spaces();
             table
                 .lines()
                 .iter()
                 .map(|l| {
-                    let mut s = l.byte_start;
-                    let mut e = l.byte_end;
-                    while s < e && ASCII_SPACE[usize::from(text[s])] {
-                        s += 1;
-                    }
-                    while e > s && ASCII_SPACE[usize::from(text[e - 1])] {
-                        e -= 1;
-                    }
-                    let simple = s == e || !super::scan::any_in(&rough, s, e);
+                    let s = Spaces::first_clear(&m.white, l.byte_start, l.byte_end);
+                    let e = Spaces::last_clear_end(&m.white, s, l.byte_end);
+                    let simple = s == e || !any_in(&m.rough, s, e);
                     (s as u32, e as u32, simple)
                 })
                 .collect()
@@ -126,6 +120,21 @@ impl<'t, 'a> Printer<'t, 'a> {
                 let l = self.table.lines()[i];
                 self.print(l.start, l.end, buf)
             }
+        }
+    }
+
+    /// The count [`Printer::print_line`] gives, without the fingerprint:
+    /// the characters of the line that are not whitespace.
+    pub fn line_weight(&self, i: usize, buf: &mut Vec<u8>) -> usize {
+        match &self.lines {
+            Some(lines) => {
+                // Bytes that are neither whitespace nor inside a character.
+                use super::scan::Spaces;
+                let (s, e) = (lines[i].0 as usize, lines[i].1 as usize);
+                let m = self.table.spaces();
+                e - s - Spaces::count(&m.white, s, e) - Spaces::count(&m.cont, s, e)
+            }
+            None => self.print_line(i, buf).1,
         }
     }
 
@@ -358,11 +367,15 @@ fn repeat_runs(printer: &Printer<'_, '_>, k: usize, min_chars: usize) -> Vec<Ran
             while j + len < idx.len() && p + len < j && prints[p + len] == prints[j + len] {
                 len += 1;
             }
-            let chars: usize = idx[j..j + len]
-                .iter()
-                .map(|&i| printer.print_line(i, &mut buf).1)
-                .sum();
-            if len >= k && chars >= min_chars {
+            // Lines' weights are summed only as far as the minimum.
+            let mut heavy = || {
+                let mut chars = 0;
+                idx[j..j + len].iter().any(|&i| {
+                    chars += printer.line_weight(i, &mut buf);
+                    chars >= min_chars
+                }) || min_chars == 0
+            };
+            if len >= k && heavy() {
                 let start = lines[idx[j]].start;
                 // Blank lines after a copy belong to it, so no blank-only
                 // segment is left between back-to-back copies.
@@ -468,6 +481,10 @@ mod tests {
                 printer.print_line(i, &mut buf),
                 printer.print(l.start, l.end, &mut buf)
             );
+            assert_eq!(
+                printer.line_weight(i, &mut buf),
+                printer.print_line(i, &mut buf).1
+            );
         }
         // Non-ASCII letters fold over bytes too; non-ASCII whitespace makes
         // each range fold itself; both give the same prints.
@@ -485,6 +502,13 @@ mod tests {
                         "{text:?} {start}..{end}"
                     );
                 }
+            }
+            for i in 0..table.len() {
+                assert_eq!(
+                    printer.line_weight(i, &mut buf),
+                    printer.print_line(i, &mut buf).1,
+                    "{text:?} line {i}"
+                );
             }
         }
     }

@@ -331,7 +331,7 @@ struct SignalIndex {
     /// pattern (of a two-byte pattern: its two bytes and any third): most
     /// positions of a line are ruled out by one bit test: one in 16 of the
     /// evaluation corpus's positions is a candidate (by byte pairs, one in 9).
-    triples: Vec<u64>,
+    triples: Box<[u64; TRIPLE_BITS / 64]>,
     /// The first bytes of each signal's pattern, to compare in one step.
     heads: Vec<Head>,
 }
@@ -344,6 +344,29 @@ const TRIPLE_BITS: usize = 1 << 16;
 #[inline]
 fn triple_key(window: u32) -> usize {
     (window.wrapping_mul(0x9e37_79b1) >> 16) as usize
+}
+
+/// Sets `out` to the positions of `b` where an `Anywhere` signal may start:
+/// those whose three bytes (a zero past the end) have their bit in
+/// `triples`. One tight loop without a branch per position.
+fn candidates(b: &[u8], triples: &[u64; TRIPLE_BITS / 64], out: &mut Vec<u32>) {
+    out.clear();
+    if b.len() < 2 {
+        return;
+    }
+    out.resize(b.len(), 0);
+    let mut n = 0;
+    let mut test = |at: usize, window: u32| {
+        let k = triple_key(window);
+        out[n] = at as u32;
+        n += (triples[k / 64] >> (k % 64) & 1) as usize;
+    };
+    for (at, w) in b.windows(3).enumerate() {
+        test(at, u32::from_le_bytes([w[0], w[1], w[2], 0]));
+    }
+    let last = b.len() - 2;
+    test(last, u32::from_le_bytes([b[last], b[last + 1], 0, 0]));
+    out.truncate(n);
 }
 
 /// Up to the first 8 bytes of a byte string as one little-endian word, and
@@ -409,7 +432,7 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
         start: vec![Vec::new(); 256],
         anywhere: vec![Vec::new(); 256],
         end: vec![Vec::new(); 256],
-        triples: vec![0; TRIPLE_BITS / 64],
+        triples: Box::new([0; TRIPLE_BITS / 64]),
         heads: SIGNALS.iter().map(|s| Head::of(s.1.as_bytes())).collect(),
     };
     for (s, &(lang, pattern, at, _)) in SIGNALS.iter().enumerate() {
@@ -451,6 +474,7 @@ fn keyword_language(text: &str) -> Option<&'static str> {
     // The line each signal last hit, so it counts once per line.
     let mut hit_on = vec![usize::MAX; SIGNALS.len()];
     let mut n = 0;
+    let mut at_positions = Vec::new();
     super::scan::lines_until(text, |line| {
         let t = trim(line);
         if t.is_empty() {
@@ -482,17 +506,11 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 hit(s);
             }
         }
-        // Three bytes at a time (a zero past the end), by one bit test.
-        let mut window = u32::from(b[0]) << 8 | b.get(1).map_or(0, |&c| u32::from(c) << 16);
-        for at in 0..b.len().saturating_sub(1) {
-            window = window >> 8 & 0xffff | b.get(at + 2).map_or(0, |&c| u32::from(c) << 16);
-            let k = triple_key(window);
-            if index.triples[k / 64] & (1 << (k % 64)) == 0 {
-                continue;
-            }
-            let rest = &b[at..];
+        candidates(b, &index.triples, &mut at_positions);
+        for &at in &at_positions {
+            let rest = &b[at as usize..];
             let here = Head::of(rest);
-            for &s in &index.anywhere[usize::from(b[at])] {
+            for &s in &index.anywhere[usize::from(rest[0])] {
                 if index.heads[s].matches(here, rest, SIGNALS[s].1.as_bytes()) {
                     hit(s);
                 }

@@ -25,47 +25,57 @@ pub struct Line {
 pub struct LineTable<'a> {
     text: &'a str,
     lines: Vec<Line>,
-    /// Byte offset of every character, plus one entry for the end; left empty
-    /// for an ASCII text, where character and byte offsets are the same.
-    byte_of: Vec<usize>,
+    /// Per character of more than one byte, in order: its character offset
+    /// and the bytes it and those before it have beyond one each (a byte
+    /// offset is the character offset plus that of the characters before
+    /// it). Empty for an ASCII text.
+    wide: Vec<(usize, usize)>,
     /// Number of characters.
     chars: usize,
+    /// The text's whitespace masks, which the table was read from (the
+    /// fingerprints of `dedup` read them too).
+    spaces: super::scan::Spaces,
 }
 
 impl<'a> LineTable<'a> {
-    /// Builds the table in one pass over `text`.
+    /// Builds the table from the whitespace masks of `text` (one pass over
+    /// its bytes; per line a few bit searches, no loop over its bytes).
     pub fn new(text: &'a str) -> Self {
+        use super::scan::Spaces;
+        let b = text.as_bytes();
         let ascii = text.is_ascii();
-        let mut lines = Vec::with_capacity(text.len() / 32 + 1);
-        let mut byte_of = Vec::new();
-        if !ascii {
-            byte_of.reserve(text.len() + 1);
-            byte_of.extend(text.char_indices().map(|(i, _)| i));
-            byte_of.push(text.len());
-        }
+        let spaces = Spaces::new(b);
+        let breaks: usize = spaces.newline.iter().map(|w| w.count_ones() as usize).sum();
+        let mut lines = Vec::with_capacity(breaks + 1);
+        let mut wide = Vec::new();
         let mut chars = 0;
         let mut byte = 0;
         let mut line = |end: usize| {
-            let raw = &text[byte..end];
             let n = if ascii {
-                raw.len()
+                end - byte
             } else {
-                raw.chars().count()
+                end - byte - Spaces::count(&spaces.cont, byte, end)
             };
-            let mut indent = 0;
-            let mut blank = true;
-            for (i, &b) in raw.as_bytes().iter().enumerate() {
-                match b {
-                    b' ' => indent += 1,
-                    b'\t' => indent += 4,
-                    _ => {
-                        // Blank when only whitespace follows (often just the
-                        // line break); `i` is a char boundary (after ASCII).
-                        blank = !b.is_ascii_graphic() && raw[i..].trim().is_empty();
-                        break;
+            if n < end - byte {
+                let mut extra = wide.last().map_or(0, |&(_, e)| e);
+                for (c, ch) in text[byte..end].chars().enumerate() {
+                    if ch.len_utf8() > 1 {
+                        extra += ch.len_utf8() - 1;
+                        wide.push((chars + c, extra));
                     }
                 }
             }
+            // Indentation: the leading run of spaces and tabs (a tab is 4).
+            let lead = Spaces::first_clear_of(|k| spaces.space[k] | spaces.tab[k], byte, end);
+            let mut indent = lead - byte;
+            if lead > byte && super::scan::any_in(&spaces.tab, byte, lead) {
+                indent += 3 * Spaces::count(&spaces.tab, byte, lead);
+            }
+            // Blank: only whitespace. The first byte that is not ASCII
+            // whitespace decides, unless it starts a non-ASCII character
+            // (which may be whitespace: U+00A0).
+            let first = Spaces::first_clear(&spaces.white, lead, end);
+            let blank = first == end || (b[first] >= 0x80 && text[first..end].trim().is_empty());
             lines.push(Line {
                 start: chars,
                 end: chars + n,
@@ -77,16 +87,28 @@ impl<'a> LineTable<'a> {
             chars += n;
             byte = end;
         };
-        super::scan::for_each_newline(text.as_bytes(), |i| line(i + 1));
+        for (k, &word) in spaces.newline.iter().enumerate() {
+            let mut m = word;
+            while m != 0 {
+                line(k * 64 + m.trailing_zeros() as usize + 1);
+                m &= m - 1;
+            }
+        }
         if !text.is_empty() && !text.ends_with('\n') {
             line(text.len());
         }
         LineTable {
             text,
             lines,
-            byte_of,
+            wide,
             chars,
+            spaces,
         }
+    }
+
+    /// The whitespace masks of the text.
+    pub(crate) fn spaces(&self) -> &super::scan::Spaces {
+        &self.spaces
     }
 
     /// The text the table was built over.
@@ -116,11 +138,9 @@ impl<'a> LineTable<'a> {
 
     /// Byte offset of character `c` (clamped to the end of the text).
     pub fn byte(&self, c: usize) -> usize {
-        if self.byte_of.is_empty() {
-            c.min(self.text.len())
-        } else {
-            self.byte_of[c.min(self.chars)]
-        }
+        let c = c.min(self.chars);
+        let before = self.wide.partition_point(|&(at, _)| at < c);
+        c + before.checked_sub(1).map_or(0, |k| self.wide[k].1)
     }
 
     /// The text of the character range `start..end` (clamped).
@@ -202,6 +222,48 @@ mod tests {
         assert_eq!(w.slice(1, 4), "b\n\t");
         assert!(a.lines()[2].blank && w.lines()[2].blank);
         assert!(!a.lines()[1].blank);
+    }
+
+    /// The table read line by line, char by char.
+    fn lines_reference(text: &str) -> Vec<Line> {
+        let (mut chars, mut bytes) = (0, 0);
+        text.split_inclusive('\n')
+            .map(|raw| {
+                let n = raw.chars().count();
+                let indent = raw
+                    .bytes()
+                    .take_while(|b| matches!(b, b' ' | b'\t'))
+                    .map(|b| if b == b'\t' { 4 } else { 1 })
+                    .sum();
+                let line = Line {
+                    start: chars,
+                    end: chars + n,
+                    byte_start: bytes,
+                    byte_end: bytes + raw.len(),
+                    indent,
+                    blank: raw.trim().is_empty(),
+                };
+                chars += n;
+                bytes += raw.len();
+                line
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_are_read_as_the_plain_reading(
+            text in "([ \t]{0,9}(\\PC|[ \t\r\x0b\u{a0}\u{2003}]|[a-z]{1,70}){0,9}\n){0,40}[ a-z]{0,3}"
+        ) {
+            let t = LineTable::new(&text);
+            proptest::prop_assert_eq!(t.lines(), &lines_reference(&text)[..]);
+            proptest::prop_assert_eq!(t.char_len(), text.chars().count());
+            let bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+            for (c, &b) in bytes.iter().enumerate() {
+                proptest::prop_assert_eq!(t.byte(c), b);
+            }
+            proptest::prop_assert_eq!(t.byte(bytes.len() + 3), text.len());
+        }
     }
 
     #[test]

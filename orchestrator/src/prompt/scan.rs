@@ -224,15 +224,6 @@ pub fn lines_until(text: &str, mut f: impl FnMut(&str) -> bool) {
     }
 }
 
-/// Calls `f(i)` for the index of every `\n` in `b`, in order.
-#[inline]
-pub fn for_each_newline(b: &[u8], mut f: impl FnMut(usize)) {
-    try_for_each_newline(b, |i| {
-        f(i);
-        true
-    });
-}
-
 /// Calls `f(i)` for the index of every `\n` in `b`, in order, until `f`
 /// returns false; returns whether it went through all of `b`.
 #[inline]
@@ -272,76 +263,183 @@ fn try_for_each_newline(b: &[u8], mut f: impl FnMut(usize) -> bool) -> bool {
     true
 }
 
-/// Bit per byte of `b` set where whitespace other than a single space
-/// between non-whitespace bytes is: an ASCII whitespace byte other than a
-/// space, or one followed by more whitespace (as `char::is_whitespace` has
-/// ASCII whitespace: vertical tab included). A line's trimmed text without
-/// such a bit separates its words by single spaces.
-pub fn rough_space(b: &[u8]) -> Vec<u64> {
-    const SPACE: [u8; 256] = {
-        let mut t = [0u8; 256];
-        t[b' ' as usize] = 1;
-        t[b'\t' as usize] = 3;
-        t[b'\n' as usize] = 3;
-        t[0x0b] = 3;
-        t[0x0c] = 3;
-        t[b'\r' as usize] = 3;
-        t
-    };
-    let blocks = b.len().div_ceil(64);
-    // Bit 0: whitespace; bit 1: whitespace other than a space.
-    let mut ws = Vec::with_capacity(blocks);
-    let mut other = Vec::with_capacity(blocks);
+/// The whitespace of a text as bit masks (as [`Masks`]), in one pass: where
+/// its lines break, what indents them, where their text starts and ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spaces {
+    /// `\n`.
+    pub newline: Vec<u64>,
+    /// A space.
+    pub space: Vec<u64>,
+    /// A tab.
+    pub tab: Vec<u64>,
+    /// ASCII whitespace as `char::is_whitespace` has it (vertical tab
+    /// included).
+    pub white: Vec<u64>,
+    /// UTF-8 continuation bytes (a character's bytes after its first).
+    pub cont: Vec<u64>,
+    /// Whitespace other than a single space between non-whitespace bytes:
+    /// an ASCII whitespace byte other than a space, or one followed by more
+    /// whitespace. A line's trimmed text without such a bit separates its
+    /// words by single spaces.
+    pub rough: Vec<u64>,
+}
+
+/// Bits of a byte in [`Spaces`]' masks, in field order.
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+const SPACE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\n' as usize] = 1 | 8;
+    t[b' ' as usize] = 2 | 8;
+    t[b'\t' as usize] = 4 | 8;
+    t[0x0b] = 8;
+    t[0x0c] = 8;
+    t[b'\r' as usize] = 8;
+    let mut b = 0x80;
+    while b < 0xc0 {
+        t[b] = 16;
+        b += 1;
+    }
+    t
+};
+
+impl Spaces {
+    /// The masks of `b`.
+    pub fn new(b: &[u8]) -> Spaces {
+        let blocks = b.len().div_ceil(64);
+        let mut m = Spaces {
+            newline: Vec::with_capacity(blocks),
+            space: Vec::with_capacity(blocks),
+            tab: Vec::with_capacity(blocks),
+            white: Vec::with_capacity(blocks),
+            cont: Vec::with_capacity(blocks),
+            rough: Vec::with_capacity(blocks),
+        };
+        #[cfg(target_arch = "x86_64")]
+        let done = m.push_sse2(b);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        m.push_plain(&b[done..]);
+        for k in 0..blocks {
+            let white = m.white[k];
+            let next = m.white.get(k + 1).map_or(0, |&x| x << 63);
+            m.rough
+                .push(white & !m.space[k] | white & (white >> 1 | next));
+        }
+        m
+    }
+
+    fn push(&mut self, words: [u64; 5]) {
+        let [newline, space, tab, white, cont] = words;
+        self.newline.push(newline);
+        self.space.push(space);
+        self.tab.push(tab);
+        self.white.push(white);
+        self.cont.push(cont);
+    }
+
+    /// Masks of `b` a byte at a time, 64 bytes per entry.
+    fn push_plain(&mut self, b: &[u8]) {
+        for chunk in b.chunks(64) {
+            let mut words = [0u64; 5];
+            for (i, &c) in chunk.iter().enumerate() {
+                let class = SPACE_CLASS[usize::from(c)];
+                for (f, w) in words.iter_mut().enumerate() {
+                    *w |= u64::from(class >> f & 1) << i;
+                }
+            }
+            self.push(words);
+        }
+    }
+
+    /// Masks of the whole 64-byte blocks of `b`, 16 bytes per step; returns
+    /// how many bytes it read.
     #[cfg(target_arch = "x86_64")]
-    let done = {
+    fn push_sse2(&mut self, b: &[u8]) -> usize {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-            _mm_set1_epi8,
+            __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
         };
         let full = b.len() / 64;
         for k in 0..full {
-            let (mut w, mut o) = (0u64, 0u64);
+            let mut words = [0u64; 5];
             for q in 0..4 {
                 // SAFETY: SSE2 is part of the x86-64 baseline; bytes
                 // 64k+16q..+16 are inside `b`.
-                let (sp, ot) = unsafe {
+                let v = unsafe {
                     let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
                     let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-                    let ot = _mm_or_si128(
-                        _mm_or_si128(eq(b'\t'), eq(b'\n')),
-                        _mm_or_si128(_mm_or_si128(eq(0x0b), eq(0x0c)), eq(b'\r')),
+                    let (newline, space, tab) = (eq(b'\n'), eq(b' '), eq(b'\t'));
+                    let white = _mm_or_si128(
+                        _mm_or_si128(_mm_or_si128(newline, space), _mm_or_si128(tab, eq(b'\r'))),
+                        _mm_or_si128(eq(0x0b), eq(0x0c)),
                     );
-                    (
-                        _mm_movemask_epi8(eq(b' ')) as u32 as u64,
-                        _mm_movemask_epi8(ot) as u32 as u64,
-                    )
+                    // 0x80..=0xbf are -128..=-65 as signed bytes.
+                    let cont = _mm_cmpgt_epi8(_mm_set1_epi8(-64), v);
+                    [newline, space, tab, white, cont].map(|x| _mm_movemask_epi8(x) as u32 as u64)
                 };
-                w |= (sp | ot) << (q * 16);
-                o |= ot << (q * 16);
+                for (w, x) in words.iter_mut().zip(v) {
+                    *w |= x << (q * 16);
+                }
             }
-            ws.push(w);
-            other.push(o);
+            self.push(words);
         }
         full * 64
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    for chunk in b[done..].chunks(64) {
-        let (mut w, mut o) = (0u64, 0u64);
-        for (i, &c) in chunk.iter().enumerate() {
-            let class = u64::from(SPACE[usize::from(c)]);
-            w |= (class & 1) << i;
-            o |= (class >> 1) << i;
-        }
-        ws.push(w);
-        other.push(o);
     }
-    (0..blocks)
-        .map(|k| {
-            let next = ws.get(k + 1).map_or(0, |&x| x << 63);
-            other[k] | ws[k] & (ws[k] >> 1 | next)
-        })
-        .collect()
+
+    /// The first byte of `start..end` whose bit in `m` is clear, or `end`.
+    #[inline]
+    pub fn first_clear(m: &[u64], start: usize, end: usize) -> usize {
+        Spaces::first_clear_of(|k| m[k], start, end)
+    }
+
+    /// [`Spaces::first_clear`] in the mask whose entries `word` gives.
+    #[inline]
+    pub fn first_clear_of(word: impl Fn(usize) -> u64, start: usize, end: usize) -> usize {
+        let mut i = start;
+        while i < end {
+            let clear = !word(i / 64) >> (i % 64);
+            if clear != 0 {
+                return (i + clear.trailing_zeros() as usize).min(end);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        end
+    }
+
+    /// One past the last byte of `start..end` whose bit in `m` is clear, or
+    /// `start`.
+    #[inline]
+    pub fn last_clear_end(m: &[u64], start: usize, end: usize) -> usize {
+        let mut i = end;
+        while i > start {
+            // Bits of the bytes before `i` in its word, topmost first.
+            let k = (i - 1) / 64;
+            let shift = 63 - (i - 1) % 64;
+            let clear = !m[k] << shift;
+            if clear != 0 {
+                return (i - clear.leading_zeros() as usize).max(start);
+            }
+            i = k * 64;
+        }
+        start
+    }
+
+    /// How many bits of `start..end` are set in `m`.
+    #[inline]
+    pub fn count(m: &[u64], start: usize, end: usize) -> usize {
+        if start >= end {
+            return 0;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        let head = u64::MAX << (start % 64);
+        let tail = u64::MAX >> (63 - (end - 1) % 64);
+        if first == last {
+            return (m[first] & head & tail).count_ones() as usize;
+        }
+        let middle: u32 = m[first + 1..last].iter().map(|x| x.count_ones()).sum();
+        ((m[first] & head).count_ones() + middle + (m[last] & tail).count_ones()) as usize
+    }
 }
 
 /// Is any bit of `start..end` set in `m`?
@@ -411,16 +509,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rough_space_marks_what_is_not_a_single_space() {
-        let text = format!("{}a b  c\td \n e\x0b{}", "x y ".repeat(20), " z".repeat(30));
+    /// [`Spaces`] of `text` against a byte-by-byte reading, and its bit
+    /// searches against plain loops.
+    fn check_spaces(text: &str) {
         let b = text.as_bytes();
-        let m = rough_space(b);
+        let m = Spaces::new(b);
+        let mut plain = Spaces::new(b"");
+        plain.push_plain(b);
+        assert_eq!(plain.newline, m.newline);
+        assert_eq!(plain.space, m.space);
+        assert_eq!(plain.tab, m.tab);
+        assert_eq!(plain.white, m.white);
+        assert_eq!(plain.cont, m.cont);
         let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        let bit = |v: &[u64], i: usize| v[i / 64] >> (i % 64) & 1 == 1;
         for i in 0..b.len() {
-            let want = ws(b[i]) && (b[i] != b' ' || b.get(i + 1).is_some_and(|&c| ws(c)));
-            assert_eq!(m[i / 64] >> (i % 64) & 1 == 1, want, "{i}");
+            assert_eq!(bit(&m.newline, i), b[i] == b'\n', "{i}");
+            assert_eq!(bit(&m.space, i), b[i] == b' ', "{i}");
+            assert_eq!(bit(&m.tab, i), b[i] == b'\t', "{i}");
+            assert_eq!(bit(&m.white, i), ws(b[i]), "{i}");
+            assert_eq!(bit(&m.cont, i), b[i] & 0xc0 == 0x80, "{i}");
+            let rough = ws(b[i]) && (b[i] != b' ' || b.get(i + 1).is_some_and(|&c| ws(c)));
+            assert_eq!(bit(&m.rough, i), rough, "{i}");
         }
+        let n = b.len();
+        for start in (0..=n).step_by(7) {
+            for end in (start..=n).step_by(5).chain([n]) {
+                let first = (start..end).find(|&i| !ws(b[i])).unwrap_or(end);
+                assert_eq!(Spaces::first_clear(&m.white, start, end), first);
+                let last = (start..end)
+                    .rev()
+                    .find(|&i| !ws(b[i]))
+                    .map_or(start, |i| i + 1);
+                assert_eq!(Spaces::last_clear_end(&m.white, start, end), last);
+                let count = (start..end).filter(|&i| ws(b[i])).count();
+                assert_eq!(Spaces::count(&m.white, start, end), count);
+            }
+        }
+    }
+
+    #[test]
+    fn spaces_mark_whitespace_and_rough_space() {
+        check_spaces(&format!(
+            "{}a b  c\td \n e\x0b{}",
+            "x y ".repeat(20),
+            " z".repeat(30)
+        ));
+        check_spaces("");
+        check_spaces(&" ".repeat(200));
+        check_spaces(&format!("{}é—\u{a0}\r\n", "\t".repeat(70)));
     }
 
     #[test]
@@ -451,26 +588,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn newlines_are_found() {
-        for text in [
-            "",
-            "\n",
-            "a\nb",
-            &"ab\n\nc".repeat(30),
-            &format!("{}\n", "x".repeat(47)),
-        ] {
-            let mut got = Vec::new();
-            for_each_newline(text.as_bytes(), |i| got.push(i));
-            let want: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
-            assert_eq!(got, want, "{text:?}");
-        }
-    }
-
     proptest! {
         #[test]
         fn masks_find_the_plain_words(text in "(\\PC|[a-z_0-9 ]{1,70}){0,60}") {
             check(&text);
+        }
+
+        #[test]
+        fn spaces_match_the_bytes(text in "(\\PC|[ \t\r\n\x0b\x0c]{1,9}|[a-z]{1,70}){0,60}") {
+            check_spaces(&text);
         }
     }
 }
