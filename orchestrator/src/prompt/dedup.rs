@@ -79,12 +79,9 @@ impl<'t, 'a> Printer<'t, 'a> {
         let str = table.text();
         // Byte folding equals `split_whitespace` unless the text has
         // whitespace outside ASCII (no other byte of a UTF-8 character can
-        // be an ASCII space); every such character starts with one of these
-        // bytes.
+        // be an ASCII space).
         let foldable = u32::try_from(str.len()).is_ok()
-            && (str.is_ascii()
-                || !str.bytes().any(|b| matches!(b, 0xc2 | 0xe1 | 0xe2 | 0xe3))
-                || str.chars().all(|c| c.is_ascii() || !c.is_whitespace()));
+            && super::scan::wide_chars_until(str, |_, c| !c.is_whitespace());
         let lines = foldable.then(|| {
             use super::scan::{Spaces, any_in};
             let m = table.spaces();

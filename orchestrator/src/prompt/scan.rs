@@ -155,23 +155,15 @@ impl Masks {
     /// Clears the word bit of the bytes of every non-ASCII character that is
     /// not alphanumeric.
     fn clear_non_alphanumeric(&mut self, text: &str) {
-        let b = text.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] < 0x80 {
-                i += 1;
-                continue;
-            }
-            let c = text[i..].chars().next().unwrap_or(' ');
-            let n = c.len_utf8();
+        wide_chars_until(text, |i, c| {
             if !c.is_alphanumeric() {
-                for k in i..i + n {
+                for k in i..i + c.len_utf8() {
                     self.word[k / 64] &= !(1u64 << (k % 64));
                     self.special[k / 64] &= !(1u64 << (k % 64));
                 }
             }
-            i += n;
-        }
+            true
+        });
     }
 
     /// The byte span of every word (maximal run of word bytes), in order:
@@ -206,6 +198,35 @@ impl Masks {
     pub fn special_in(&self, start: usize, end: usize) -> bool {
         start < end && any_in(&self.special, start, end)
     }
+}
+
+/// Calls `f(i, c)` for each character `c` of more than one byte of `text`
+/// (at byte `i`), in order, until it returns false; returns whether it went
+/// through all of them. ASCII is skipped 16 bytes at a time.
+pub fn wide_chars_until(text: &str, mut f: impl FnMut(usize, char) -> bool) -> bool {
+    const HIGH: u128 = u128::from_ne_bytes([0x80; 16]);
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(block) = b.get(i..i + 16)
+            && u128::from_ne_bytes(block.try_into().unwrap_or([0; 16])) & HIGH == 0
+        {
+            i += 16;
+            continue;
+        }
+        if b[i] < 0x80 {
+            i += 1;
+            continue;
+        }
+        // `i` is a character boundary: it follows ASCII bytes or a whole
+        // character.
+        let c = text[i..].chars().next().unwrap_or(' ');
+        if !f(i, c) {
+            return false;
+        }
+        i += c.len_utf8();
+    }
+    true
 }
 
 /// Calls `f` for each piece of `text` between line breaks, as
@@ -558,6 +579,31 @@ mod tests {
         check_spaces("");
         check_spaces(&" ".repeat(200));
         check_spaces(&format!("{}é—\u{a0}\r\n", "\t".repeat(70)));
+    }
+
+    #[test]
+    fn wide_chars_are_found() {
+        for text in [
+            "",
+            "abc",
+            "é",
+            &format!(
+                "{}—x{}é∑\u{a0}{}",
+                "a".repeat(15),
+                "b".repeat(40),
+                "c".repeat(17)
+            ),
+        ] {
+            let mut got = Vec::new();
+            assert!(wide_chars_until(text, |i, c| {
+                got.push((i, c));
+                true
+            }));
+            let want: Vec<(usize, char)> =
+                text.char_indices().filter(|(_, c)| !c.is_ascii()).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+        assert!(!wide_chars_until("aé b ∑", |_, c| c != '∑'));
     }
 
     #[test]
