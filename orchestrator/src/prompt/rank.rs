@@ -458,29 +458,31 @@ fn push_unique(list: &mut Vec<String>, name: Option<&String>) {
 }
 
 /// Lowercased words the instruction writes as code: inside backticks, or
-/// directly followed by `(`.
-fn code_like_names(instruction: &str) -> HashSet<String> {
-    let mut out = HashSet::new();
+/// directly followed by `(` (a short list: an instruction names a few).
+fn code_like_names(instruction: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     for (i, quoted) in instruction.split('`').enumerate() {
         if i % 2 == 1 {
-            for t in tokenize(quoted).into_iter().filter(|t| t.whole) {
-                out.insert(t.text);
-            }
+            for_each_token(quoted, |t, whole, _| {
+                if whole && !out.iter().any(|o| o == t) {
+                    out.push(t.to_owned());
+                }
+            });
         }
     }
-    let chars: Vec<char> = instruction.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_alphanumeric() || chars[i] == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
+    let mut start = None;
+    for (i, c) in instruction.char_indices() {
+        if c.is_alphanumeric() || c == '_' {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take()
+            && c == '('
+        {
+            let name = instruction[s..i].to_lowercase();
+            if !out.contains(&name) {
+                out.push(name);
             }
-            if chars.get(i) == Some(&'(') {
-                out.insert(chars[start..i].iter().collect::<String>().to_lowercase());
-            }
-        } else {
-            i += 1;
         }
     }
     out

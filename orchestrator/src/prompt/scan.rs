@@ -166,30 +166,48 @@ impl Masks {
         });
     }
 
-    /// The byte span of every word (maximal run of word bytes), in order:
-    /// word starts and ends are found 64 bytes at a time by shifting the
-    /// mask, and read off by popping bits, so no step waits on the last.
-    pub fn spans(&self) -> Vec<(u32, u32)> {
+    /// Calls `f(start, end)` with the byte span of every word (maximal run
+    /// of word bytes), in order: word starts and ends are found 64 bytes at
+    /// a time by shifting the mask, and read off by popping bits.
+    #[inline]
+    pub fn for_each_word(&self, mut f: impl FnMut(usize, usize)) {
         let m = &self.word;
-        let mut starts: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
-        let mut ends: Vec<u32> = Vec::with_capacity(self.len / 6 + 1);
+        let mut start = None;
         for (k, &w) in m.iter().enumerate() {
             let before = if k > 0 { m[k - 1] >> 63 } else { 0 };
             let after = m.get(k + 1).map_or(0, |&x| x & 1);
             // First and last byte of each word.
             let mut first = w & !(w << 1 | before);
             let mut last = w & !(w >> 1 | after << 63);
-            let base = (k * 64) as u32;
-            while first != 0 {
-                starts.push(base + first.trailing_zeros());
-                first &= first - 1;
-            }
-            while last != 0 {
-                ends.push(base + last.trailing_zeros() + 1);
+            let base = k * 64;
+            loop {
+                let s = match start {
+                    Some(s) => s,
+                    None if first != 0 => {
+                        let s = base + first.trailing_zeros() as usize;
+                        first &= first - 1;
+                        s
+                    }
+                    None => break,
+                };
+                if last == 0 {
+                    // The word goes on in the next block.
+                    start = Some(s);
+                    break;
+                }
+                start = None;
+                f(s, base + last.trailing_zeros() as usize + 1);
                 last &= last - 1;
             }
         }
-        starts.into_iter().zip(ends).collect()
+    }
+
+    /// The byte span of every word, in order ([`Masks::for_each_word`]).
+    #[cfg(test)]
+    pub fn spans(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        self.for_each_word(|s, e| out.push((s as u32, e as u32)));
+        out
     }
 
     /// Does `start..end` hold a byte other than an ASCII lowercase letter

@@ -251,19 +251,18 @@ impl<'a> CodeWords<'a> {
         let mut total = 0u32;
         let mut lower = String::new();
         let masks = Masks::new(code);
-        let mut spans = masks.spans();
+        let mut spans = Vec::with_capacity(code.len() / 8);
+        let mut tokens_before = Vec::with_capacity(code.len() / 8 + 1);
         let mut r = 0;
-        spans.retain(|&(s, e)| {
-            let (s, e) = (s as usize, e as usize);
+        masks.for_each_word(|s, e| {
             while r < regions.len() && regions[r].end <= s {
                 r += 1;
             }
-            regions.get(r).is_some_and(|g| g.start <= s && e <= g.end)
-        });
-        let mut tokens_before = Vec::with_capacity(spans.len() + 1);
-        for (index, &(s, e)) in spans.iter().enumerate() {
-            let index = index as u32;
-            let (s, e) = (s as usize, e as usize);
+            if !regions.get(r).is_some_and(|g| g.start <= s && e <= g.end) {
+                return;
+            }
+            let index = spans.len() as u32;
+            spans.push((s as u32, e as u32));
             tokens_before.push(total);
             let word = &code[s..e];
             if masks.special_in(s, e) {
@@ -283,7 +282,7 @@ impl<'a> CodeWords<'a> {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
             }
-        }
+        });
         tokens_before.push(total);
         let words = CodeWords {
             code,
