@@ -397,7 +397,7 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
             .collect()
     };
     for w in &wanted {
-        for (at, _) in lower.match_indices(w.as_str()) {
+        for at in memchr::memmem::find_iter(lower.as_bytes(), w.as_bytes()) {
             let line = lines.partition_point(|l| l.byte_end <= at);
             if let Some(c) = candidate.get_mut(line) {
                 *c = true;

@@ -15,12 +15,20 @@ pub struct Masks {
     /// Word bytes that are not ASCII lowercase letters: a word without any is
     /// a plain lowercase word.
     pub special: Vec<u64>,
+    /// ASCII uppercase letters.
+    pub upper: Vec<u64>,
+    /// ASCII digits.
+    pub digit: Vec<u64>,
+    /// `_`.
+    pub under: Vec<u64>,
+    /// Bytes of non-ASCII characters (alphanumeric or not).
+    pub high: Vec<u64>,
     /// Length of the text in bytes.
     pub len: usize,
 }
 
-/// Bit 0: word byte (ASCII); bit 1: special (word byte other than `a`–`z`,
-/// or any non-ASCII byte).
+/// Bits of a byte's classes, in the order of [`Masks`]' fields (lowercase
+/// letters set only `word`).
 #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -29,8 +37,14 @@ const CLASS: [u8; 256] = {
         let c = b as u8;
         t[b] = if c.is_ascii_lowercase() {
             1
-        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            3
+        } else if c.is_ascii_uppercase() {
+            1 | 2 | 4
+        } else if c.is_ascii_digit() {
+            1 | 2 | 8
+        } else if c == b'_' {
+            1 | 2 | 16
+        } else if c >= 0x80 {
+            1 | 2 | 32
         } else {
             0
         };
@@ -42,114 +56,107 @@ const CLASS: [u8; 256] = {
 impl Masks {
     /// The masks of `text`.
     pub fn new(text: &str) -> Masks {
-        let mut m = Masks::ascii_masks(text.as_bytes());
+        let mut m = Masks::raw(text.as_bytes(), true);
         if !text.is_ascii() {
             m.clear_non_alphanumeric(text);
         }
         m
     }
 
-    /// The masks with every non-ASCII byte taken as a word byte.
-    fn ascii_masks(b: &[u8]) -> Masks {
-        #[cfg(target_arch = "x86_64")]
-        {
-            Masks::ascii_masks_sse2(b)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            Masks::ascii_masks_plain(b)
-        }
-    }
-
-    /// [`Masks::ascii_masks`] a byte at a time.
-    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
-    fn ascii_masks_plain(b: &[u8]) -> Masks {
+    /// The masks of `b` with every non-ASCII byte taken as a word byte,
+    /// with SIMD where there is (`simd`) or a byte at a time.
+    fn raw(b: &[u8], simd: bool) -> Masks {
         let blocks = b.len().div_ceil(64);
-        let mut word = Vec::with_capacity(blocks);
-        let mut special = Vec::with_capacity(blocks);
-        for chunk in b.chunks(64) {
-            let (mut w, mut s) = (0u64, 0u64);
-            for (i, &c) in chunk.iter().enumerate() {
-                let class = u64::from(CLASS[usize::from(c)]);
-                w |= (class & 1) << i;
-                s |= (class >> 1) << i;
-            }
-            word.push(w);
-            special.push(s);
-        }
-        Masks {
-            word,
-            special,
+        let mut m = Masks {
+            word: Vec::with_capacity(blocks),
+            special: Vec::with_capacity(blocks),
+            upper: Vec::with_capacity(blocks),
+            digit: Vec::with_capacity(blocks),
+            under: Vec::with_capacity(blocks),
+            high: Vec::with_capacity(blocks),
             len: b.len(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        let done = if simd { m.push_sse2(b) } else { 0 };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = {
+            let _ = simd;
+            0
+        };
+        m.push_plain(&b[done..]);
+        m
+    }
+
+    fn push(&mut self, words: [u64; 6]) {
+        let [word, special, upper, digit, under, high] = words;
+        self.word.push(word);
+        self.special.push(special);
+        self.upper.push(upper);
+        self.digit.push(digit);
+        self.under.push(under);
+        self.high.push(high);
+    }
+
+    /// Masks of `b` a byte at a time, 64 bytes per entry (non-ASCII bytes
+    /// all taken as word bytes).
+    fn push_plain(&mut self, b: &[u8]) {
+        for chunk in b.chunks(64) {
+            let mut words = [0u64; 6];
+            for (i, &c) in chunk.iter().enumerate() {
+                let class = CLASS[usize::from(c)];
+                for (f, w) in words.iter_mut().enumerate() {
+                    *w |= u64::from(class >> f & 1) << i;
+                }
+            }
+            self.push(words);
         }
     }
 
+    /// [`Masks::push_plain`] of the whole 64-byte blocks of `b`, 16 bytes a
+    /// step; returns how many bytes it read.
     #[cfg(target_arch = "x86_64")]
-    fn ascii_masks_sse2(b: &[u8]) -> Masks {
+    fn push_sse2(&mut self, b: &[u8]) -> usize {
         use std::arch::x86_64::{
             __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128,
-            _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+            _mm_movemask_epi8, _mm_set1_epi8,
         };
-        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
-        // bytes inside `b` (the tail is copied to a zeroed buffer first).
-        unsafe fn sixteen(p: *const u8) -> (u64, u64) {
-            unsafe {
-                let v = _mm_loadu_si128(p.cast::<__m128i>());
-                let between = |lo: u8, hi: u8, x: __m128i| {
-                    _mm_and_si128(
-                        _mm_cmpgt_epi8(x, _mm_set1_epi8((lo - 1) as i8)),
-                        _mm_cmpgt_epi8(_mm_set1_epi8((hi + 1) as i8), x),
-                    )
-                };
-                let lower = between(b'a', b'z', v);
-                let other = _mm_or_si128(
-                    _mm_or_si128(between(b'A', b'Z', v), between(b'0', b'9', v)),
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
-                );
-                // Bytes of 0x80 and up are negative as signed: the sign bit
-                // is theirs, and no range above matches them.
-                let high = _mm_movemask_epi8(v) as u32 as u64;
-                let other = _mm_movemask_epi8(other) as u32 as u64 | high;
-                let lower = _mm_movemask_epi8(lower) as u32 as u64;
-                (lower | other, other)
-            }
-        }
-        let blocks = b.len().div_ceil(64);
-        let mut word = Vec::with_capacity(blocks);
-        let mut special = Vec::with_capacity(blocks);
-        let full = b.len() / 16;
-        let (mut w, mut s) = (0u64, 0u64);
+        let full = b.len() / 64;
         for k in 0..full {
-            // SAFETY: bytes 16k..16k+16 are inside `b`.
-            let (x, y) = unsafe { sixteen(b.as_ptr().add(k * 16)) };
-            let shift = (k % 4) * 16;
-            w |= x << shift;
-            s |= y << shift;
-            if k % 4 == 3 {
-                word.push(w);
-                special.push(s);
-                (w, s) = (0, 0);
+            let mut words = [0u64; 6];
+            for q in 0..4 {
+                // SAFETY: SSE2 is part of the x86-64 baseline; bytes
+                // 64k+16q..+16 are inside `b`.
+                let [lower, upper, digit, under, high] = unsafe {
+                    let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
+                    let between = |lo: u8, hi: u8| {
+                        _mm_and_si128(
+                            _mm_cmpgt_epi8(v, _mm_set1_epi8((lo - 1) as i8)),
+                            _mm_cmpgt_epi8(_mm_set1_epi8((hi + 1) as i8), v),
+                        )
+                    };
+                    // Bytes of 0x80 and up are negative as signed: the sign
+                    // bit is theirs, and no range above matches them.
+                    [
+                        between(b'a', b'z'),
+                        between(b'A', b'Z'),
+                        between(b'0', b'9'),
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
+                        v,
+                    ]
+                    .map(|x| _mm_movemask_epi8(x) as u32 as u64)
+                };
+                let special = upper | digit | under | high;
+                for (w, x) in
+                    words
+                        .iter_mut()
+                        .zip([lower | special, special, upper, digit, under, high])
+                {
+                    *w |= x << (q * 16);
+                }
             }
+            self.push(words);
         }
-        let rest = &b[full * 16..];
-        if !rest.is_empty() {
-            let mut tail = [0u8; 16];
-            tail[..rest.len()].copy_from_slice(rest);
-            // SAFETY: `tail` holds 16 bytes.
-            let (x, y) = unsafe { sixteen(tail.as_ptr()) };
-            let shift = (full % 4) * 16;
-            w |= x << shift;
-            s |= y << shift;
-        }
-        if word.len() < blocks {
-            word.push(w);
-            special.push(s);
-        }
-        Masks {
-            word,
-            special,
-            len: b.len(),
-        }
+        full * 64
     }
 
     /// Clears the word bit of the bytes of every non-ASCII character that is
@@ -525,11 +532,16 @@ mod tests {
             .map(|(s, e)| (s as usize, e as usize, m.special_in(s as usize, e as usize)))
             .collect();
         assert_eq!(got, words_reference(text), "{text:?}");
-        assert_eq!(
-            Masks::ascii_masks_plain(text.as_bytes()),
-            Masks::ascii_masks(text.as_bytes()),
-            "{text:?}"
-        );
+        let b = text.as_bytes();
+        let raw = Masks::raw(b, true);
+        assert_eq!(Masks::raw(b, false), raw, "{text:?}");
+        let bit = |v: &[u64], i: usize| v[i / 64] >> (i % 64) & 1 == 1;
+        for (i, &c) in b.iter().enumerate() {
+            assert_eq!(bit(&raw.upper, i), c.is_ascii_uppercase());
+            assert_eq!(bit(&raw.digit, i), c.is_ascii_digit());
+            assert_eq!(bit(&raw.under, i), c == b'_');
+            assert_eq!(bit(&raw.high, i), c >= 0x80);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::ops::Range;
 use super::hash::WordMap;
 
 use super::rank::{self, Query, TermCounts};
-use super::scan::Masks;
+use super::scan::{Masks, any_in};
 
 /// Byte classes of ASCII word characters, OR-ed over a word to classify it.
 const LOWER: u8 = 1;
@@ -212,6 +212,92 @@ fn ascii_compound(
     n
 }
 
+/// The bits of bytes `s..s + n` (`n` at most 64) of the mask `m`, byte `s`
+/// lowest.
+#[inline]
+fn bits_at(m: &[u64], s: usize, n: usize) -> u64 {
+    let (k, off) = (s / 64, s % 64);
+    let mut v = m[k] >> off;
+    if off > 0 && off + n > 64 {
+        v |= m[k + 1] << (64 - off);
+    }
+    if n < 64 { v & ((1 << n) - 1) } else { v }
+}
+
+/// [`word_tokens`] of an ASCII word of at most 64 bytes, from the bits of
+/// its bytes' classes (`[lower, upper, digit, under]`, byte 0 lowest): its
+/// underscores trimmed, its parts and their edges found by bit arithmetic
+/// instead of a branch per byte. The same tokens as the tokenizer's rules
+/// (`rank::split_identifier`): a part ends at `_`, at a lowercase letter
+/// followed by an uppercase one, before the last of a run of capitals that
+/// a lowercase letter follows, and between letters and digits.
+#[inline]
+fn ascii_word_tokens(
+    word: &[u8],
+    [lower, upper, digit, under]: [u64; 4],
+    terms: &Terms<'_>,
+    mut hit: impl FnMut(usize),
+) -> u32 {
+    let n = word.len();
+    let all = if n == 64 { u64::MAX } else { (1 << n) - 1 };
+    // Trim underscores: keep bytes `a..z`.
+    let kept = !under & all;
+    if kept == 0 {
+        return 0;
+    }
+    let a = kept.trailing_zeros() as usize;
+    let z = 64 - kept.leading_zeros() as usize;
+    if z - a < 2 {
+        return 0;
+    }
+    let span = all >> (n - z) & !((1u64 << a) - 1);
+    let (l, u, d) = (lower & span, upper & span, digit & span);
+    let w = &word[a..z];
+    if (u | d | under & span) == 0 {
+        // All lowercase: one token, itself.
+        if let Some(slot) = terms.ascii(w) {
+            hit(slot);
+        }
+        return 1;
+    }
+    if (l | u | under & span) == 0 {
+        return 0;
+    }
+    let letter = l | u;
+    let part = letter | d;
+    // A part starts after an underscore (or the start) and where the rules
+    // cut inside a run.
+    let cut =
+        part & part << 1 & (u & l << 1 | u & u << 1 & l >> 1 | d & letter << 1 | letter & d << 1);
+    let starts = part & !(part << 1) | cut;
+    let mut count = 1;
+    if starts & starts.wrapping_sub(1) != 0 {
+        let mut rest = starts;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            // The part ends at the next start or at the end of its run.
+            let run_end = i + (!(part >> i)).trailing_zeros() as usize;
+            let end = run_end.min(if rest == 0 {
+                64
+            } else {
+                rest.trailing_zeros() as usize
+            });
+            let this = (u64::MAX >> (64 - end)) & !((1u64 << i) - 1);
+            if end - i >= 2 && letter & this != 0 {
+                count += 1;
+                if let Some(slot) = terms.ascii(&word[i..end]) {
+                    hit(slot);
+                }
+            }
+        }
+    }
+    if let Some(slot) = terms.ascii(w) {
+        hit(slot);
+    }
+    count
+}
+
 /// The words of a code text, tokenized once, with where the terms of one
 /// query occur.
 pub struct CodeWords<'a> {
@@ -266,9 +352,19 @@ impl<'a> CodeWords<'a> {
             tokens_before.push(total);
             let word = &code[s..e];
             if masks.special_in(s, e) {
-                total += word_tokens(word, &t, &mut scratch, |slot| {
-                    hits.push((index, slot as u32));
-                });
+                let n = e - s;
+                total += if n <= 64 && !any_in(&masks.high, s, e) {
+                    let at = |m: &[u64]| bits_at(m, s, n);
+                    let lower = at(&masks.word) & !at(&masks.special);
+                    let classes = [lower, at(&masks.upper), at(&masks.digit), at(&masks.under)];
+                    ascii_word_tokens(word.as_bytes(), classes, &t, |slot| {
+                        hits.push((index, slot as u32));
+                    })
+                } else {
+                    word_tokens(word, &t, &mut scratch, |slot| {
+                        hits.push((index, slot as u32));
+                    })
+                };
                 if found.len() < wanted.len() {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
@@ -530,6 +626,29 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn bit_tokens_equal_the_tokenizer(
+            word in "[a-zA-Z0-9_]{1,64}",
+            extra in prop::collection::vec("[a-z0-9]{1,6}", 0..4),
+        ) {
+            // Terms: some of the word's own tokens, and others.
+            let mut terms: Vec<String> = extra;
+            rank::for_each_token(&word, |t, _, _| terms.push(t.to_owned()));
+            terms.retain(|t| t.len() % 3 != 1);
+            let texts: Vec<&str> = terms.iter().map(String::as_str).collect();
+            let t = Terms::new(&texts);
+            let m = Masks::new(&word);
+            let at = |v: &[u64]| bits_at(v, 0, word.len());
+            let classes = [at(&m.word) & !at(&m.special), at(&m.upper), at(&m.digit), at(&m.under)];
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            let n = ascii_word_tokens(word.as_bytes(), classes, &t, |s| got.push(s));
+            let mut scratch = rank::Scratch::default();
+            let n_want = word_tokens(&word, &t, &mut scratch, |s| want.push(s));
+            got.sort_unstable();
+            want.sort_unstable();
+            prop_assert_eq!((n, got), (n_want, want));
+        }
+
         #[test]
         fn fused_counts_equal_the_plain_scan(
             code in prop::collection::vec(
