@@ -72,7 +72,7 @@ const CONTROL: &[&str] = &[
 /// `def name`, `fn name`, `function name`, `class Name`, `func (r T) Name(`,
 /// `const name = (…) =>`, or a C-style `type name(…)` signature.
 pub fn definition_name(line: &str) -> Option<&str> {
-    let t = line.trim();
+    let t = super::scan::trim(line);
     if t.is_empty() || t.ends_with(';') && !t.contains('{') {
         return None;
     }
@@ -314,7 +314,7 @@ impl<'t, 'a> Structure<'t, 'a> {
     }
 
     fn trimmed(&self, i: usize) -> &'a str {
-        self.table.line_text(i).trim()
+        super::scan::trim(self.table.line_text(i))
     }
 
     fn indent(&self, i: usize) -> usize {
@@ -398,11 +398,15 @@ impl<'t, 'a> Structure<'t, 'a> {
                 continue;
             }
             let ind = self.indent(i);
-            let t = self.trimmed(i);
             if ind > d {
                 last = i;
                 expecting_body = false;
-            } else if ind == d && is_closer(t) {
+                i += 1;
+                continue;
+            }
+            // Only a line at the header's depth is read.
+            let t = self.trimmed(i);
+            if ind == d && is_closer(t) {
                 last = i;
                 if !opens(t) {
                     break;

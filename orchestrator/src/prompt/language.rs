@@ -415,16 +415,6 @@ fn tail_word(b: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// `str::trim`, with ASCII-only ends trimmed as bytes.
-#[inline]
-fn trim(s: &str) -> &str {
-    let t = s.trim_ascii();
-    match (t.as_bytes().first(), t.as_bytes().last()) {
-        (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80 || a == 0x0b || z == 0x0b => t.trim(),
-        _ => t,
-    }
-}
-
 static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new(|| {
     let mut index = SignalIndex {
         langs: Vec::new(),
@@ -476,7 +466,7 @@ fn keyword_language(text: &str) -> Option<&'static str> {
     let mut n = 0;
     let mut at_positions = Vec::new();
     super::scan::lines_until(text, |line| {
-        let t = trim(line);
+        let t = super::scan::trim(line);
         if t.is_empty() {
             return true;
         }

@@ -153,7 +153,12 @@ impl<'a> LineTable<'a> {
     /// The text of line `i` without its line break.
     pub fn line_text(&self, i: usize) -> &'a str {
         self.lines.get(i).map_or("", |l| {
-            self.text[l.byte_start..l.byte_end].trim_end_matches(['\n', '\r'])
+            let b = self.text.as_bytes();
+            let mut end = l.byte_end;
+            while end > l.byte_start && matches!(b[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            &self.text[l.byte_start..end]
         })
     }
 

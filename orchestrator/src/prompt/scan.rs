@@ -225,6 +225,17 @@ impl Masks {
     }
 }
 
+/// `str::trim`, with ASCII-only ends trimmed as bytes.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let t = s.trim_ascii();
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        // `trim_ascii` leaves the vertical tab, which `str::trim` takes.
+        (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80 || a == 0x0b || z == 0x0b => t.trim(),
+        _ => t,
+    }
+}
+
 /// Calls `f(i, c)` for each character `c` of more than one byte of `text`
 /// (at byte `i`), in order, until it returns false; returns whether it went
 /// through all of them. ASCII is skipped 16 bytes at a time.
@@ -609,6 +620,22 @@ mod tests {
         check_spaces("");
         check_spaces(&" ".repeat(200));
         check_spaces(&format!("{}é—\u{a0}\r\n", "\t".repeat(70)));
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a\t\n",
+            "\x0b a \x0b",
+            "\u{a0}a b\u{2003}",
+            "é ",
+            "\r\n",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]
