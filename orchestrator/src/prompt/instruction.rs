@@ -11,6 +11,8 @@
 //! The code keeps a map back to the original text so the plan can report kept
 //! ranges as character offsets into what the caller sent.
 
+use std::borrow::Cow;
+
 /// Marker keywords; a marker line is one of these (any case), optionally after a
 /// `#`, `//` or `--` comment lead, followed by a colon.
 const MARKER_KEYWORDS: &[&str] = &["instruction", "refactor", "todo"];
@@ -41,14 +43,17 @@ pub enum Source {
 
 /// The result of splitting a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extracted {
+pub struct Extracted<'a> {
     /// The instruction, trimmed, or `None` when there is none.
     pub instruction: Option<String>,
     /// Where the instruction came from.
     pub source: Source,
     /// The code the instruction is about (the whole text when there is neither
-    /// a marker nor a chat-style fence).
-    pub code: String,
+    /// a marker nor a chat-style fence): a slice of the text unless it was
+    /// put together from fenced blocks.
+    pub code: Cow<'a, str>,
+    /// The number of characters of `code`.
+    pub code_chars: usize,
     /// How `code` maps back to character offsets of the input text; characters
     /// of `code` not covered (separators between fenced blocks) map nowhere.
     pub pieces: Vec<Piece>,
@@ -61,35 +66,50 @@ pub struct Extracted {
 /// Splits `text` into instruction and code. `given` is a separately supplied
 /// instruction (placed first); `marker_window` is how many of the last
 /// non-blank-trailing lines are searched for a marker line.
-pub fn extract(text: &str, given: Option<&str>, marker_window: usize) -> Extracted {
+pub fn extract<'a>(text: &'a str, given: Option<&str>, marker_window: usize) -> Extracted<'a> {
     let given = given.map(str::trim).filter(|g| !g.is_empty());
     let blocks = fenced_blocks(text);
     let mut found: Option<String> = None;
     let mut source = Source::None;
-    let (mut code, mut pieces, fenced, fence_info) = match chat_split(text, &blocks) {
+    let (mut code, mut code_chars, mut pieces, fenced, fence_info) = match chat_split(text, &blocks)
+    {
         Some(chat) => {
             if let Some(prose) = chat.prose {
                 found = Some(prose);
                 source = Source::Prose;
             }
-            (chat.code, chat.pieces, true, chat.info)
+            let chars = chat.pieces.last().map_or(0, |p| p.code_start + p.len);
+            (Cow::Owned(chat.code), chars, chat.pieces, true, chat.info)
         }
-        None => {
-            let len = text.chars().count();
-            let pieces = vec![Piece {
-                code_start: 0,
-                text_start: 0,
-                len,
-            }];
-            (text.to_owned(), pieces, false, None)
-        }
+        None => (Cow::Borrowed(text), usize::MAX, Vec::new(), false, None),
     };
-    if found.is_none()
-        && let Some(byte) = find_marker(&code, marker_window)
-    {
+    let marker = if found.is_none() {
+        find_marker(&code, marker_window)
+    } else {
+        None
+    };
+    if !fenced {
+        // The code is the text up to the marker line, if any: counted once.
+        let end = marker.unwrap_or(text.len());
+        code_chars = text[..end].chars().count();
+        pieces.push(Piece {
+            code_start: 0,
+            text_start: 0,
+            len: code_chars,
+        });
+    }
+    if let Some(byte) = marker {
         let instruction = code[byte..].trim().to_owned();
-        let cut = code[..byte].chars().count();
-        code.truncate(byte);
+        let cut = if fenced {
+            code[..byte].chars().count()
+        } else {
+            code_chars
+        };
+        match &mut code {
+            Cow::Borrowed(c) => *c = &c[..byte],
+            Cow::Owned(c) => c.truncate(byte),
+        }
+        code_chars = cut;
         truncate_pieces(&mut pieces, cut);
         if !instruction.is_empty() {
             found = Some(instruction);
@@ -108,6 +128,7 @@ pub fn extract(text: &str, given: Option<&str>, marker_window: usize) -> Extract
         instruction,
         source,
         code,
+        code_chars,
         pieces,
         fenced,
         fence_info,
@@ -521,5 +542,21 @@ mod tests {
         assert_eq!(e.instruction.as_deref(), Some("# TODO: ünïcödé ✓"));
         assert_eq!(e.code, "π = 3\n");
         assert_eq!(e.pieces[0].len, 6);
+    }
+
+    proptest::proptest! {
+        /// The counted characters are the code's, whichever shape it came in.
+        #[test]
+        fn code_chars_are_counted(
+            lines in proptest::collection::vec(
+                "(# TODO: fix é|```py|```|~~~|[a-zé ]{0,12}|// INSTRUCTION: x)", 0..12),
+            given in proptest::option::of("[a-z]{1,5}"),
+        ) {
+            let text = lines.join("\n");
+            let e = extract(&text, given.as_deref(), 12);
+            proptest::prop_assert_eq!(e.code_chars, e.code.chars().count());
+            let mapped: usize = e.pieces.iter().map(|p| p.len).sum();
+            proptest::prop_assert!(mapped <= e.code_chars);
+        }
     }
 }

@@ -382,8 +382,15 @@ impl Head {
     #[inline]
     fn of(b: &[u8]) -> Head {
         let n = b.len().min(8);
-        let mut word = [0u8; 8];
-        word[..n].copy_from_slice(&b[..n]);
+        // One load when there are eight bytes (a `memcpy` call otherwise).
+        let word = match b.first_chunk::<8>() {
+            Some(&w) => w,
+            None => {
+                let mut word = [0u8; 8];
+                word[..n].copy_from_slice(&b[..n]);
+                word
+            }
+        };
         Head {
             bytes: u64::from_le_bytes(word),
             mask: if n == 8 {
@@ -409,9 +416,12 @@ impl Head {
 /// `8 - n` bytes equals the pattern's [`Head`].
 #[inline]
 fn tail_word(b: &[u8]) -> u64 {
-    let n = b.len().min(8);
+    if let Some(&w) = b.last_chunk::<8>() {
+        return u64::from_le_bytes(w);
+    }
+    let n = b.len();
     let mut word = [0u8; 8];
-    word[8 - n..].copy_from_slice(&b[b.len() - n..]);
+    word[8 - n..].copy_from_slice(b);
     u64::from_le_bytes(word)
 }
 

@@ -167,7 +167,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         skipped_reason: None,
     };
 
-    let code_chars = ex.code.chars().count();
+    let code_chars = ex.code_chars;
     if code_chars <= cfg.threshold_chars {
         stats.skipped_reason = Some(format!(
             "code is {code_chars} characters, not over the {} threshold",
@@ -377,7 +377,15 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     let key = |n: &str| n.trim_matches('_').to_lowercase();
     let wanted: Vec<String> = names.iter().map(|n| key(n)).collect();
     let defines = |i: usize| {
-        blocks::definition_name(table.line_text(i)).is_some_and(|name| wanted.contains(&key(name)))
+        blocks::definition_name(table.line_text(i)).is_some_and(|name| {
+            let name = name.trim_matches('_');
+            if name.is_ascii() {
+                // Lowercase keys: compared without lowercasing the name.
+                wanted.iter().any(|w| w.eq_ignore_ascii_case(name))
+            } else {
+                wanted.contains(&name.to_lowercase())
+            }
+        })
     };
     if wanted.iter().any(String::is_empty) {
         return (0..table.len()).filter(|&i| defines(i)).collect();
