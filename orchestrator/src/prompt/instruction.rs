@@ -61,6 +61,9 @@ pub struct Extracted<'a> {
     pub fenced: bool,
     /// The info string of the first fenced block, when it had one.
     pub fence_info: Option<String>,
+    /// False when the text holds no run of three backticks or tildes, so
+    /// neither it nor the code has a fence.
+    pub may_fence: bool,
 }
 
 /// Splits `text` into instruction and code. `given` is a separately supplied
@@ -68,7 +71,12 @@ pub struct Extracted<'a> {
 /// non-blank-trailing lines are searched for a marker line.
 pub fn extract<'a>(text: &'a str, given: Option<&str>, marker_window: usize) -> Extracted<'a> {
     let given = given.map(str::trim).filter(|g| !g.is_empty());
-    let blocks = fenced_blocks(text);
+    let may_fence = super::language::may_hold_fence(text);
+    let blocks = if may_fence {
+        fenced_blocks(text)
+    } else {
+        Vec::new()
+    };
     let mut found: Option<String> = None;
     let mut source = Source::None;
     let (mut code, mut code_chars, mut pieces, fenced, fence_info) = match chat_split(text, &blocks)
@@ -132,6 +140,7 @@ pub fn extract<'a>(text: &'a str, given: Option<&str>, marker_window: usize) -> 
         pieces,
         fenced,
         fence_info,
+        may_fence,
     }
 }
 
@@ -213,9 +222,6 @@ struct Block {
 /// (indentation allowed). An unclosed fence runs to the end of the text.
 fn fenced_blocks(text: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
-    if !super::language::may_hold_fence(text) {
-        return blocks;
-    }
     let mut open: Option<(char, usize, usize, usize, String)> = None;
     let base = text.as_ptr() as usize;
     super::scan::lines_until(text, |line| {

@@ -76,7 +76,13 @@ pub fn line_comment(language: &str) -> Option<&'static str> {
 /// first [`KEYWORD_LINES`] non-blank lines only: they are dense, and reading a
 /// whole 16 KB file was a third of the time of a whole preparation.
 pub fn detect_language(text: &str) -> Option<&'static str> {
-    if let Some(lang) = fence_language(text) {
+    detect_language_in(text, true)
+}
+
+/// [`detect_language`], told whether `text` may hold a fence at all (false
+/// when a text it is part of was found to hold none).
+pub(crate) fn detect_language_in(text: &str, may_fence: bool) -> Option<&'static str> {
+    if may_fence && let Some(lang) = fence_language(text) {
         return Some(lang);
     }
     if let Some(lang) = shebang_language(text) {

@@ -152,7 +152,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
     let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
-    let language = choose_language(input.language, ex.fence_info.as_deref(), &ex.code);
+    let language = choose_language(input.language, ex.fence_info.as_deref(), &ex);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -336,7 +336,11 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
 /// The request's language as given, else the fence's (canonical name when
 /// known), else the detected one.
-fn choose_language(requested: Option<&str>, fence: Option<&str>, code: &str) -> Option<String> {
+fn choose_language(
+    requested: Option<&str>,
+    fence: Option<&str>,
+    ex: &instruction::Extracted<'_>,
+) -> Option<String> {
     let requested = requested.map(str::trim).filter(|l| !l.is_empty());
     if let Some(l) = requested {
         return Some(l.to_owned());
@@ -347,7 +351,7 @@ fn choose_language(requested: Option<&str>, fence: Option<&str>, code: &str) -> 
     {
         return Some(normalize_language(word).map_or_else(|| word.to_owned(), str::to_owned));
     }
-    detect_language(code).map(str::to_owned)
+    language::detect_language_in(&ex.code, ex.may_fence).map(str::to_owned)
 }
 
 /// The original with the instruction first: the prompt sent when preparing

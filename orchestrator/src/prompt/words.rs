@@ -331,6 +331,7 @@ impl<'a> CodeWords<'a> {
     ) -> (Self, WordMap<String, String>) {
         let t = Terms::new(terms);
         let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
+        let either = Filter::new(t.texts.iter().copied().chain(wanted.iter().map(String::as_str)));
         let mut found: WordMap<String, String> = WordMap::default();
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
@@ -369,13 +370,16 @@ impl<'a> CodeWords<'a> {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
             } else if word.len() >= 2 {
-                // A plain lowercase word: one token, itself.
+                // A plain lowercase word: one token, itself. Most are no
+                // term and no wanted name: one filter rules out both.
                 total += 1;
-                if let Some(slot) = t.ascii(word.as_bytes()) {
-                    hits.push((index, slot as u32));
-                }
-                if found.len() < wanted.len() && wanted_filter.may_hold(word.as_bytes()) {
-                    find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
+                if either.may_hold(word.as_bytes()) {
+                    if let Some(slot) = t.ascii(word.as_bytes()) {
+                        hits.push((index, slot as u32));
+                    }
+                    if found.len() < wanted.len() && wanted_filter.may_hold(word.as_bytes()) {
+                        find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
+                    }
                 }
             }
         });
