@@ -688,6 +688,9 @@ mod tests {
                 format!("{pattern}\n"),
                 format!("x {pattern} {pattern} y\n{pattern}{pattern}\n"),
                 format!("{pattern} mid {pattern}\nlet {pattern}\n"),
+                // Long lines: patterns around and past byte 64.
+                format!("{}{pattern} {}{pattern}\n", "x".repeat(61), "y".repeat(70)),
+                format!("{}{pattern}\n", "z ".repeat(40)),
             ] {
                 assert_eq!(
                     keyword_language(&text),
