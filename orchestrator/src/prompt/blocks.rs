@@ -314,7 +314,7 @@ impl<'t, 'a> Structure<'t, 'a> {
     }
 
     fn trimmed(&self, i: usize) -> &'a str {
-        super::scan::trim(self.table.line_text(i))
+        self.table.trimmed(i)
     }
 
     fn indent(&self, i: usize) -> usize {

@@ -76,13 +76,7 @@ pub fn line_comment(language: &str) -> Option<&'static str> {
 /// first [`KEYWORD_LINES`] non-blank lines only: they are dense, and reading a
 /// whole 16 KB file was a third of the time of a whole preparation.
 pub fn detect_language(text: &str) -> Option<&'static str> {
-    detect_language_in(text, true)
-}
-
-/// [`detect_language`], told whether `text` may hold a fence at all (false
-/// when a text it is part of was found to hold none).
-pub(crate) fn detect_language_in(text: &str, may_fence: bool) -> Option<&'static str> {
-    if may_fence && let Some(lang) = fence_language(text) {
+    if let Some(lang) = fence_language(text) {
         return Some(lang);
     }
     if let Some(lang) = shebang_language(text) {
@@ -475,17 +469,69 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
 /// Scores each language by its signals and returns the best one when it is
 /// clearly supported. Each signal counts once per line it appears in.
 fn keyword_language(text: &str) -> Option<&'static str> {
-    let index = &*SIGNAL_INDEX;
-    let mut scores = vec![0u32; index.langs.len()];
-    // The line each signal last hit, so it counts once per line.
-    let mut hit_on = vec![usize::MAX; SIGNALS.len()];
-    let mut n = 0;
-    let mut at_positions = Vec::new();
-    super::scan::lines_until(text, |line| {
-        let t = super::scan::trim(line);
+    let mut scorer = Scorer::new();
+    super::scan::lines_until(text, |line| scorer.line(super::scan::trim(line)));
+    scorer.best()
+}
+
+/// [`detect_language`] of the text of `table`, its lines read from the table.
+pub(crate) fn detect_language_lines(
+    table: &super::lines::LineTable<'_>,
+    may_fence: bool,
+) -> Option<&'static str> {
+    let text = table.text();
+    if may_fence && let Some(lang) = fence_language(text) {
+        return Some(lang);
+    }
+    if let Some(lang) = shebang_language(text) {
+        return Some(lang);
+    }
+    let mut scorer = Scorer::new();
+    for (i, line) in table.lines().iter().enumerate() {
+        if !line.blank && !scorer.line(table.trimmed(i)) {
+            break;
+        }
+    }
+    scorer.best()
+}
+
+/// Language scores over the lines read so far.
+struct Scorer {
+    index: &'static SignalIndex,
+    scores: Vec<u32>,
+    /// The line each signal last hit, so it counts once per line.
+    hit_on: Vec<usize>,
+    /// Lines read.
+    n: usize,
+    at_positions: Vec<u32>,
+}
+
+impl Scorer {
+    fn new() -> Scorer {
+        let index = &*SIGNAL_INDEX;
+        Scorer {
+            index,
+            scores: vec![0; index.langs.len()],
+            hit_on: vec![usize::MAX; SIGNALS.len()],
+            n: 0,
+            at_positions: Vec::new(),
+        }
+    }
+
+    /// Reads one trimmed line (a blank one is skipped); false once
+    /// [`KEYWORD_LINES`] lines are read.
+    fn line(&mut self, t: &str) -> bool {
         if t.is_empty() {
             return true;
         }
+        let Scorer {
+            index,
+            scores,
+            hit_on,
+            n,
+            at_positions,
+        } = self;
+        let n = *n;
         let b = t.as_bytes();
         let mut hit = |s: usize| {
             if hit_on[s] != n {
@@ -512,8 +558,8 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 hit(s);
             }
         }
-        candidates(b, &index.triples, &mut at_positions);
-        for &at in &at_positions {
+        candidates(b, &index.triples, at_positions);
+        for &at in at_positions.iter() {
             let rest = &b[at as usize..];
             let here = Head::of(rest);
             for &s in &index.anywhere[usize::from(rest[0])] {
@@ -522,39 +568,44 @@ fn keyword_language(text: &str) -> Option<&'static str> {
                 }
             }
         }
-        n += 1;
-        n < KEYWORD_LINES
-    });
-    let score = |lang: &str| {
-        index
-            .langs
-            .iter()
-            .position(|&l| l == lang)
-            .map_or(0, |l| scores[l])
-    };
-    // Superset languages inherit the base language's signals.
-    let mut totals: Vec<(usize, u32)> = scores
-        .iter()
-        .enumerate()
-        .filter(|&(_, &s)| s > 0)
-        .map(|(l, &s)| match index.langs[l] {
-            "typescript" => (l, s + score("javascript")),
-            "cpp" => (l, s + score("c")),
-            _ => (l, s),
-        })
-        .collect();
-    // Stable order so ties resolve the same way every time: table order.
-    totals.sort_by_key(|&(l, s)| (std::cmp::Reverse(s), l));
-    let (best, best_score) = *totals.first()?;
-    if best_score < 4 {
-        return None;
+        self.n += 1;
+        self.n < KEYWORD_LINES
     }
-    // TypeScript and C++ only when their own signals are present; otherwise the
-    // inherited base language score would let them win every tie.
-    match index.langs[best] {
-        "typescript" if score("typescript") < 4 => Some("javascript"),
-        "cpp" if score("cpp") < 4 => Some("c"),
-        best => Some(best),
+
+    /// The best-scoring language, when it is clearly supported.
+    fn best(self) -> Option<&'static str> {
+        let Scorer { index, scores, .. } = self;
+        let score = |lang: &str| {
+            index
+                .langs
+                .iter()
+                .position(|&l| l == lang)
+                .map_or(0, |l| scores[l])
+        };
+        // Superset languages inherit the base language's signals.
+        let mut totals: Vec<(usize, u32)> = scores
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s > 0)
+            .map(|(l, &s)| match index.langs[l] {
+                "typescript" => (l, s + score("javascript")),
+                "cpp" => (l, s + score("c")),
+                _ => (l, s),
+            })
+            .collect();
+        // Stable order so ties resolve the same way every time: table order.
+        totals.sort_by_key(|&(l, s)| (std::cmp::Reverse(s), l));
+        let (best, best_score) = *totals.first()?;
+        if best_score < 4 {
+            return None;
+        }
+        // TypeScript and C++ only when their own signals are present; otherwise the
+        // inherited base language score would let them win every tie.
+        match index.langs[best] {
+            "typescript" if score("typescript") < 4 => Some("javascript"),
+            "cpp" if score("cpp") < 4 => Some("c"),
+            best => Some(best),
+        }
     }
 }
 
@@ -675,12 +726,15 @@ mod tests {
             "",
             "   \n\t\n",
         ];
+        let by_table =
+            |text: &str| detect_language_lines(&crate::prompt::lines::LineTable::new(text), true);
         for text in samples {
             assert_eq!(
                 keyword_language(text),
                 keyword_language_reference(text),
                 "{text:?}"
             );
+            assert_eq!(by_table(text), detect_language(text), "{text:?}");
         }
         // Every pattern alone, twice on a line, and at a line's start and end.
         for &(_, pattern, ..) in SIGNALS {
@@ -697,6 +751,7 @@ mod tests {
                     keyword_language_reference(&text),
                     "{text:?}"
                 );
+                assert_eq!(by_table(&text), detect_language(&text), "{text:?}");
             }
         }
     }

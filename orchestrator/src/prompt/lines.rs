@@ -162,6 +162,24 @@ impl<'a> LineTable<'a> {
         })
     }
 
+    /// The text of line `i` without the whitespace around it (as
+    /// `str::trim`), its ASCII ends found in the whitespace masks.
+    pub fn trimmed(&self, i: usize) -> &'a str {
+        use super::scan::Spaces;
+        let Some(l) = self.lines.get(i) else {
+            return "";
+        };
+        let m = &self.spaces.white;
+        let s = Spaces::first_clear(m, l.byte_start, l.byte_end);
+        let e = Spaces::last_clear_end(m, s, l.byte_end);
+        let b = self.text.as_bytes();
+        if s < e && (b[s] >= 0x80 || b[e - 1] >= 0x80) {
+            // Maybe whitespace outside ASCII (U+00A0) at an end.
+            return self.text[s..e].trim();
+        }
+        &self.text[s..e]
+    }
+
     /// Index of the line holding character `c` (the last line for `c` at or
     /// past the end).
     pub fn line_of(&self, c: usize) -> usize {
@@ -263,6 +281,9 @@ mod tests {
             let t = LineTable::new(&text);
             proptest::prop_assert_eq!(t.lines(), &lines_reference(&text)[..]);
             proptest::prop_assert_eq!(t.char_len(), text.chars().count());
+            for i in 0..t.len() {
+                proptest::prop_assert_eq!(t.trimmed(i), t.line_text(i).trim());
+            }
             let bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
             for (c, &b) in bytes.iter().enumerate() {
                 proptest::prop_assert_eq!(t.byte(c), b);

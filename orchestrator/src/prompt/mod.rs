@@ -152,7 +152,10 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
     let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
-    let language = choose_language(input.language, ex.fence_info.as_deref(), &ex);
+    // The code's line table: language detection reads its lines, and every
+    // later step works on them.
+    let table = LineTable::new(&ex.code);
+    let language = choose_language(input.language, ex.fence_info.as_deref(), &table, &ex);
 
     let mut stats = PrepareStats {
         original_chars,
@@ -185,7 +188,6 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     }
 
     // Chunk each segment separately, so repeated code is cut identically.
-    let table = LineTable::new(&ex.code);
     let printer = dedup::Printer::new(&table);
     let segments = dedup::segments_with(&printer, cfg.repeat_min_lines, cfg.repeat_min_chars);
     let mut chunks = Vec::new();
@@ -339,6 +341,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 fn choose_language(
     requested: Option<&str>,
     fence: Option<&str>,
+    table: &LineTable<'_>,
     ex: &instruction::Extracted<'_>,
 ) -> Option<String> {
     let requested = requested.map(str::trim).filter(|l| !l.is_empty());
@@ -351,7 +354,7 @@ fn choose_language(
     {
         return Some(normalize_language(word).map_or_else(|| word.to_owned(), str::to_owned));
     }
-    language::detect_language_in(&ex.code, ex.may_fence).map(str::to_owned)
+    language::detect_language_lines(table, ex.may_fence).map(str::to_owned)
 }
 
 /// The original with the instruction first: the prompt sent when preparing

@@ -331,7 +331,12 @@ impl<'a> CodeWords<'a> {
     ) -> (Self, WordMap<String, String>) {
         let t = Terms::new(terms);
         let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
-        let either = Filter::new(t.texts.iter().copied().chain(wanted.iter().map(String::as_str)));
+        let either = Filter::new(
+            t.texts
+                .iter()
+                .copied()
+                .chain(wanted.iter().map(String::as_str)),
+        );
         let mut found: WordMap<String, String> = WordMap::default();
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
