@@ -56,8 +56,17 @@ pub fn omission_marker(lines: usize, comment: Option<&str>) -> String {
 /// `code` inside a fence tagged `language`; the fence is longer than any run
 /// of backticks that starts a line of the code, so it cannot be closed early.
 pub fn fence(code: &str, language: Option<&str>) -> String {
+    let mut out = String::with_capacity(code.len() + 32);
+    push_fenced(&mut out, code, language);
+    out
+}
+
+/// Appends [`fence`] of `code` to `out`.
+fn push_fenced(out: &mut String, code: &str, language: Option<&str>) {
     let mut longest = 0;
-    super::scan::lines_until(code, |l| {
+    // Most code holds no backtick at all: one `memchr` decides.
+    let has_ticks = memchr::memchr(b'`', code.as_bytes()).is_some();
+    super::scan::lines_until(if has_ticks { code } else { "" }, |l| {
         // Most lines start with another visible character after their indent.
         let plain = l
             .bytes()
@@ -68,19 +77,18 @@ pub fn fence(code: &str, language: Option<&str>) -> String {
         }
         true
     });
-    let ticks = "`".repeat((longest + 1).max(3));
-    let tag: String = language
+    let ticks = (longest + 1).max(3);
+    let tag = language
         .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("")
-        .chars()
-        .filter(|c| *c != '`')
-        .collect();
-    let newline = if code.ends_with('\n') || code.is_empty() {
-        ""
-    } else {
-        "\n"
-    };
-    format!("{ticks}{tag}\n{code}{newline}{ticks}")
+        .unwrap_or("");
+    out.extend(std::iter::repeat_n('`', ticks));
+    out.extend(tag.chars().filter(|c| *c != '`'));
+    out.push('\n');
+    out.push_str(code);
+    if !(code.ends_with('\n') || code.is_empty()) {
+        out.push('\n');
+    }
+    out.extend(std::iter::repeat_n('`', ticks));
 }
 
 /// The instruction (when there is one), a blank line, then `body`.
@@ -91,10 +99,41 @@ pub fn with_instruction(instruction: Option<&str>, body: &str) -> String {
     }
 }
 
+/// [`with_instruction`] of [`fence`] of `code`, written once.
+pub fn with_instruction_fenced(
+    instruction: Option<&str>,
+    code: &str,
+    language: Option<&str>,
+) -> String {
+    let instruction = instruction.filter(|i| !i.is_empty());
+    let mut out = String::with_capacity(instruction.map_or(0, str::len) + code.len() + 40);
+    if let Some(i) = instruction {
+        out.push_str(i);
+        out.push_str("\n\n");
+    }
+    push_fenced(&mut out, code, language);
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::single_range_in_vec_init)] // one kept range is a real case
 mod tests {
     use super::*;
+
+    #[test]
+    fn fenced_in_one_write_is_fence_then_instruction() {
+        for code in ["", "a\n", "x = 1", "```\nq\n", "  ````js\nz\n"] {
+            for instruction in [None, Some(""), Some("Fix it")] {
+                for language in [None, Some("python"), Some("c++ x"), Some("`js")] {
+                    assert_eq!(
+                        with_instruction_fenced(instruction, code, language),
+                        with_instruction(instruction, &fence(code, language)),
+                        "{code:?} {instruction:?} {language:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn markers_between_kept_ranges() {

@@ -278,10 +278,8 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     stats.chunks_kept = selection.chunks_kept;
 
     let body = assemble::render_kept(&table, &selection.kept, language.as_deref());
-    let prompt = assemble::with_instruction(
-        ex.instruction.as_deref(),
-        &assemble::fence(&body, language.as_deref()),
-    );
+    let prompt =
+        assemble::with_instruction_fenced(ex.instruction.as_deref(), &body, language.as_deref());
     let final_chars = prompt.chars().count();
     let too_long = final_chars as f64 > original_chars as f64 * (1.0 - cfg.min_gain);
     if too_long || selection.kept.is_empty() {
