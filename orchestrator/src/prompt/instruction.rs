@@ -54,6 +54,8 @@ pub struct Extracted<'a> {
     pub code: Cow<'a, str>,
     /// The number of characters of `code`.
     pub code_chars: usize,
+    /// The number of characters of the text.
+    pub text_chars: usize,
     /// How `code` maps back to character offsets of the input text; characters
     /// of `code` not covered (separators between fenced blocks) map nowhere.
     pub pieces: Vec<Piece>,
@@ -96,10 +98,14 @@ pub fn extract<'a>(text: &'a str, given: Option<&str>, marker_window: usize) -> 
     } else {
         None
     };
-    if !fenced {
+    let text_chars;
+    if fenced {
+        text_chars = text.chars().count();
+    } else {
         // The code is the text up to the marker line, if any: counted once.
         let end = marker.unwrap_or(text.len());
         code_chars = text[..end].chars().count();
+        text_chars = code_chars + text[end..].chars().count();
         pieces.push(Piece {
             code_start: 0,
             text_start: 0,
@@ -137,6 +143,7 @@ pub fn extract<'a>(text: &'a str, given: Option<&str>, marker_window: usize) -> 
         source,
         code,
         code_chars,
+        text_chars,
         pieces,
         fenced,
         fence_info,
@@ -561,6 +568,7 @@ mod tests {
             let text = lines.join("\n");
             let e = extract(&text, given.as_deref(), 12);
             proptest::prop_assert_eq!(e.code_chars, e.code.chars().count());
+            proptest::prop_assert_eq!(e.text_chars, text.chars().count());
             let mapped: usize = e.pieces.iter().map(|p| p.len).sum();
             proptest::prop_assert!(mapped <= e.code_chars);
         }

@@ -148,10 +148,10 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let given = input.instruction.map(str::trim).filter(|g| !g.is_empty());
     // The original is the text after the given instruction and a blank line
     // (`assemble::with_instruction`); it is only built when it is sent.
-    let text_chars = text.chars().count();
-    let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
     let original = || assemble::with_instruction(given, text);
     let ex = instruction::extract(text, given, cfg.marker_window);
+    let text_chars = ex.text_chars;
+    let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
     // The code's line table: language detection reads its lines, and every
     // later step works on them.
     let table = LineTable::new(&ex.code);
