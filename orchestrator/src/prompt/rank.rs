@@ -439,11 +439,11 @@ pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
 
 /// The distinct whole tokens among `tokens`: the identifiers
 /// [`build_query_from`] may look up in the code.
-pub fn whole_tokens(tokens: &[Token]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub fn whole_tokens(tokens: &[Token]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
     for t in tokens {
-        if t.whole && !out.contains(&t.text) {
-            out.push(t.text.clone());
+        if t.whole && !out.contains(&t.text.as_str()) {
+            out.push(&t.text);
         }
     }
     out

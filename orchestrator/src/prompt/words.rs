@@ -327,16 +327,11 @@ impl<'a> CodeWords<'a> {
         code: &'a str,
         regions: &[Range<usize>],
         terms: &[&str],
-        wanted: &[String],
+        wanted: &[&str],
     ) -> (Self, WordMap<String, String>) {
         let t = Terms::new(terms);
-        let wanted_filter = Filter::new(wanted.iter().map(String::as_str));
-        let either = Filter::new(
-            t.texts
-                .iter()
-                .copied()
-                .chain(wanted.iter().map(String::as_str)),
-        );
+        let wanted_filter = Filter::new(wanted.iter().copied());
+        let either = Filter::new(t.texts.iter().copied().chain(wanted.iter().copied()));
         let mut found: WordMap<String, String> = WordMap::default();
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
@@ -502,7 +497,7 @@ impl<'a> CodeWords<'a> {
 #[inline]
 fn find_wanted(
     word: &str,
-    wanted: &[String],
+    wanted: &[&str],
     filter: &Filter,
     found: &mut WordMap<String, String>,
     lower: &mut String,
@@ -520,12 +515,12 @@ fn find_wanted(
         lower.push_str(&word.to_lowercase());
         wanted.iter().find(|w| **w == *lower)
     };
-    if let Some(key) = key
+    if let Some(&key) = key
         && word.chars().nth(1).is_some()
         && !word.chars().all(char::is_numeric)
         && !found.contains_key(key)
     {
-        found.insert(key.clone(), word.to_owned());
+        found.insert(key.to_owned(), word.to_owned());
     }
 }
 
@@ -561,7 +556,9 @@ mod tests {
             }
         });
         let whole = 0..code.len();
-        let (words, found) = CodeWords::new(code, std::slice::from_ref(&whole), &terms, &wanted);
+        let wanted_str: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let (words, found) =
+            CodeWords::new(code, std::slice::from_ref(&whole), &terms, &wanted_str);
         assert_eq!(found, code_identifiers_reference(code, &wanted), "{code:?}");
         // Only some lines: as if the others were not there.
         let mut regions = Vec::new();
@@ -574,7 +571,7 @@ mod tests {
             }
             at += line.len();
         }
-        let (part, found) = CodeWords::new(code, &regions, &terms, &wanted);
+        let (part, found) = CodeWords::new(code, &regions, &terms, &wanted_str);
         assert_eq!(
             found,
             code_identifiers_reference(&kept, &wanted),
