@@ -350,70 +350,54 @@ fn triple_key(window: u32) -> usize {
     (window.wrapping_mul(0x9e37_79b1) >> 16) as usize
 }
 
-/// Sets `out` to the positions of the line `text[start..end]`, counted from
-/// `start`, where an `Anywhere` signal may start: those whose three bytes
-/// (read from `text`, a zero past its end) have their bit in `triples`. A
-/// signal has two bytes or more, so the line's last byte starts none; a
-/// signal that matches in the line has its first three bytes there, or two
-/// and any third.
-fn candidates(text: &[u8], start: usize, end: usize, triples: &Triples, out: &mut Vec<u32>) {
-    out.clear();
-    let stop = end.saturating_sub(1).max(start);
+/// Bit `p` set for the positions `p` of `text[..end]` where an `Anywhere`
+/// signal may start: those whose three bytes (read from `text`, a zero past
+/// its end) have their bit in `triples`. A signal that matches in a line
+/// has its first three bytes there, or two and any third; bytes past the
+/// line only let more positions through.
+fn candidate_mask(text: &[u8], end: usize, triples: &Triples) -> Vec<u64> {
+    let mut mask = vec![0u64; end.div_ceil(64)];
     #[cfg(target_arch = "x86_64")]
     let from = if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present (checked just above).
-        unsafe { candidates_avx2(text, start, stop, triples, out) }
+        unsafe { candidates_avx2(text, end, triples, &mut mask) }
     } else {
-        start
+        0
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let from = start;
-    candidates_plain(text, start, from, stop, triples, out);
+    let from = 0;
+    candidates_plain(text, from, end, triples, &mut mask);
+    mask
 }
 
-/// [`candidates`] for the positions `from..stop`, one at a time.
-fn candidates_plain(
-    text: &[u8],
-    start: usize,
-    from: usize,
-    stop: usize,
-    triples: &Triples,
-    out: &mut Vec<u32>,
-) {
+/// [`candidate_mask`] of the positions `from..end`, one at a time.
+fn candidates_plain(text: &[u8], from: usize, end: usize, triples: &Triples, mask: &mut [u64]) {
     let at = |i: usize| u32::from(text.get(i).copied().unwrap_or(0));
-    for p in from..stop {
+    for p in from..end {
         let k = triple_key(at(p) | at(p + 1) << 8 | at(p + 2) << 16);
-        if triples[k / 32] >> (k % 32) & 1 != 0 {
-            out.push((p - start) as u32);
-        }
+        mask[p / 64] |= u64::from(triples[k / 32] >> (k % 32) & 1) << (p % 64);
     }
 }
 
-/// [`candidates`] for positions from `start`, eight at a time: the three
+/// [`candidate_mask`] from position 0, eight positions at a time: the three
 /// bytes of each widened to a 32-bit lane, hashed by one multiply, their
 /// bits fetched by one gather. Returns the first position not read (the
-/// last few, and those too near the end of `text` for a 16-byte load, are
-/// left to [`candidates_plain`]).
+/// last few, too near the end of `text` for a 16-byte load, are left to
+/// [`candidates_plain`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn candidates_avx2(
-    text: &[u8],
-    start: usize,
-    stop: usize,
-    triples: &Triples,
-    out: &mut Vec<u32>,
-) -> usize {
+fn candidates_avx2(text: &[u8], end: usize, triples: &Triples, mask: &mut [u64]) -> usize {
     use std::arch::x86_64::{
         __m128i, _mm_loadu_si128, _mm_srli_si128, _mm256_and_si256, _mm256_castsi256_ps,
         _mm256_cvtepu8_epi32, _mm256_i32gather_epi32, _mm256_movemask_ps, _mm256_mullo_epi32,
         _mm256_or_si256, _mm256_set1_epi32, _mm256_slli_epi32, _mm256_srli_epi32,
         _mm256_srlv_epi32,
     };
-    let mut p = start;
-    while p + 8 <= stop && p + 16 <= text.len() {
+    let mut p = 0;
+    while p + 8 <= end && p + 16 <= text.len() {
         // SAFETY: bytes `p..p + 16` are inside `text`; every gathered index
         // is a 16-bit key over 32, inside the 2,048 words of `triples`.
-        let mut mask = unsafe {
+        let bits = unsafe {
             let v = _mm_loadu_si128(text.as_ptr().add(p).cast::<__m128i>());
             let b0 = _mm256_cvtepu8_epi32(v);
             let b1 = _mm256_cvtepu8_epi32(_mm_srli_si128::<1>(v));
@@ -433,10 +417,8 @@ fn candidates_avx2(
             let bits = _mm256_srlv_epi32(words, _mm256_and_si256(key, _mm256_set1_epi32(31)));
             _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<31>(bits))) as u32
         };
-        while mask != 0 {
-            out.push((p - start) as u32 + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
+        // `p` is a multiple of 8: its eight bits lie in one word.
+        mask[p / 64] |= u64::from(bits) << (p % 64);
         p += 8;
     }
     p
@@ -542,9 +524,17 @@ static SIGNAL_INDEX: std::sync::LazyLock<SignalIndex> = std::sync::LazyLock::new
 /// Scores each language by its signals and returns the best one when it is
 /// clearly supported. Each signal counts once per line it appears in.
 fn keyword_language(text: &str) -> Option<&'static str> {
-    let mut scorer = Scorer::new(text);
-    super::scan::lines_until(text, |line| scorer.line(super::scan::trim(line)));
-    scorer.best()
+    let mut lines = Vec::with_capacity(KEYWORD_LINES);
+    let base = text.as_ptr() as usize;
+    super::scan::lines_until(text, |line| {
+        let t = super::scan::trim(line);
+        if !t.is_empty() {
+            let start = t.as_ptr() as usize - base;
+            lines.push((start, start + t.len()));
+        }
+        lines.len() < KEYWORD_LINES
+    });
+    Scorer::new(text, &lines).best()
 }
 
 /// [`detect_language`] of the text of `table`, its lines read from the table.
@@ -559,102 +549,83 @@ pub(crate) fn detect_language_lines(
     if let Some(lang) = shebang_language(text) {
         return Some(lang);
     }
-    let mut scorer = Scorer::new(text);
-    for (i, line) in table.lines().iter().enumerate() {
-        if !line.blank && !scorer.line(table.trimmed(i)) {
-            break;
-        }
-    }
-    scorer.best()
+    let base = text.as_ptr() as usize;
+    let lines: Vec<(usize, usize)> = (0..table.len())
+        .filter(|&i| !table.lines()[i].blank)
+        .map(|i| table.trimmed(i))
+        .filter(|t| !t.is_empty())
+        .take(KEYWORD_LINES)
+        .map(|t| {
+            (
+                t.as_ptr() as usize - base,
+                t.as_ptr() as usize - base + t.len(),
+            )
+        })
+        .collect();
+    Scorer::new(text, &lines).best()
 }
 
-/// Language scores over the lines read so far.
-struct Scorer<'t> {
-    /// The text the lines are read from.
-    text: &'t str,
+/// Language scores of some lines of a text.
+struct Scorer {
     index: &'static SignalIndex,
     scores: Vec<u32>,
-    /// The line each signal last hit, so it counts once per line.
-    hit_on: Vec<usize>,
-    /// Lines read.
-    n: usize,
-    at_positions: Vec<u32>,
 }
 
-impl<'t> Scorer<'t> {
-    fn new(text: &'t str) -> Scorer<'t> {
+impl Scorer {
+    /// Scores the trimmed, non-blank `lines` of `text` (byte ranges, in
+    /// order): each signal counts once per line it appears in.
+    fn new(text: &str, lines: &[(usize, usize)]) -> Scorer {
         let index = &*SIGNAL_INDEX;
-        Scorer {
-            text,
-            index,
-            scores: vec![0; index.langs.len()],
-            hit_on: vec![usize::MAX; SIGNALS.len()],
-            n: 0,
-            at_positions: Vec::new(),
-        }
-    }
-
-    /// Reads one trimmed line, a slice of the text (a blank one is
-    /// skipped); false once [`KEYWORD_LINES`] lines are read.
-    fn line(&mut self, t: &str) -> bool {
-        if t.is_empty() {
-            return true;
-        }
-        let start = t.as_ptr() as usize - self.text.as_ptr() as usize;
-        debug_assert!(start + t.len() <= self.text.len(), "a line of the text");
-        let Scorer {
-            text,
-            index,
-            scores,
-            hit_on,
-            n,
-            at_positions,
-        } = self;
-        let n = *n;
-        let b = t.as_bytes();
-        let mut hit = |s: usize| {
-            if hit_on[s] != n {
-                hit_on[s] = n;
-                scores[index.lang_of[s]] += SIGNALS[s].3;
-            }
-        };
-        let head = Head::of(b);
-        for &s in &index.start[usize::from(b[0])] {
-            if index.heads[s].matches(head, b, SIGNALS[s].1.as_bytes()) {
-                hit(s);
-            }
-        }
-        let tail = tail_word(b);
-        for &s in &index.end[usize::from(b[b.len() - 1])] {
-            let pattern = SIGNALS[s].1.as_bytes();
-            let n = pattern.len();
-            let ends = if n <= 8 {
-                b.len() >= n && tail >> (8 * (8 - n)) == index.heads[s].bytes
-            } else {
-                b.ends_with(pattern)
-            };
-            if ends {
-                hit(s);
-            }
-        }
+        let mut scores = vec![0; index.langs.len()];
+        // The line each signal last hit, so it counts once per line.
+        let mut hit_on = vec![usize::MAX; SIGNALS.len()];
         let text = text.as_bytes();
-        candidates(text, start, start + b.len(), &index.triples, at_positions);
-        for &at in at_positions.iter() {
-            let rest = &b[at as usize..];
-            let here = Head::of(rest);
-            for &s in &index.anywhere[usize::from(rest[0])] {
-                if index.heads[s].matches(here, rest, SIGNALS[s].1.as_bytes()) {
+        let read = lines.last().map_or(0, |l| l.1);
+        let maybe = candidate_mask(text, read, &index.triples);
+        for (n, &(start, end)) in lines.iter().enumerate() {
+            let b = &text[start..end];
+            let mut hit = |s: usize| {
+                if hit_on[s] != n {
+                    hit_on[s] = n;
+                    scores[index.lang_of[s]] += SIGNALS[s].3;
+                }
+            };
+            let head = Head::of(b);
+            for &s in &index.start[usize::from(b[0])] {
+                if index.heads[s].matches(head, b, SIGNALS[s].1.as_bytes()) {
                     hit(s);
                 }
             }
+            let tail = tail_word(b);
+            for &s in &index.end[usize::from(b[b.len() - 1])] {
+                let pattern = SIGNALS[s].1.as_bytes();
+                let n = pattern.len();
+                let ends = if n <= 8 {
+                    b.len() >= n && tail >> (8 * (8 - n)) == index.heads[s].bytes
+                } else {
+                    b.ends_with(pattern)
+                };
+                if ends {
+                    hit(s);
+                }
+            }
+            // A signal has two bytes or more: none starts at the last byte.
+            super::scan::for_each_bit(&maybe, start, end - 1, |at| {
+                let rest = &text[at..end];
+                let here = Head::of(rest);
+                for &s in &index.anywhere[usize::from(rest[0])] {
+                    if index.heads[s].matches(here, rest, SIGNALS[s].1.as_bytes()) {
+                        hit(s);
+                    }
+                }
+            });
         }
-        self.n += 1;
-        self.n < KEYWORD_LINES
+        Scorer { index, scores }
     }
 
     /// The best-scoring language, when it is clearly supported.
     fn best(self) -> Option<&'static str> {
-        let Scorer { index, scores, .. } = self;
+        let Scorer { index, scores } = self;
         let score = |lang: &str| {
             index
                 .langs
@@ -852,29 +823,25 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The AVX2 filter finds the positions the one-at-a-time loop finds,
-        /// on lines anywhere in a text (near its end too), and every
-        /// position where a signal starts is among them.
+        /// The AVX2 filter sets the bits the one-at-a-time loop sets, up to
+        /// any end (near the text's end too), and every position where a
+        /// signal starts is among them.
         #[test]
         fn candidate_filters_agree(
             text in "([a-zA-Z_ ().:=!<>&\"$~{}-]{0,40}\n?){0,12}",
-            cuts in proptest::collection::vec((0usize..600, 0usize..80), 1..6),
+            cut in 0usize..600,
         ) {
             let index = &*SIGNAL_INDEX;
             let b = text.as_bytes();
-            for (start, len) in cuts {
-                let start = start.min(b.len());
-                let end = (start + len).min(b.len());
-                let mut plain = Vec::new();
-                candidates_plain(b, start, start, end.saturating_sub(1).max(start), &index.triples, &mut plain);
-                let mut got = Vec::new();
-                candidates(b, start, end, &index.triples, &mut got);
-                proptest::prop_assert_eq!(&got, &plain);
-                for &(_, pattern, at, _) in SIGNALS {
-                    if let At::Anywhere = at {
-                        for (i, _) in text[start..end].match_indices(pattern) {
-                            proptest::prop_assert!(got.contains(&(i as u32)), "{pattern:?} at {i}");
-                        }
+            let end = cut.min(b.len());
+            let mut plain = vec![0u64; end.div_ceil(64)];
+            candidates_plain(b, 0, end, &index.triples, &mut plain);
+            let got = candidate_mask(b, end, &index.triples);
+            proptest::prop_assert_eq!(&got, &plain);
+            for &(_, pattern, at, _) in SIGNALS {
+                if let At::Anywhere = at {
+                    for (i, _) in text[..end].match_indices(pattern) {
+                        proptest::prop_assert!(got[i / 64] >> (i % 64) & 1 == 1, "{pattern:?} at {i}");
                     }
                 }
             }

@@ -499,6 +499,28 @@ impl Spaces {
     }
 }
 
+/// Calls `f(i)` for every bit `i` of `start..end` set in `m`, in order.
+#[inline]
+pub fn for_each_bit(m: &[u64], start: usize, end: usize, mut f: impl FnMut(usize)) {
+    if start >= end {
+        return;
+    }
+    let (first, last) = (start / 64, (end - 1) / 64);
+    for k in first..=last {
+        let mut word = m[k];
+        if k == first {
+            word &= u64::MAX << (start % 64);
+        }
+        if k == last {
+            word &= u64::MAX >> (63 - (end - 1) % 64);
+        }
+        while word != 0 {
+            f(k * 64 + word.trailing_zeros() as usize);
+            word &= word - 1;
+        }
+    }
+}
+
 /// Is any bit of `start..end` set in `m`?
 #[inline]
 pub fn any_in(m: &[u64], start: usize, end: usize) -> bool {
@@ -695,6 +717,21 @@ mod tests {
         #[test]
         fn masks_find_the_plain_words(text in "(\\PC|[a-z_0-9 ]{1,70}){0,60}") {
             check(&text);
+        }
+
+        #[test]
+        fn bits_are_visited_in_order(
+            words in prop::collection::vec(any::<u64>(), 0..5),
+            start in 0usize..330,
+            len in 0usize..330,
+        ) {
+            let n = words.len() * 64;
+            let (start, end) = (start.min(n), (start + len).min(n));
+            let mut got = Vec::new();
+            for_each_bit(&words, start, end, |i| got.push(i));
+            let want: Vec<usize> =
+                (start..end).filter(|&i| words[i / 64] >> (i % 64) & 1 == 1).collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]
