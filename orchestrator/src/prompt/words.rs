@@ -338,6 +338,7 @@ impl<'a> CodeWords<'a> {
         let mut total = 0u32;
         let mut lower = String::new();
         let masks = Masks::new(code);
+        let bytes = code.as_bytes();
         let mut spans = Vec::with_capacity(code.len() / 8);
         let mut tokens_before = Vec::with_capacity(code.len() / 8 + 1);
         let mut r = 0;
@@ -351,8 +352,8 @@ impl<'a> CodeWords<'a> {
             let index = spans.len() as u32;
             spans.push((s as u32, e as u32));
             tokens_before.push(total);
-            let word = &code[s..e];
             if masks.special_in(s, e) {
+                let word = &code[s..e];
                 let n = e - s;
                 total += if n <= 64 && !any_in(&masks.high, s, e) {
                     let at = |m: &[u64]| bits_at(m, s, n);
@@ -369,15 +370,17 @@ impl<'a> CodeWords<'a> {
                 if found.len() < wanted.len() {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
-            } else if word.len() >= 2 {
+            } else if e - s >= 2 {
                 // A plain lowercase word: one token, itself. Most are no
                 // term and no wanted name: one filter rules out both.
                 total += 1;
-                if either.may_hold(word.as_bytes()) {
-                    if let Some(slot) = t.ascii(word.as_bytes()) {
+                let word = &bytes[s..e];
+                if either.may_hold(word) {
+                    if let Some(slot) = t.ascii(word) {
                         hits.push((index, slot as u32));
                     }
-                    if found.len() < wanted.len() && wanted_filter.may_hold(word.as_bytes()) {
+                    if found.len() < wanted.len() && wanted_filter.may_hold(word) {
+                        let word = &code[s..e];
                         find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                     }
                 }
