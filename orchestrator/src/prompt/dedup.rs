@@ -69,7 +69,7 @@ pub struct Printer<'t, 'a> {
     /// Per line: the byte range of its text between leading and trailing
     /// whitespace, and whether whitespace inside it is only single spaces;
     /// `None` when the text has whitespace outside ASCII.
-    lines: Option<Vec<(u32, u32, bool)>>,
+    lines: Option<&'t [(u32, u32, bool)]>,
 }
 
 impl<'t, 'a> Printer<'t, 'a> {
@@ -82,27 +82,14 @@ impl<'t, 'a> Printer<'t, 'a> {
         // be an ASCII space).
         let foldable = u32::try_from(str.len()).is_ok()
             && super::scan::wide_chars_until(str, |_, c| !c.is_whitespace());
-        let lines = foldable.then(|| {
-            use super::scan::{Spaces, any_in};
-            let m = table.spaces();
-            table
-                .lines()
-                .iter()
-                .map(|l| {
-                    let s = Spaces::first_clear(&m.white, l.byte_start, l.byte_end);
-                    let e = Spaces::last_clear_end(&m.white, s, l.byte_end);
-                    let simple = s == e || !any_in(&m.rough, s, e);
-                    (s as u32, e as u32, simple)
-                })
-                .collect()
-        });
+        let lines = foldable.then(|| table.trims());
         Printer { table, lines }
     }
 
     /// [`fingerprint`] of the characters `start..end`, and their number of
     /// non-whitespace characters.
     pub fn print(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> (u64, usize) {
-        let Some(lines) = &self.lines else {
+        let Some(lines) = self.lines else {
             return fingerprint_with(self.table.slice(start, end), buf);
         };
         let folded = self.fold(lines, start, end, buf);
@@ -123,7 +110,7 @@ impl<'t, 'a> Printer<'t, 'a> {
     /// The count [`Printer::print_line`] gives, without the fingerprint:
     /// the characters of the line that are not whitespace.
     pub fn line_weight(&self, i: usize, buf: &mut Vec<u8>) -> usize {
-        match &self.lines {
+        match self.lines {
             Some(lines) => {
                 // Bytes that are neither whitespace nor inside a character.
                 use super::scan::Spaces;
@@ -149,7 +136,7 @@ impl<'t, 'a> Printer<'t, 'a> {
     where
         'a: 'b,
     {
-        let (s, e, simple) = self.lines.as_ref()?[i];
+        let (s, e, simple) = self.lines?[i];
         let text = &self.table.text().as_bytes()[s as usize..e as usize];
         Some(if simple {
             text
@@ -162,7 +149,7 @@ impl<'t, 'a> Printer<'t, 'a> {
 
     /// [`Printer::print`] without the count.
     pub fn print_only(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> u64 {
-        match &self.lines {
+        match self.lines {
             Some(lines) => xxh3_64(self.fold(lines, start, end, buf)),
             None => fingerprint_with(self.table.slice(start, end), buf).0,
         }

@@ -35,6 +35,9 @@ pub struct LineTable<'a> {
     /// The text's whitespace masks, which the table was read from (the
     /// fingerprints of `dedup` read them too).
     spaces: super::scan::Spaces,
+    /// Per line: the byte range of its text between the ASCII whitespace
+    /// around it, and whether only single spaces separate its words.
+    trims: Vec<(u32, u32, bool)>,
 }
 
 impl<'a> LineTable<'a> {
@@ -48,6 +51,7 @@ impl<'a> LineTable<'a> {
         let breaks: usize = spaces.newline.iter().map(|w| w.count_ones() as usize).sum();
         let mut lines = Vec::with_capacity(breaks + 1);
         let mut wide = Vec::new();
+        let mut trims = Vec::with_capacity(breaks + 1);
         let mut chars = 0;
         let mut byte = 0;
         let mut line = |end: usize| {
@@ -76,6 +80,11 @@ impl<'a> LineTable<'a> {
             // (which may be whitespace: U+00A0).
             let first = Spaces::first_clear(&spaces.white, lead, end);
             let blank = first == end || (b[first] >= 0x80 && text[first..end].trim().is_empty());
+            // The text between the whitespace around it, and whether only
+            // single spaces separate its words.
+            let last = Spaces::last_clear_end(&spaces.white, first, end);
+            let simple = first == last || !super::scan::any_in(&spaces.rough, first, last);
+            trims.push((first as u32, last as u32, simple));
             lines.push(Line {
                 start: chars,
                 end: chars + n,
@@ -103,12 +112,20 @@ impl<'a> LineTable<'a> {
             wide,
             chars,
             spaces,
+            trims,
         }
     }
 
     /// The whitespace masks of the text.
     pub(crate) fn spaces(&self) -> &super::scan::Spaces {
         &self.spaces
+    }
+
+    /// Per line: the byte range of its text between the ASCII whitespace
+    /// around it, and whether only single spaces separate its words (the
+    /// text is under 4 GiB).
+    pub(crate) fn trims(&self) -> &[(u32, u32, bool)] {
+        &self.trims
     }
 
     /// The text the table was built over.
@@ -165,13 +182,10 @@ impl<'a> LineTable<'a> {
     /// The text of line `i` without the whitespace around it (as
     /// `str::trim`), its ASCII ends found in the whitespace masks.
     pub fn trimmed(&self, i: usize) -> &'a str {
-        use super::scan::Spaces;
-        let Some(l) = self.lines.get(i) else {
+        let Some(&(s, e, _)) = self.trims.get(i) else {
             return "";
         };
-        let m = &self.spaces.white;
-        let s = Spaces::first_clear(m, l.byte_start, l.byte_end);
-        let e = Spaces::last_clear_end(m, s, l.byte_end);
+        let (s, e) = (s as usize, e as usize);
         let b = self.text.as_bytes();
         if s < e && (b[s] >= 0x80 || b[e - 1] >= 0x80) {
             // Maybe whitespace outside ASCII (U+00A0) at an end.
