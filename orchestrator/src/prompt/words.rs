@@ -355,7 +355,8 @@ impl<'a> CodeWords<'a> {
             if masks.special_in(s, e) {
                 let word = &code[s..e];
                 let n = e - s;
-                total += if n <= 64 && !any_in(&masks.high, s, e) {
+                let ascii = !any_in(&masks.high, s, e);
+                total += if n <= 64 && ascii {
                     let at = |m: &[u64]| bits_at(m, s, n);
                     let lower = at(&masks.word) & !at(&masks.special);
                     let classes = [lower, at(&masks.upper), at(&masks.digit), at(&masks.under)];
@@ -367,7 +368,10 @@ impl<'a> CodeWords<'a> {
                         hits.push((index, slot as u32));
                     })
                 };
-                if found.len() < wanted.len() {
+                // An ASCII word the filter rules out is no wanted name.
+                if found.len() < wanted.len()
+                    && (!ascii || wanted_filter.may_hold(rank::trim_underscores(word).as_bytes()))
+                {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
             } else if e - s >= 2 {
