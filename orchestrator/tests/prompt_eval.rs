@@ -164,3 +164,56 @@ fn named_function_survives_and_median_reduction_is_at_least_60_percent() {
     );
     assert!(med >= 60.0, "median reduction {med:.1}% < 60%");
 }
+
+/// The whole plan of every case (prompt, stats but the time, kept ranges,
+/// language, instruction) as a digest: a change to any of them shows here,
+/// not only one that loses the named function or the median. Digests taken
+/// at 06f8f0b, before the speed work of steps 10–18 in BENCHMARKS.md, and
+/// unchanged by it. A deliberate change of output updates them (the failure
+/// prints the new list).
+#[test]
+fn plans_are_unchanged() {
+    const DIGESTS: [u64; 24] = [
+        0xdcf6701cfbb42364,
+        0xcc3f79b2176ea547,
+        0x4bf04060ee931a3c,
+        0xd3285f269b8a3497,
+        0xdd6e5286afbe061b,
+        0x75ba85e1cc076e0b,
+        0x0d060c0f2f5e4b51,
+        0x80f53ce7f9a5b94d,
+        0x4ffa22d06bf42f40,
+        0x1c392db2246f65c8,
+        0xb5b79d1bc8dc86df,
+        0xae63e86266a275d8,
+        0x9d1934b333593953,
+        0xde4e8777cb63321f,
+        0xb869d210fbda3444,
+        0x179632283d53c565,
+        0xa5f9c1f3c07b6f73,
+        0x91db432b59c528b7,
+        0xfb1c6705674c1c6f,
+        0xfd3ea6dfc002bb5b,
+        0xf47324b0f396c54c,
+        0x83d682849025c7a6,
+        0xd2d59deb18020f7a,
+        0xf033b6d76678cd18,
+    ];
+    let got: Vec<u64> = corpus::cases()
+        .iter()
+        .map(|case| {
+            let mut plan = prepare(
+                &PromptInput {
+                    text: &case.text,
+                    instruction: case.instruction.as_deref(),
+                    language: None,
+                },
+                &PrepareConfig::default(),
+            );
+            plan.stats.elapsed_us = 0;
+            let json = serde_json::to_vec(&plan).expect("a plan serializes");
+            xxhash_rust::xxh3::xxh3_64(&json)
+        })
+        .collect();
+    assert_eq!(got, DIGESTS, "plan digests: {got:#018x?}");
+}

@@ -404,7 +404,8 @@ impl<'t, 'a> Structure<'t, 'a> {
                 i += 1;
                 continue;
             }
-            // Only a line at the header's depth is read.
+            // Deeper lines are body by indentation alone; only the others
+            // are read.
             let t = self.trimmed(i);
             if ind == d && is_closer(t) {
                 last = i;

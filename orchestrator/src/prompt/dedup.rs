@@ -595,4 +595,33 @@ mod tests {
         let unique = unique_chunks(&table, &[0..1, 4..5], &segs);
         assert_eq!(unique, vec![true, false]);
     }
+
+    proptest::proptest! {
+        /// Prints of random ranges of texts with long lines (line pieces
+        /// copied as 64-byte blocks, folds across mask words) equal folding
+        /// each range; line weights equal the fold's count.
+        #[test]
+        fn prints_equal_folding_each_range(
+            lines in proptest::collection::vec(
+                "[ \t]{0,6}([a-z(){}=.,]{1,30}( {1,2}|\t|\x0b)?){0,8}\r?", 0..14),
+            cuts in proptest::collection::vec((0usize..2000, 0usize..2000), 1..8),
+        ) {
+            let text = lines.join("\n");
+            let table = LineTable::new(&text);
+            let printer = Printer::new(&table);
+            proptest::prop_assert!(printer.lines.is_some());
+            let n = table.char_len();
+            let mut buf = Vec::new();
+            for (a, b) in cuts {
+                let (a, b) = (a % (n + 1), b % (n + 1));
+                let (start, end) = (a.min(b), a.max(b));
+                let want = fingerprint_with(table.slice(start, end), &mut buf);
+                proptest::prop_assert_eq!(printer.print(start, end, &mut buf), want);
+            }
+            for i in 0..table.len() {
+                let folded = printer.print_line(i, &mut buf);
+                proptest::prop_assert_eq!(printer.line_weight(i, &mut buf), folded.1);
+            }
+        }
+    }
 }

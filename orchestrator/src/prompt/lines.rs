@@ -41,10 +41,13 @@ pub struct LineTable<'a> {
 }
 
 impl<'a> LineTable<'a> {
-    /// Builds the table from the whitespace masks of `text` (one pass over
-    /// its bytes; per line a few bit searches, no loop over its bytes).
+    /// Builds the table (of a text under 4 GiB: trimmed bounds are kept in
+    /// 32 bits) from the whitespace masks of `text` (one pass over
+    /// its bytes; per ASCII line a few bit searches, no loop over its bytes;
+    /// a line with multi-byte characters is also read char by char).
     pub fn new(text: &'a str) -> Self {
         use super::scan::Spaces;
+        debug_assert!(u32::try_from(text.len()).is_ok(), "a text under 4 GiB");
         let b = text.as_bytes();
         let ascii = text.is_ascii();
         let spaces = Spaces::new(b);
@@ -297,6 +300,14 @@ mod tests {
             proptest::prop_assert_eq!(t.char_len(), text.chars().count());
             for i in 0..t.len() {
                 proptest::prop_assert_eq!(t.trimmed(i), t.line_text(i).trim());
+                // Single-spaced: no whitespace but lone spaces between the
+                // line's ASCII-trimmed ends.
+                let (s, e, simple) = t.trims()[i];
+                let inner = &text.as_bytes()[s as usize..e as usize];
+                let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+                let rough = inner.iter().any(|c| ws(c) && *c != b' ')
+                    || inner.windows(2).any(|w| w[0] == b' ' && ws(&w[1]));
+                proptest::prop_assert_eq!(simple, !rough);
             }
             let bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
             for (c, &b) in bytes.iter().enumerate() {

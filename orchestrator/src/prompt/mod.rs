@@ -149,6 +149,10 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     // The original is the text after the given instruction and a blank line
     // (`assemble::with_instruction`); it is only built when it is sent.
     let original = || assemble::with_instruction(given, text);
+    if u32::try_from(text.len()).is_err() {
+        // Line and word offsets are kept in 32 bits.
+        return too_big(input, given, started);
+    }
     let ex = instruction::extract(text, given, cfg.marker_window);
     let text_chars = ex.text_chars;
     let original_chars = given.map_or(0, |g| g.chars().count() + 2) + text_chars;
@@ -331,6 +335,34 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
         applied: true,
         language,
         instruction: ex.instruction,
+    }
+}
+
+/// The plan for a text of 4 GiB or more: sent as it is.
+#[cold]
+fn too_big(input: &PromptInput<'_>, given: Option<&str>, started: Instant) -> PromptPlan {
+    let chars = input.text.chars().count() + given.map_or(0, |g| g.chars().count() + 2);
+    let stats = PrepareStats {
+        original_chars: chars,
+        final_chars: chars,
+        chunks_total: 0,
+        chunks_unique: 0,
+        chunks_kept: 0,
+        reduction_percent: 0.0,
+        elapsed_us: micros(started),
+        kept_ranges: whole_range(input.text, input.text.chars().count()),
+        skipped_reason: Some("the text is 4 GiB or more; it is sent as it is".to_owned()),
+    };
+    PromptPlan {
+        prompt: assemble::with_instruction(given, input.text),
+        stats,
+        applied: false,
+        language: input
+            .language
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned),
+        instruction: given.map(str::to_owned),
     }
 }
 
