@@ -100,16 +100,7 @@ impl Masks {
     /// Masks of `b` a byte at a time, 64 bytes per entry (non-ASCII bytes
     /// all taken as word bytes).
     fn push_plain(&mut self, b: &[u8]) {
-        for chunk in b.chunks(64) {
-            let mut words = [0u64; 6];
-            for (i, &c) in chunk.iter().enumerate() {
-                let class = CLASS[usize::from(c)];
-                for (f, w) in words.iter_mut().enumerate() {
-                    *w |= u64::from(class >> f & 1) << i;
-                }
-            }
-            self.push(words);
-        }
+        class_blocks(b, &CLASS, |words| self.push(words));
     }
 
     /// [`Masks::push_plain`] of the whole 64-byte blocks of `b`, 16 bytes a
@@ -233,6 +224,22 @@ pub fn trim(s: &str) -> &str {
         // `trim_ascii` leaves the vertical tab, which `str::trim` takes.
         (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80 || a == 0x0b || z == 0x0b => t.trim(),
         _ => t,
+    }
+}
+
+/// Calls `push` with the masks of each 64-byte block of `b` (the last may be
+/// shorter), a byte at a time: bit `f` of a byte's entry in `table` sets its
+/// bit in mask `f`.
+fn class_blocks<const N: usize>(b: &[u8], table: &[u8; 256], mut push: impl FnMut([u64; N])) {
+    for chunk in b.chunks(64) {
+        let mut words = [0u64; N];
+        for (i, &c) in chunk.iter().enumerate() {
+            let class = table[usize::from(c)];
+            for (f, w) in words.iter_mut().enumerate() {
+                *w |= u64::from(class >> f & 1) << i;
+            }
+        }
+        push(words);
     }
 }
 
@@ -396,16 +403,7 @@ impl Spaces {
 
     /// Masks of `b` a byte at a time, 64 bytes per entry.
     fn push_plain(&mut self, b: &[u8]) {
-        for chunk in b.chunks(64) {
-            let mut words = [0u64; 5];
-            for (i, &c) in chunk.iter().enumerate() {
-                let class = SPACE_CLASS[usize::from(c)];
-                for (f, w) in words.iter_mut().enumerate() {
-                    *w |= u64::from(class >> f & 1) << i;
-                }
-            }
-            self.push(words);
-        }
+        class_blocks(b, &SPACE_CLASS, |words| self.push(words));
     }
 
     /// Masks of the whole 64-byte blocks of `b`, 16 bytes per step; returns
