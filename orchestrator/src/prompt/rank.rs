@@ -437,12 +437,13 @@ pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
     out
 }
 
-/// The distinct whole tokens among `tokens`: the identifiers
-/// [`build_query_from`] may look up in the code.
+/// The distinct whole tokens among `tokens` that are not stopwords: the
+/// identifiers [`build_query_from`] may look up in the code (it skips
+/// stopwords before any lookup).
 pub fn whole_tokens(tokens: &[Token]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for t in tokens {
-        if t.whole && !out.contains(&t.text.as_str()) {
+        if t.whole && !is_stopword(&t.text) && !out.contains(&t.text.as_str()) {
             out.push(&t.text);
         }
     }
