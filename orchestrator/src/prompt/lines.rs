@@ -215,6 +215,59 @@ impl<'a> LineTable<'a> {
     }
 }
 
+/// [`LineTable::line_of`] of an ASCII text without the table: the line
+/// breaks before each position are counted, carrying on from the previous
+/// position when it is not further on, so positions in increasing order
+/// read the text once.
+pub struct LineCounter<'a> {
+    text: &'a [u8],
+    /// The position counted up to, and the line breaks before it.
+    at: usize,
+    breaks: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    /// The counter of `text`, given its number of characters: `None` unless
+    /// that is its number of bytes (an ASCII text).
+    pub fn new(text: &'a str, chars: usize) -> Option<Self> {
+        (chars == text.len()).then_some(LineCounter {
+            text: text.as_bytes(),
+            at: 0,
+            breaks: 0,
+        })
+    }
+
+    /// Index of the line holding character `c` (the last line for `c` at or
+    /// past the end).
+    pub fn line_of(&mut self, c: usize) -> usize {
+        let c = c.min(self.text.len());
+        if c < self.at {
+            (self.at, self.breaks) = (0, 0);
+        }
+        self.breaks += count_newlines(&self.text[self.at..c]);
+        self.at = c;
+        // Past the end's line break there is no line: the last one is
+        // before it.
+        if c == self.text.len() && self.text.last() == Some(&b'\n') {
+            self.breaks - 1
+        } else {
+            self.breaks
+        }
+    }
+}
+
+/// The `\n` bytes of `b`, counted in byte lanes 128 bytes at a time (which
+/// compiles to vector compares and adds; a count in `usize` lanes is a few
+/// times slower).
+fn count_newlines(b: &[u8]) -> usize {
+    let blocks = b.chunks_exact(128);
+    let rest = blocks.remainder();
+    let whole: usize = blocks
+        .map(|c| usize::from(c.iter().fold(0u8, |n, &x| n + u8::from(x == b'\n'))))
+        .sum();
+    whole + rest.iter().filter(|&&x| x == b'\n').count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +368,27 @@ mod tests {
             }
             proptest::prop_assert_eq!(t.byte(bytes.len() + 3), text.len());
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counted_lines_are_the_table_s(
+            text in "([ a-z]{0,5}\n{0,2}){0,12}",
+            positions in proptest::collection::vec(0usize..80, 0..12),
+        ) {
+            let t = LineTable::new(&text);
+            let mut counter = LineCounter::new(&text, text.len()).unwrap();
+            for c in positions {
+                proptest::prop_assert_eq!(counter.line_of(c), t.line_of(c), "at {}", c);
+            }
+        }
+    }
+
+    #[test]
+    fn counter_needs_an_ascii_text() {
+        assert!(LineCounter::new("é\n", 2).is_none());
+        let mut c = LineCounter::new("a\nb\n", 4).unwrap();
+        assert_eq!([c.line_of(0), c.line_of(2), c.line_of(4), c.line_of(1)], [0, 1, 1, 0]);
     }
 
     #[test]

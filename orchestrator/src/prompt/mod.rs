@@ -312,22 +312,7 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
 
     stats.final_chars = final_chars;
     stats.reduction_percent = percent_less(original_chars, final_chars);
-    // When the code is the start of the text (no fences), its lines are the
-    // text's: no second table is needed to report kept lines.
-    let text_table;
-    let text_lines =
-        if ex.pieces.len() == 1 && ex.pieces[0].code_start == 0 && ex.pieces[0].text_start == 0 {
-            &table
-        } else {
-            text_table = LineTable::new(text);
-            &text_table
-        };
-    stats.kept_ranges = selection
-        .kept
-        .iter()
-        .flat_map(|r| instruction::map_to_text(&ex.pieces, r.start, r.end))
-        .map(|(s, e)| kept_range(text_lines, s, e))
-        .collect();
+    stats.kept_ranges = kept_ranges(&ex, text, text_chars, &table, &selection.kept);
     stats.elapsed_us = micros(started);
     PromptPlan {
         prompt,
@@ -470,12 +455,40 @@ fn whole_range(text: &str, chars: usize) -> Vec<KeptRange> {
     }]
 }
 
-fn kept_range(table: &LineTable<'_>, start: usize, end: usize) -> KeptRange {
+/// The kept code ranges `kept` as ranges of the text (of `text_chars`
+/// characters), with their lines: the code's when the code is the start of
+/// the text (no fences), else counted over an ASCII text, else read from a
+/// table of the text.
+fn kept_ranges(
+    ex: &instruction::Extracted<'_>,
+    text: &str,
+    text_chars: usize,
+    code: &LineTable<'_>,
+    kept: &[std::ops::Range<usize>],
+) -> Vec<KeptRange> {
+    let ranges = kept
+        .iter()
+        .flat_map(|r| instruction::map_to_text(&ex.pieces, r.start, r.end));
+    let code_is_text =
+        ex.pieces.len() == 1 && ex.pieces[0].code_start == 0 && ex.pieces[0].text_start == 0;
+    if code_is_text {
+        return ranges.map(|(s, e)| kept_range(s, e, |c| code.line_of(c))).collect();
+    }
+    if let Some(mut counter) = lines::LineCounter::new(text, text_chars) {
+        return ranges.map(|(s, e)| kept_range(s, e, |c| counter.line_of(c))).collect();
+    }
+    let table = LineTable::new(text);
+    ranges.map(|(s, e)| kept_range(s, e, |c| table.line_of(c))).collect()
+}
+
+/// The characters `start..end` with their lines, numbered from 1 by
+/// `line_of` (the index of the line holding a character).
+fn kept_range(start: usize, end: usize, mut line_of: impl FnMut(usize) -> usize) -> KeptRange {
     KeptRange {
         start,
         end,
-        start_line: table.line_of(start) + 1,
-        end_line: table.line_of(end.saturating_sub(1).max(start)) + 1,
+        start_line: line_of(start) + 1,
+        end_line: line_of(end.saturating_sub(1).max(start)) + 1,
     }
 }
 
