@@ -81,7 +81,7 @@ impl<'t, 'a> Printer<'t, 'a> {
         // whitespace outside ASCII (no other byte of a UTF-8 character can
         // be an ASCII space).
         let foldable = u32::try_from(str.len()).is_ok()
-            && super::scan::wide_chars_until(str, |_, c| !c.is_whitespace());
+            && (table.is_ascii() || super::scan::wide_chars_until(str, |_, c| !c.is_whitespace()));
         let lines = foldable.then(|| table.trims());
         Printer { table, lines }
     }

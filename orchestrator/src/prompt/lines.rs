@@ -49,8 +49,9 @@ impl<'a> LineTable<'a> {
         use super::scan::Spaces;
         debug_assert!(u32::try_from(text.len()).is_ok(), "a text under 4 GiB");
         let b = text.as_bytes();
-        let ascii = text.is_ascii();
         let spaces = Spaces::new(b);
+        // A character outside ASCII has continuation bytes (valid UTF-8).
+        let ascii = spaces.cont.iter().all(|&w| w == 0);
         let breaks: usize = spaces.newline.iter().map(|w| w.count_ones() as usize).sum();
         let mut lines = Vec::with_capacity(breaks + 1);
         let mut wide = Vec::new();
@@ -154,6 +155,11 @@ impl<'a> LineTable<'a> {
     /// Number of characters in the text.
     pub fn char_len(&self) -> usize {
         self.chars
+    }
+
+    /// True when the text is ASCII (its characters are its bytes).
+    pub fn is_ascii(&self) -> bool {
+        self.chars == self.text.len()
     }
 
     /// Byte offset of character `c` (clamped to the end of the text).
@@ -351,6 +357,7 @@ mod tests {
             let t = LineTable::new(&text);
             proptest::prop_assert_eq!(t.lines(), &lines_reference(&text)[..]);
             proptest::prop_assert_eq!(t.char_len(), text.chars().count());
+            proptest::prop_assert_eq!(t.is_ascii(), text.is_ascii());
             for i in 0..t.len() {
                 proptest::prop_assert_eq!(t.trimmed(i), t.line_text(i).trim());
                 // Single-spaced: no whitespace but lone spaces between the
@@ -388,7 +395,10 @@ mod tests {
     fn counter_needs_an_ascii_text() {
         assert!(LineCounter::new("é\n", 2).is_none());
         let mut c = LineCounter::new("a\nb\n", 4).unwrap();
-        assert_eq!([c.line_of(0), c.line_of(2), c.line_of(4), c.line_of(1)], [0, 1, 1, 0]);
+        assert_eq!(
+            [c.line_of(0), c.line_of(2), c.line_of(4), c.line_of(1)],
+            [0, 1, 1, 0]
+        );
     }
 
     #[test]

@@ -418,7 +418,7 @@ fn definition_lines(table: &LineTable<'_>, names: &[String]) -> Vec<usize> {
     // only them (and the rare non-ASCII lines) as definitions.
     let lines = table.lines();
     let lower = table.text().to_ascii_lowercase();
-    let mut candidate: Vec<bool> = if table.text().is_ascii() {
+    let mut candidate: Vec<bool> = if table.is_ascii() {
         vec![false; lines.len()]
     } else {
         lines
@@ -472,13 +472,19 @@ fn kept_ranges(
     let code_is_text =
         ex.pieces.len() == 1 && ex.pieces[0].code_start == 0 && ex.pieces[0].text_start == 0;
     if code_is_text {
-        return ranges.map(|(s, e)| kept_range(s, e, |c| code.line_of(c))).collect();
+        return ranges
+            .map(|(s, e)| kept_range(s, e, |c| code.line_of(c)))
+            .collect();
     }
     if let Some(mut counter) = lines::LineCounter::new(text, text_chars) {
-        return ranges.map(|(s, e)| kept_range(s, e, |c| counter.line_of(c))).collect();
+        return ranges
+            .map(|(s, e)| kept_range(s, e, |c| counter.line_of(c)))
+            .collect();
     }
     let table = LineTable::new(text);
-    ranges.map(|(s, e)| kept_range(s, e, |c| table.line_of(c))).collect()
+    ranges
+        .map(|(s, e)| kept_range(s, e, |c| table.line_of(c)))
+        .collect()
 }
 
 /// The characters `start..end` with their lines, numbered from 1 by

@@ -57,7 +57,9 @@ impl Masks {
     /// The masks of `text`.
     pub fn new(text: &str) -> Masks {
         let mut m = Masks::raw(text.as_bytes(), true);
-        if !text.is_ascii() {
+        // Non-ASCII bytes are in the masks already: no second pass over the
+        // text to find whether it has any.
+        if m.high.iter().any(|&w| w != 0) {
             m.clear_non_alphanumeric(text);
         }
         m
