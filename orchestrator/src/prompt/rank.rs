@@ -9,6 +9,7 @@
 //! instruction writes the way code does (snake_case, camelCase, in backticks or
 //! followed by `(`) weigh most.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
@@ -105,17 +106,45 @@ static STOPWORD_SET: std::sync::LazyLock<
     HashSet<&'static str, std::hash::BuildHasherDefault<super::hash::Fnv>>,
 > = std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
 
+/// Longest of [`STOPWORDS`].
+const STOPWORD_MAX: usize = 11;
+
+/// Per length, per first letter: bit `z - 'a'` set when a stopword of that
+/// length starts with that letter and ends with `z`. Most tokens are ruled
+/// out by it before the set is hashed.
+static STOPWORD_EDGES: [[u32; 26]; STOPWORD_MAX + 1] = {
+    let mut t = [[0u32; 26]; STOPWORD_MAX + 1];
+    let mut i = 0;
+    while i < STOPWORDS.len() {
+        let w = STOPWORDS[i].as_bytes();
+        assert!(w.len() <= STOPWORD_MAX && w[0].is_ascii_lowercase());
+        assert!(w[w.len() - 1].is_ascii_lowercase());
+        t[w.len()][(w[0] - b'a') as usize] |= 1 << (w[w.len() - 1] - b'a');
+        i += 1;
+    }
+    t
+};
+
 /// Is `token` (lowercased) one of [`STOPWORDS`]?
 fn is_stopword(token: &str) -> bool {
-    token.len() <= 11 && STOPWORD_SET.contains(token)
+    let b = token.as_bytes();
+    let (Some(&a), Some(&z)) = (b.first(), b.last()) else {
+        return false;
+    };
+    b.len() <= STOPWORD_MAX
+        && a.is_ascii_lowercase()
+        && z.is_ascii_lowercase()
+        && STOPWORD_EDGES[b.len()][usize::from(a - b'a')] >> (z - b'a') & 1 != 0
+        && STOPWORD_SET.contains(token)
 }
 
 /// One token: the lowercased text, and whether it is a whole identifier (as
 /// opposed to a part of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    /// Lowercased text.
-    pub text: String,
+pub struct Token<'a> {
+    /// Lowercased text: a slice of the text tokenized when it is spelled so
+    /// there (most words), else a copy.
+    pub text: Cow<'a, str>,
     /// True for a whole identifier, false for a part of a compound one.
     pub whole: bool,
     /// True when the identifier is compound (snake_case, camelCase, digits).
@@ -126,11 +155,19 @@ pub struct Token {
 /// digits and `_` is emitted whole (lowercased), and when it is compound its
 /// snake_case / camelCase / acronym parts follow. Pure numbers and one-letter
 /// tokens are dropped.
-pub fn tokenize(text: &str) -> Vec<Token> {
+pub fn tokenize(text: &str) -> Vec<Token<'_>> {
     let mut out = Vec::new();
-    for_each_token(text, |text, whole, compound| {
+    let (base, end) = (text.as_ptr() as usize, text.as_ptr() as usize + text.len());
+    for_each_token(text, |token, whole, compound| {
+        let at = token.as_ptr() as usize;
+        let text = if (base..=end).contains(&at) && at + token.len() <= end {
+            // A slice of `text` (a word already lowercase): borrowed.
+            Cow::Borrowed(&text[at - base..at - base + token.len()])
+        } else {
+            Cow::Owned(token.to_owned())
+        };
         out.push(Token {
-            text: text.to_owned(),
+            text,
             whole,
             compound,
         });
@@ -399,19 +436,20 @@ pub fn build_query_from<S: std::hash::BuildHasher>(
         if is_stopword(&token.text) {
             continue;
         }
-        let in_code = token.whole && code_identifiers.contains_key(&token.text);
-        let weight = if in_code && (token.compound || code_like.contains(&token.text)) {
-            push_unique(&mut named, code_identifiers.get(&token.text));
+        let text: &str = &token.text;
+        let in_code = token.whole && code_identifiers.contains_key(text);
+        let weight = if in_code && (token.compound || code_like.iter().any(|c| c == text)) {
+            push_unique(&mut named, code_identifiers.get(text));
             WEIGHT_NAMED
         } else if in_code {
-            push_unique(&mut mentioned, code_identifiers.get(&token.text));
+            push_unique(&mut mentioned, code_identifiers.get(text));
             WEIGHT_IDENT
         } else {
             WEIGHT_WORD
         };
-        match weights.iter_mut().find(|(t, _)| *t == token.text) {
+        match weights.iter_mut().find(|(t, _)| t == text) {
             Some(entry) => entry.1 = entry.1.max(weight),
-            None => weights.push((token.text.clone(), weight)),
+            None => weights.push((text.to_owned(), weight)),
         }
     }
     Query {
@@ -427,10 +465,10 @@ pub fn build_query_from<S: std::hash::BuildHasher>(
 /// The texts of the terms [`build_query_from`] gives for an instruction's
 /// `tokens`, in its order: they do not depend on the code (the weights do),
 /// so the code can be scanned for them before the query is built.
-pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
+pub fn query_terms<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
     let mut out: Vec<&str> = Vec::new();
     for t in tokens {
-        if !is_stopword(&t.text) && !out.contains(&t.text.as_str()) {
+        if !is_stopword(&t.text) && !out.contains(&&*t.text) {
             out.push(&t.text);
         }
     }
@@ -440,10 +478,10 @@ pub fn query_terms(tokens: &[Token]) -> Vec<&str> {
 /// The distinct whole tokens among `tokens` that are not stopwords: the
 /// identifiers [`build_query_from`] may look up in the code (it skips
 /// stopwords before any lookup).
-pub fn whole_tokens(tokens: &[Token]) -> Vec<&str> {
+pub fn whole_tokens<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
     let mut out: Vec<&str> = Vec::new();
     for t in tokens {
-        if t.whole && !is_stopword(&t.text) && !out.contains(&t.text.as_str()) {
+        if t.whole && !is_stopword(&t.text) && !out.contains(&&*t.text) {
             out.push(&t.text);
         }
     }
@@ -496,7 +534,7 @@ pub fn tail_query(tail: &str) -> Query {
     for token in tokenize(tail) {
         if !terms.iter().any(|t| t.text == token.text) {
             terms.push(QueryTerm {
-                text: token.text,
+                text: token.text.into_owned(),
                 weight: WEIGHT_WORD,
             });
         }
@@ -631,8 +669,8 @@ pub(super) fn bm25_counts(docs: &[TermCounts], query: &Query, of_term: &[usize])
 mod tests {
     use super::*;
 
-    fn texts(tokens: &[Token]) -> Vec<&str> {
-        tokens.iter().map(|t| t.text.as_str()).collect()
+    fn texts<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
+        tokens.iter().map(|t| &*t.text).collect()
     }
 
     #[test]
@@ -663,7 +701,7 @@ mod tests {
 
     /// The tokenizer as first written (a `String` per token and part), kept
     /// to check the allocation-free one against.
-    fn tokenize_reference(text: &str) -> Vec<Token> {
+    fn tokenize_reference(text: &str) -> Vec<Token<'static>> {
         fn split(word: &str) -> Vec<String> {
             let mut parts = Vec::new();
             for piece in word.split('_').filter(|p| !p.is_empty()) {
@@ -708,14 +746,14 @@ mod tests {
                     && *part != whole
                 {
                     out.push(Token {
-                        text: part.clone(),
+                        text: part.clone().into(),
                         whole: false,
                         compound: false,
                     });
                 }
             }
             out.push(Token {
-                text: whole,
+                text: whole.into(),
                 whole: true,
                 compound,
             });
@@ -747,7 +785,12 @@ mod tests {
         ];
         let docs: Vec<Vec<String>> = texts
             .iter()
-            .map(|t| tokenize(t).into_iter().map(|t| t.text).collect())
+            .map(|t| {
+                tokenize(t)
+                    .into_iter()
+                    .map(|t| t.text.into_owned())
+                    .collect()
+            })
             .collect();
         let q = tail_query("parse config load");
         let s = score(&texts, &q);
@@ -793,8 +836,18 @@ mod tests {
         for w in STOPWORDS {
             assert!(is_stopword(w), "{w}");
         }
-        assert!(STOPWORDS.iter().all(|w| w.len() <= 11));
-        for w in ["", "parse", "thes", "instructions", "x"] {
+        assert!(STOPWORDS.iter().all(|w| w.len() <= STOPWORD_MAX));
+        for w in [
+            "",
+            "parse",
+            "thes",
+            "instructions",
+            "x",
+            "Th",
+            "wha",
+            "whet",
+            "é",
+        ] {
             assert!(!is_stopword(w), "{w}");
         }
     }
@@ -821,7 +874,12 @@ mod tests {
     fn bm25_prefers_matching_and_rarer_terms() {
         let docs: Vec<Vec<String>> = ["def alpha beta beta", "def gamma delta", "def alpha gamma"]
             .iter()
-            .map(|d| tokenize(d).into_iter().map(|t| t.text).collect())
+            .map(|d| {
+                tokenize(d)
+                    .into_iter()
+                    .map(|t| t.text.into_owned())
+                    .collect()
+            })
             .collect();
         let q = tail_query("beta");
         let s = bm25(&docs, &q);
