@@ -167,39 +167,10 @@ impl Masks {
     }
 
     /// Calls `f(start, end)` with the byte span of every word (maximal run
-    /// of word bytes), in order: word starts and ends are found 64 bytes at
-    /// a time by shifting the mask, and read off by popping bits.
+    /// of word bytes), in order ([`for_each_run`] of the word mask).
     #[inline]
-    pub fn for_each_word(&self, mut f: impl FnMut(usize, usize)) {
-        let m = &self.word;
-        let mut start = None;
-        for (k, &w) in m.iter().enumerate() {
-            let before = if k > 0 { m[k - 1] >> 63 } else { 0 };
-            let after = m.get(k + 1).map_or(0, |&x| x & 1);
-            // First and last byte of each word.
-            let mut first = w & !(w << 1 | before);
-            let mut last = w & !(w >> 1 | after << 63);
-            let base = k * 64;
-            loop {
-                let s = match start {
-                    Some(s) => s,
-                    None if first != 0 => {
-                        let s = base + first.trailing_zeros() as usize;
-                        first &= first - 1;
-                        s
-                    }
-                    None => break,
-                };
-                if last == 0 {
-                    // The word goes on in the next block.
-                    start = Some(s);
-                    break;
-                }
-                start = None;
-                f(s, base + last.trailing_zeros() as usize + 1);
-                last &= last - 1;
-            }
-        }
+    pub fn for_each_word(&self, f: impl FnMut(usize, usize)) {
+        for_each_run(&self.word, f);
     }
 
     /// The byte span of every word, in order ([`Masks::for_each_word`]).
@@ -516,6 +487,41 @@ pub fn for_each_bit(m: &[u64], start: usize, end: usize, mut f: impl FnMut(usize
         while word != 0 {
             f(k * 64 + word.trailing_zeros() as usize);
             word &= word - 1;
+        }
+    }
+}
+
+/// Calls `f(start, end)` with the span of every maximal run of set bits of
+/// `m`, in order: run starts and ends are found 64 bits at a time by
+/// shifting, and read off by popping bits.
+#[inline]
+pub fn for_each_run(m: &[u64], mut f: impl FnMut(usize, usize)) {
+    let mut start = None;
+    for (k, &w) in m.iter().enumerate() {
+        let before = if k > 0 { m[k - 1] >> 63 } else { 0 };
+        let after = m.get(k + 1).map_or(0, |&x| x & 1);
+        // First and last byte of each word.
+        let mut first = w & !(w << 1 | before);
+        let mut last = w & !(w >> 1 | after << 63);
+        let base = k * 64;
+        loop {
+            let s = match start {
+                Some(s) => s,
+                None if first != 0 => {
+                    let s = base + first.trailing_zeros() as usize;
+                    first &= first - 1;
+                    s
+                }
+                None => break,
+            };
+            if last == 0 {
+                // The word goes on in the next block.
+                start = Some(s);
+                break;
+            }
+            start = None;
+            f(s, base + last.trailing_zeros() as usize + 1);
+            last &= last - 1;
         }
     }
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 use super::hash::WordMap;
 
 use super::rank::{self, Query, TermCounts};
-use super::scan::{Masks, any_in};
+use super::scan::{Masks, any_in, for_each_run};
 
 /// Byte classes of ASCII word characters, OR-ed over a word to classify it.
 const LOWER: u8 = 1;
@@ -300,15 +300,26 @@ fn ascii_word_tokens(
 
 /// The words of a code text, tokenized once, with where the terms of one
 /// query occur.
+///
+/// A word's tokens are counted as bits ("marks") set at some of its bytes:
+/// as many as it has tokens, all inside it. A plain lowercase word of two
+/// bytes or more (most words) has one token, marked at its first byte, and
+/// those marks are made for all words at once from the word mask; the other
+/// words are tokenized one by one and their marks rewritten. The tokens of
+/// the whole words of a range are then the marks in it, counted from sums
+/// per 64-byte block.
 pub struct CodeWords<'a> {
     code: &'a str,
-    /// Byte span of every word, in order.
-    spans: Vec<(u32, u32)>,
-    /// Tokens in the words before word `i`, and one more entry: all of them.
-    tokens_before: Vec<u32>,
+    /// Bytes of the words wholly inside the regions (see [`Masks::word`]).
+    word: Vec<u64>,
+    /// Token marks, 64 bytes per entry.
+    marks: Vec<u64>,
+    /// Marks before each entry of `marks`, and one more: all of them.
+    before: Vec<u32>,
     /// The terms `hits` is about.
     terms: Vec<String>,
-    /// (word, term slot) of every token equal to a term, in word order.
+    /// (first byte of the word, term slot) of every token equal to a term,
+    /// in word order.
     hits: Vec<(u32, u32)>,
 }
 
@@ -335,39 +346,44 @@ impl<'a> CodeWords<'a> {
         let mut found: WordMap<String, String> = WordMap::default();
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
-        let mut total = 0u32;
         let mut lower = String::new();
-        let masks = Masks::new(code);
+        let mut masks = Masks::new(code);
+        keep_only(&mut masks.word, regions, code.len());
         let bytes = code.as_bytes();
-        let mut spans = Vec::with_capacity(code.len() / 8);
-        let mut tokens_before = Vec::with_capacity(code.len() / 8 + 1);
-        let mut r = 0;
+        // Every word of two bytes or more marked at its first byte: a plain
+        // word's one token. Other words are rewritten below.
+        let w = &masks.word;
+        let mut marks: Vec<u64> = (0..w.len())
+            .map(|k| {
+                let before = if k > 0 { w[k - 1] >> 63 } else { 0 };
+                let after = w.get(k + 1).map_or(0, |&x| x & 1);
+                w[k] & !(w[k] << 1 | before) & (w[k] >> 1 | after << 63)
+            })
+            .collect();
         masks.for_each_word(|s, e| {
-            while r < regions.len() && regions[r].end <= s {
-                r += 1;
-            }
-            if !regions.get(r).is_some_and(|g| g.start <= s && e <= g.end) {
-                return;
-            }
-            let index = spans.len() as u32;
-            spans.push((s as u32, e as u32));
-            tokens_before.push(total);
+            let at = s as u32;
             if masks.special_in(s, e) {
                 let word = &code[s..e];
                 let n = e - s;
                 let ascii = !any_in(&masks.high, s, e);
-                total += if n <= 64 && ascii {
-                    let at = |m: &[u64]| bits_at(m, s, n);
-                    let lower = at(&masks.word) & !at(&masks.special);
-                    let classes = [lower, at(&masks.upper), at(&masks.digit), at(&masks.under)];
+                let tokens = if n <= 64 && ascii {
+                    let at_word = |m: &[u64]| bits_at(m, s, n);
+                    let lower = at_word(&masks.word) & !at_word(&masks.special);
+                    let classes = [
+                        lower,
+                        at_word(&masks.upper),
+                        at_word(&masks.digit),
+                        at_word(&masks.under),
+                    ];
                     ascii_word_tokens(word.as_bytes(), classes, &t, |slot| {
-                        hits.push((index, slot as u32));
+                        hits.push((at, slot as u32));
                     })
                 } else {
                     word_tokens(word, &t, &mut scratch, |slot| {
-                        hits.push((index, slot as u32));
+                        hits.push((at, slot as u32));
                     })
                 };
+                set_marks(&mut marks, s, tokens as usize);
                 // An ASCII word the filter rules out is no wanted name.
                 if found.len() < wanted.len()
                     && (!ascii || wanted_filter.may_hold(rank::trim_underscores(word).as_bytes()))
@@ -375,13 +391,12 @@ impl<'a> CodeWords<'a> {
                     find_wanted(word, wanted, &wanted_filter, &mut found, &mut lower);
                 }
             } else if e - s >= 2 {
-                // A plain lowercase word: one token, itself. Most are no
-                // term and no wanted name: one filter rules out both.
-                total += 1;
+                // A plain lowercase word: one token, itself (marked). Most
+                // are no term and no wanted name: one filter rules out both.
                 let word = &bytes[s..e];
                 if either.may_hold(word) {
                     if let Some(slot) = t.ascii(word) {
-                        hits.push((index, slot as u32));
+                        hits.push((at, slot as u32));
                     }
                     if found.len() < wanted.len() && wanted_filter.may_hold(word) {
                         let word = &code[s..e];
@@ -390,11 +405,18 @@ impl<'a> CodeWords<'a> {
                 }
             }
         });
-        tokens_before.push(total);
+        let mut before = Vec::with_capacity(marks.len() + 1);
+        let mut total = 0u32;
+        for m in &marks {
+            before.push(total);
+            total += m.count_ones();
+        }
+        before.push(total);
         let words = CodeWords {
             code,
-            spans,
-            tokens_before,
+            word: masks.word,
+            marks,
+            before,
             terms: t.texts.iter().map(|s| (*s).to_owned()).collect(),
             hits,
         };
@@ -434,21 +456,33 @@ impl<'a> CodeWords<'a> {
     fn hits_of(&self, terms: &Terms<'_>) -> Vec<(u32, u32)> {
         let mut hits = Vec::new();
         let mut scratch = rank::Scratch::default();
-        for (index, &(s, e)) in self.spans.iter().enumerate() {
-            word_tokens(
-                &self.code[s as usize..e as usize],
-                terms,
-                &mut scratch,
-                |slot| {
-                    hits.push((index as u32, slot as u32));
-                },
-            );
-        }
+        for_each_run(&self.word, |s, e| {
+            word_tokens(&self.code[s..e], terms, &mut scratch, |slot| {
+                hits.push((s as u32, slot as u32));
+            });
+        });
         hits
     }
 
+    /// Token marks before byte `x`.
+    fn marks_before(&self, x: usize) -> usize {
+        let (k, off) = (x / 64, x % 64);
+        let mut n = self.before[k] as usize;
+        if off > 0 {
+            n += (self.marks[k] & ((1u64 << off) - 1)).count_ones() as usize;
+        }
+        n
+    }
+
+    /// Is byte `i` part of a word (inside the regions)?
+    fn in_word(&self, i: usize) -> bool {
+        self.word
+            .get(i / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
     /// The counts of the bytes `range` of the code: whole words from the
-    /// prefix sums and hits, words cut by an edge tokenized as cut.
+    /// marks and hits, words cut by an edge tokenized as cut.
     fn counts(
         &self,
         range: Range<usize>,
@@ -456,45 +490,84 @@ impl<'a> CodeWords<'a> {
         terms: &Terms<'_>,
         scratch: &mut rank::Scratch,
     ) -> TermCounts {
+        use super::scan::Spaces;
         let mut c = TermCounts {
             len: 0,
             tf: vec![0; terms.texts.len()],
         };
-        let (bs, be) = (range.start as u32, range.end as u32);
+        let (bs, be) = (range.start, range.end.min(self.code.len()));
         if bs >= be {
             return c;
         }
-        // Words `lo..hi` overlap the range.
-        let lo = self.spans.partition_point(|w| w.1 <= bs);
-        let hi = self.spans.partition_point(|w| w.0 < be);
-        if lo >= hi {
-            return c;
-        }
-        let mut cut = |s: u32, e: u32, c: &mut TermCounts| {
-            let piece = &self.code[s as usize..e as usize];
-            let n = word_tokens(piece, terms, scratch, |slot| c.tf[slot] += 1);
+        let mut cut = |s: usize, e: usize, c: &mut TermCounts| {
+            let n = word_tokens(&self.code[s..e], terms, scratch, |slot| c.tf[slot] += 1);
             c.len += n as usize;
         };
-        let mut first = lo;
-        let mut last = hi;
-        if self.spans[lo].0 < bs {
+        // Whole words lie in `from..to`.
+        let (mut from, mut to) = (bs, be);
+        if bs > 0 && self.in_word(bs - 1) && self.in_word(bs) {
             // The first word starts before the range (and may end after it).
-            cut(bs, self.spans[lo].1.min(be), &mut c);
-            first += 1;
+            from = Spaces::first_clear(&self.word, bs, be);
+            cut(bs, from, &mut c);
         }
-        if first < last && self.spans[hi - 1].1 > be {
-            cut(self.spans[hi - 1].0, be, &mut c);
-            last -= 1;
+        if from < to && self.in_word(be - 1) && self.in_word(be) {
+            // The last word ends after the range.
+            to = Spaces::last_clear_end(&self.word, from, be);
+            cut(to, be, &mut c);
         }
-        if first < last {
-            c.len += (self.tokens_before[last] - self.tokens_before[first]) as usize;
-            let from = hits.partition_point(|h| (h.0 as usize) < first);
-            let to = hits.partition_point(|h| (h.0 as usize) < last);
-            for &(_, slot) in &hits[from..to] {
+        if from < to {
+            c.len += self.marks_before(to) - self.marks_before(from);
+            let lo = hits.partition_point(|h| (h.0 as usize) < from);
+            let hi = hits.partition_point(|h| (h.0 as usize) < to);
+            for &(_, slot) in &hits[lo..hi] {
                 c.tf[slot as usize] += 1;
             }
         }
         c
+    }
+}
+
+/// Clears the bits of `m` (over a text of `len` bytes) outside `regions`
+/// (sorted, disjoint byte ranges).
+fn keep_only(m: &mut [u64], regions: &[Range<usize>], len: usize) {
+    let mut at = 0;
+    for g in regions.iter().chain([&(len..len)]) {
+        clear_bits(m, at, g.start.min(len));
+        at = at.max(g.end.min(len));
+    }
+}
+
+/// Clears bits `start..end` of `m`.
+fn clear_bits(m: &mut [u64], start: usize, end: usize) {
+    let mut i = start;
+    while i < end {
+        let (k, off) = (i / 64, i % 64);
+        let n = (64 - off).min(end - i);
+        let span = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << off
+        };
+        m[k] &= !span;
+        i += n;
+    }
+}
+
+/// Marks `n` tokens for the word starting at byte `s` (at least `n` bytes
+/// long): bits `s..s + n`, where only bit `s` may have been set.
+#[inline]
+fn set_marks(marks: &mut [u64], s: usize, n: usize) {
+    marks[s / 64] &= !(1u64 << (s % 64));
+    let mut i = s;
+    while i < s + n {
+        let (k, off) = (i / 64, i % 64);
+        let m = (64 - off).min(s + n - i);
+        marks[k] |= if m == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << m) - 1) << off
+        };
+        i += m;
     }
 }
 
