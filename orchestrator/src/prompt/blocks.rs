@@ -164,7 +164,7 @@ fn c_style_name(t: &str) -> Option<&str> {
         .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '~'))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let qualified = &head[name_start..];
-    let name = qualified.rsplit("::").next().unwrap_or(qualified);
+    let name = after_last_path_separator(qualified);
     if name.is_empty() || name.chars().next().is_some_and(|c| c.is_numeric()) {
         return None;
     }
@@ -272,8 +272,20 @@ fn opens(t: &str) -> bool {
         || t.ends_with('\\')
 }
 
+/// `name` after its last `::`, as `rsplit("::").next()` gives it (bytes
+/// scanned: a `str` pattern would first build a searcher).
+fn after_last_path_separator(name: &str) -> &str {
+    match name.as_bytes().windows(2).rposition(|w| w == b"::") {
+        Some(i) => &name[i + 2..],
+        None => name,
+    }
+}
+
+/// `t` before its first ` //`, or else its first ` # ` (a line is short:
+/// a scan of its bytes, where a `str` pattern would first build a searcher).
 fn strip_trailing_comment(t: &str) -> &str {
-    match t.find(" //").or_else(|| t.find(" # ")) {
+    let find = |p: &[u8; 3]| t.as_bytes().windows(3).position(|w| w == p);
+    match find(b" //").or_else(|| find(b" # ")) {
         Some(i) => t[..i].trim_end(),
         None => t,
     }
@@ -482,6 +494,38 @@ impl<'t, 'a> Structure<'t, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_scans_equal_str_patterns() {
+        let texts = [
+            "",
+            ":",
+            "::",
+            ":::",
+            "a::b",
+            "a:::b",
+            "std::string Foo::bar",
+            "x // y # z",
+            "x # y // z",
+            " //",
+            "a #b # c",
+            "a//b",
+            "é # ü",
+            "x  //  y",
+        ];
+        for t in texts {
+            assert_eq!(
+                after_last_path_separator(t),
+                t.rsplit("::").next().unwrap_or(t),
+                "{t:?}"
+            );
+            let reference = match t.find(" //").or_else(|| t.find(" # ")) {
+                Some(i) => t[..i].trim_end(),
+                None => t,
+            };
+            assert_eq!(strip_trailing_comment(t), reference, "{t:?}");
+        }
+    }
 
     #[test]
     fn definition_names() {
