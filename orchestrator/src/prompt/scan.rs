@@ -2,10 +2,15 @@
 //! preparation find words by bit arithmetic instead of a branch per byte
 //! (whose mispredictions at every word edge were most of their time).
 //!
-//! On x86-64 the whole 64-byte blocks are read 16 bytes at a time with SSE2
-//! (part of every x86-64 CPU), and the last, partial block by a table per
-//! byte; elsewhere every block by the table. Both give the same masks (a
-//! test compares them).
+//! On x86-64 CPUs with AVX2 the whole 64-byte blocks are read 32 bytes at a
+//! time, and the last, partial block by a table per byte; elsewhere every
+//! block by the table. Both give the same masks (a test compares them).
+
+/// Is AVX2 present (checked once per process by the standard library)?
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
 
 /// Bit `i % 64` of entry `i / 64` describes byte `i`; bits past the end are 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,88 +71,111 @@ impl Masks {
     }
 
     /// The masks of `b` with every non-ASCII byte taken as a word byte,
-    /// with SIMD where there is (`simd`) or a byte at a time.
+    /// with AVX2 where there is and `simd` asks for it, or a byte at a time.
     fn raw(b: &[u8], simd: bool) -> Masks {
         let blocks = b.len().div_ceil(64);
         let mut m = Masks {
-            word: Vec::with_capacity(blocks),
-            special: Vec::with_capacity(blocks),
-            upper: Vec::with_capacity(blocks),
-            digit: Vec::with_capacity(blocks),
-            under: Vec::with_capacity(blocks),
-            high: Vec::with_capacity(blocks),
+            word: vec![0; blocks],
+            special: vec![0; blocks],
+            upper: vec![0; blocks],
+            digit: vec![0; blocks],
+            under: vec![0; blocks],
+            high: vec![0; blocks],
             len: b.len(),
         };
         #[cfg(target_arch = "x86_64")]
-        let done = if simd { m.push_sse2(b) } else { 0 };
+        let done = if simd && has_avx2() {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { m.push_avx2(b) }
+        } else {
+            0
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let done = {
             let _ = simd;
             0
         };
-        m.push_plain(&b[done..]);
+        m.push_plain(&b[done..], done / 64);
         m
     }
 
-    fn push(&mut self, words: [u64; 6]) {
+    /// Sets entry `k` of every mask (allocated whole up front).
+    #[inline]
+    fn set(&mut self, k: usize, words: [u64; 6]) {
         let [word, special, upper, digit, under, high] = words;
-        self.word.push(word);
-        self.special.push(special);
-        self.upper.push(upper);
-        self.digit.push(digit);
-        self.under.push(under);
-        self.high.push(high);
+        self.word[k] = word;
+        self.special[k] = special;
+        self.upper[k] = upper;
+        self.digit[k] = digit;
+        self.under[k] = under;
+        self.high[k] = high;
     }
 
     /// Masks of `b` a byte at a time, 64 bytes per entry (non-ASCII bytes
     /// all taken as word bytes).
-    fn push_plain(&mut self, b: &[u8]) {
-        class_blocks(b, &CLASS, |words| self.push(words));
+    fn push_plain(&mut self, b: &[u8], mut k: usize) {
+        class_blocks(b, &CLASS, |words| {
+            self.set(k, words);
+            k += 1;
+        });
     }
 
-    /// [`Masks::push_plain`] of the whole 64-byte blocks of `b`, 16 bytes a
+    /// [`Masks::push_plain`] of the whole 64-byte blocks of `b`, 32 bytes a
     /// step; returns how many bytes it read.
     #[cfg(target_arch = "x86_64")]
-    fn push_sse2(&mut self, b: &[u8]) -> usize {
+    #[target_feature(enable = "avx2")]
+    fn push_avx2(&mut self, b: &[u8]) -> usize {
         use std::arch::x86_64::{
-            __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128,
-            _mm_movemask_epi8, _mm_set1_epi8,
+            __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+            _mm256_movemask_epi8, _mm256_set1_epi8,
         };
         let full = b.len() / 64;
+        // The masks as slices of the whole blocks: their lengths are known
+        // not to change, so no bounds check is left inside the loop (see
+        // `Spaces::push_avx2`).
+        let mut out = [
+            &mut self.word[..full],
+            &mut self.special[..full],
+            &mut self.upper[..full],
+            &mut self.digit[..full],
+            &mut self.under[..full],
+            &mut self.high[..full],
+        ];
         for k in 0..full {
             let mut words = [0u64; 6];
-            for q in 0..4 {
-                // SAFETY: SSE2 is part of the x86-64 baseline; bytes
-                // 64k+16q..+16 are inside `b`.
-                let [lower, upper, digit, under, high] = unsafe {
-                    let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
-                    let between = |lo: u8, hi: u8| {
-                        _mm_and_si128(
-                            _mm_cmpgt_epi8(v, _mm_set1_epi8((lo - 1) as i8)),
-                            _mm_cmpgt_epi8(_mm_set1_epi8((hi + 1) as i8), v),
-                        )
-                    };
-                    // Bytes of 0x80 and up are negative as signed: the sign
-                    // bit is theirs, and no range above matches them.
-                    [
-                        between(b'a', b'z'),
-                        between(b'A', b'Z'),
-                        between(b'0', b'9'),
-                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
-                        v,
-                    ]
-                    .map(|x| _mm_movemask_epi8(x) as u32 as u64)
+            for h in 0..2 {
+                // SAFETY: bytes 64k+32h..+32 are inside `b`.
+                let v = unsafe {
+                    _mm256_loadu_si256(b.as_ptr().add(k * 64 + h * 32).cast::<__m256i>())
                 };
+                let between = |lo: u8, hi: u8| {
+                    _mm256_and_si256(
+                        _mm256_cmpgt_epi8(v, _mm256_set1_epi8((lo - 1) as i8)),
+                        _mm256_cmpgt_epi8(_mm256_set1_epi8((hi + 1) as i8), v),
+                    )
+                };
+                // Bytes of 0x80 and up are negative as signed: the sign bit
+                // is theirs, and no range above matches them.
+                let [lower, upper, digit, under, high] = [
+                    between(b'a', b'z'),
+                    between(b'A', b'Z'),
+                    between(b'0', b'9'),
+                    _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'_' as i8)),
+                    v,
+                ]
+                .map(|x| _mm256_movemask_epi8(x) as u32 as u64);
                 let special = upper | digit | under | high;
                 for (w, x) in
                     words
                         .iter_mut()
                         .zip([lower | special, special, upper, digit, under, high])
                 {
-                    *w |= x << (q * 16);
+                    *w |= x << (h * 32);
                 }
             }
-            self.push(words);
+            for (m, w) in out.iter_mut().zip(words) {
+                m[k] = w;
+            }
         }
         full * 64
     }
@@ -342,74 +370,111 @@ const SPACE_CLASS: [u8; 256] = {
 impl Spaces {
     /// The masks of `b`.
     pub fn new(b: &[u8]) -> Spaces {
+        Spaces::read(b, true)
+    }
+
+    /// The masks of `b`, with AVX2 where there is and `simd` asks for it,
+    /// or a byte at a time.
+    fn read(b: &[u8], simd: bool) -> Spaces {
         let blocks = b.len().div_ceil(64);
         let mut m = Spaces {
-            newline: Vec::with_capacity(blocks),
-            space: Vec::with_capacity(blocks),
-            tab: Vec::with_capacity(blocks),
-            white: Vec::with_capacity(blocks),
-            cont: Vec::with_capacity(blocks),
-            rough: Vec::with_capacity(blocks),
+            newline: vec![0; blocks],
+            space: vec![0; blocks],
+            tab: vec![0; blocks],
+            white: vec![0; blocks],
+            cont: vec![0; blocks],
+            rough: Vec::new(),
         };
         #[cfg(target_arch = "x86_64")]
-        let done = m.push_sse2(b);
+        let done = if simd && has_avx2() {
+            // SAFETY: AVX2 is present (checked just above).
+            unsafe { m.push_avx2(b) }
+        } else {
+            0
+        };
         #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
-        m.push_plain(&b[done..]);
-        for k in 0..blocks {
-            let white = m.white[k];
-            let next = m.white.get(k + 1).map_or(0, |&x| x << 63);
-            m.rough
-                .push(white & !m.space[k] | white & (white >> 1 | next));
-        }
+        let done = {
+            let _ = simd;
+            0
+        };
+        m.push_plain(&b[done..], done / 64);
+        m.rough = (0..blocks)
+            .map(|k| {
+                let white = m.white[k];
+                let next = m.white.get(k + 1).map_or(0, |&x| x << 63);
+                white & !m.space[k] | white & (white >> 1 | next)
+            })
+            .collect();
         m
     }
 
-    fn push(&mut self, words: [u64; 5]) {
+    /// Sets entry `k` of the masks but `rough` (see [`Masks::set`]).
+    #[inline]
+    fn set(&mut self, k: usize, words: [u64; 5]) {
         let [newline, space, tab, white, cont] = words;
-        self.newline.push(newline);
-        self.space.push(space);
-        self.tab.push(tab);
-        self.white.push(white);
-        self.cont.push(cont);
+        self.newline[k] = newline;
+        self.space[k] = space;
+        self.tab[k] = tab;
+        self.white[k] = white;
+        self.cont[k] = cont;
     }
 
     /// Masks of `b` a byte at a time, 64 bytes per entry.
-    fn push_plain(&mut self, b: &[u8]) {
-        class_blocks(b, &SPACE_CLASS, |words| self.push(words));
+    fn push_plain(&mut self, b: &[u8], mut k: usize) {
+        class_blocks(b, &SPACE_CLASS, |words| {
+            self.set(k, words);
+            k += 1;
+        });
     }
 
-    /// Masks of the whole 64-byte blocks of `b`, 16 bytes per step; returns
+    /// Masks of the whole 64-byte blocks of `b`, 32 bytes per step; returns
     /// how many bytes it read.
     #[cfg(target_arch = "x86_64")]
-    fn push_sse2(&mut self, b: &[u8]) -> usize {
+    #[target_feature(enable = "avx2")]
+    fn push_avx2(&mut self, b: &[u8]) -> usize {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-            _mm_or_si128, _mm_set1_epi8,
+            __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+            _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
         };
         let full = b.len() / 64;
+        // The masks as slices of the whole blocks: their lengths are known
+        // not to change, so no bounds check is left inside the loop (across
+        // one, the compiler kept compare results as vectors of bytes, read
+        // out one by one).
+        let mut out = [
+            &mut self.newline[..full],
+            &mut self.space[..full],
+            &mut self.tab[..full],
+            &mut self.white[..full],
+            &mut self.cont[..full],
+        ];
         for k in 0..full {
             let mut words = [0u64; 5];
-            for q in 0..4 {
-                // SAFETY: SSE2 is part of the x86-64 baseline; bytes
-                // 64k+16q..+16 are inside `b`.
+            for h in 0..2 {
+                // SAFETY: bytes 64k+32h..+32 are inside `b`.
                 let v = unsafe {
-                    let v = _mm_loadu_si128(b.as_ptr().add(k * 64 + q * 16).cast::<__m128i>());
-                    let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-                    let (newline, space, tab) = (eq(b'\n'), eq(b' '), eq(b'\t'));
-                    let white = _mm_or_si128(
-                        _mm_or_si128(_mm_or_si128(newline, space), _mm_or_si128(tab, eq(b'\r'))),
-                        _mm_or_si128(eq(0x0b), eq(0x0c)),
-                    );
-                    // 0x80..=0xbf are -128..=-65 as signed bytes.
-                    let cont = _mm_cmpgt_epi8(_mm_set1_epi8(-64), v);
-                    [newline, space, tab, white, cont].map(|x| _mm_movemask_epi8(x) as u32 as u64)
+                    _mm256_loadu_si256(b.as_ptr().add(k * 64 + h * 32).cast::<__m256i>())
                 };
-                for (w, x) in words.iter_mut().zip(v) {
-                    *w |= x << (q * 16);
+                let newline = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\n' as i8));
+                let space = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8));
+                let tab = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\t' as i8));
+                // `\t`, `\n`, vertical tab, form feed and `\r` are 9..=13.
+                let controls = _mm256_and_si256(
+                    _mm256_cmpgt_epi8(v, _mm256_set1_epi8(8)),
+                    _mm256_cmpgt_epi8(_mm256_set1_epi8(14), v),
+                );
+                let white = _mm256_or_si256(controls, space);
+                // 0x80..=0xbf are -128..=-65 as signed bytes.
+                let cont = _mm256_cmpgt_epi8(_mm256_set1_epi8(-64), v);
+                let [newline, space, tab, white, cont] = [newline, space, tab, white, cont]
+                    .map(|x| _mm256_movemask_epi8(x) as u32 as u64);
+                for (w, x) in words.iter_mut().zip([newline, space, tab, white, cont]) {
+                    *w |= x << (h * 32);
                 }
             }
-            self.push(words);
+            for (m, w) in out.iter_mut().zip(words) {
+                m[k] = w;
+            }
         }
         full * 64
     }
@@ -571,6 +636,9 @@ mod tests {
             .collect();
         assert_eq!(got, words_reference(text), "{text:?}");
         let b = text.as_bytes();
+        // The vector path is the one compared (this machine has it).
+        #[cfg(target_arch = "x86_64")]
+        assert!(has_avx2());
         let raw = Masks::raw(b, true);
         assert_eq!(Masks::raw(b, false), raw, "{text:?}");
         let bit = |v: &[u64], i: usize| v[i / 64] >> (i % 64) & 1 == 1;
@@ -603,13 +671,9 @@ mod tests {
     fn check_spaces(text: &str) {
         let b = text.as_bytes();
         let m = Spaces::new(b);
-        let mut plain = Spaces::new(b"");
-        plain.push_plain(b);
-        assert_eq!(plain.newline, m.newline);
-        assert_eq!(plain.space, m.space);
-        assert_eq!(plain.tab, m.tab);
-        assert_eq!(plain.white, m.white);
-        assert_eq!(plain.cont, m.cont);
+        #[cfg(target_arch = "x86_64")]
+        assert!(has_avx2());
+        assert_eq!(Spaces::read(b, false), m);
         let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
         let bit = |v: &[u64], i: usize| v[i / 64] >> (i % 64) & 1 == 1;
         for i in 0..b.len() {
