@@ -19,9 +19,11 @@ use super::lines::LineTable;
 /// Degenerate settings are repaired rather than rejected: `size` is at least 1
 /// and `overlap` at most `size - 1`, so the cut always moves forward.
 pub fn chunk_chars(chars: &[char], size: usize, overlap: usize, near: usize) -> Vec<Range<usize>> {
-    chunk_with(chars.len(), size, overlap, near, |lo, end| {
+    let mut out = Vec::new();
+    chunk_with(chars.len(), size, overlap, near, 0, &mut out, |lo, end| {
         (lo..=end).rev().find(|&e| chars[e - 1] == '\n')
-    })
+    });
+    out
 }
 
 /// [`chunk_chars`] over the characters `range` of the text of `table`,
@@ -34,34 +36,48 @@ pub fn chunk_lines(
     overlap: usize,
     near: usize,
 ) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    chunk_lines_into(table, range, size, overlap, near, &mut out);
+    out
+}
+
+/// [`chunk_lines`] appended to `out` (a preparation chunks every segment
+/// into one list).
+pub fn chunk_lines_into(
+    table: &LineTable<'_>,
+    range: Range<usize>,
+    size: usize,
+    overlap: usize,
+    near: usize,
+    out: &mut Vec<Range<usize>>,
+) {
     let off = range.start;
     let n = range.end.min(table.char_len()).saturating_sub(off);
     let lines = table.lines();
-    let mut out = chunk_with(n, size, overlap, near, |lo, end| {
+    chunk_with(n, size, overlap, near, off, out, |lo, end| {
         // The latest line break before character `end` ends the line before
         // the one holding `end`.
         let line = table.line_of(off + end);
         let at = lines[line].start;
         (line > 0 && at >= off + lo).then(|| at - off)
     });
-    for c in &mut out {
-        *c = c.start + off..c.end + off;
-    }
-    out
 }
 
-/// The cutting rule of [`chunk_chars`] over `n` characters;
-/// `latest_break(lo, end)` is the latest `e` in `lo..=end` just after a `\n`.
+/// The cutting rule of [`chunk_chars`] over `n` characters, appending the
+/// blocks to `out` shifted by `off`; `latest_break(lo, end)` is the latest
+/// `e` in `lo..=end` just after a `\n`.
 fn chunk_with(
     n: usize,
     size: usize,
     overlap: usize,
     near: usize,
+    off: usize,
+    out: &mut Vec<Range<usize>>,
     latest_break: impl Fn(usize, usize) -> Option<usize>,
-) -> Vec<Range<usize>> {
+) {
     let size = size.max(1);
     let overlap = overlap.min(size - 1);
-    let mut out = Vec::with_capacity(n / (size - overlap) + 1);
+    out.reserve(n / (size - overlap) + 1);
     let mut start = 0;
     while start < n {
         let mut end = (start + size).min(n);
@@ -73,13 +89,12 @@ fn chunk_with(
                 end = brk;
             }
         }
-        out.push(start..end);
+        out.push(start + off..end + off);
         if end == n {
             break;
         }
         start = end - overlap;
     }
-    out
 }
 
 /// [`chunk_chars`] over a `&str`, for callers that have no char buffer.

@@ -412,7 +412,8 @@ pub fn unique_chunks_with(
 ) -> Vec<bool> {
     let empty = fingerprint("");
     let mut seen = PrintSet::with_capacity_and_hasher(chunks.len(), Default::default());
-    let mut buf = Vec::new();
+    // A chunk's folded text, reused: sized for a chunk of the default size.
+    let mut buf = Vec::with_capacity(2048);
     chunks
         .iter()
         .map(|c| {

@@ -549,18 +549,20 @@ pub(crate) fn detect_language_lines(
         return Some(lang);
     }
     let base = text.as_ptr() as usize;
-    let lines: Vec<(usize, usize)> = (0..table.len())
-        .filter(|&i| !table.lines()[i].blank)
-        .map(|i| table.trimmed(i))
-        .filter(|t| !t.is_empty())
-        .take(KEYWORD_LINES)
-        .map(|t| {
-            (
-                t.as_ptr() as usize - base,
-                t.as_ptr() as usize - base + t.len(),
-            )
-        })
-        .collect();
+    let mut lines: Vec<(usize, usize)> = Vec::with_capacity(KEYWORD_LINES);
+    lines.extend(
+        (0..table.len())
+            .filter(|&i| !table.lines()[i].blank)
+            .map(|i| table.trimmed(i))
+            .filter(|t| !t.is_empty())
+            .take(KEYWORD_LINES)
+            .map(|t| {
+                (
+                    t.as_ptr() as usize - base,
+                    t.as_ptr() as usize - base + t.len(),
+                )
+            }),
+    );
     Scorer::new(text, &lines).best()
 }
 

@@ -196,13 +196,14 @@ pub fn prepare(input: &PromptInput<'_>, cfg: &PrepareConfig) -> PromptPlan {
     let segments = dedup::segments_with(&printer, cfg.repeat_min_lines, cfg.repeat_min_chars);
     let mut chunks = Vec::new();
     for seg in &segments {
-        chunks.extend(chunk::chunk_lines(
+        chunk::chunk_lines_into(
             &table,
             seg.range.clone(),
             cfg.chunk_chars,
             cfg.overlap_chars,
             cfg.line_break_window,
-        ));
+            &mut chunks,
+        );
     }
     let unique = dedup::unique_chunks_with(&printer, &chunks, &segments);
 

@@ -156,7 +156,8 @@ pub struct Token<'a> {
 /// snake_case / camelCase / acronym parts follow. Pure numbers and one-letter
 /// tokens are dropped.
 pub fn tokenize(text: &str) -> Vec<Token<'_>> {
-    let mut out = Vec::new();
+    // About one token per five bytes of prose: one allocation, mostly.
+    let mut out = Vec::with_capacity(text.len() / 5 + 1);
     let (base, end) = (text.as_ptr() as usize, text.as_ptr() as usize + text.len());
     for_each_token(text, |token, whole, compound| {
         let at = token.as_ptr() as usize;
@@ -466,7 +467,7 @@ pub fn build_query_from<S: std::hash::BuildHasher>(
 /// `tokens`, in its order: they do not depend on the code (the weights do),
 /// so the code can be scanned for them before the query is built.
 pub fn query_terms<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
-    let mut out: Vec<&str> = Vec::new();
+    let mut out: Vec<&str> = Vec::with_capacity(tokens.len());
     for t in tokens {
         if !is_stopword(&t.text) && !out.contains(&&*t.text) {
             out.push(&t.text);
@@ -479,7 +480,7 @@ pub fn query_terms<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
 /// identifiers [`build_query_from`] may look up in the code (it skips
 /// stopwords before any lookup).
 pub fn whole_tokens<'t>(tokens: &'t [Token<'_>]) -> Vec<&'t str> {
-    let mut out: Vec<&str> = Vec::new();
+    let mut out: Vec<&str> = Vec::with_capacity(tokens.len());
     for t in tokens {
         if t.whole && !is_stopword(&t.text) && !out.contains(&&*t.text) {
             out.push(&t.text);

@@ -316,8 +316,9 @@ pub struct CodeWords<'a> {
     marks: Vec<u64>,
     /// Marks before each entry of `marks`, and one more: all of them.
     before: Vec<u32>,
-    /// The terms `hits` is about.
-    terms: Vec<String>,
+    /// The terms `hits` is about, each followed by a `\n` (which no term
+    /// holds): one allocation.
+    terms: String,
     /// (first byte of the word, term slot) of every token equal to a term,
     /// in word order.
     hits: Vec<(u32, u32)>,
@@ -417,7 +418,11 @@ impl<'a> CodeWords<'a> {
             word: masks.word,
             marks,
             before,
-            terms: t.texts.iter().map(|s| (*s).to_owned()).collect(),
+            terms: t.texts.iter().fold(String::new(), |mut all, term| {
+                all.push_str(term);
+                all.push('\n');
+                all
+            }),
             hits,
         };
         (words, found)
@@ -429,12 +434,7 @@ impl<'a> CodeWords<'a> {
         let texts: Vec<&str> = query.terms.iter().map(|t| t.text.as_str()).collect();
         let terms = Terms::new(&texts);
         let rescanned;
-        let hits = if terms
-            .texts
-            .iter()
-            .copied()
-            .eq(self.terms.iter().map(String::as_str))
-        {
+        let hits = if self.scanned_for(&terms.texts) {
             &self.hits
         } else {
             rescanned = self.hits_of(&terms);
@@ -450,6 +450,18 @@ impl<'a> CodeWords<'a> {
             .map(|d| self.counts(d.clone(), hits, &terms, &mut scratch))
             .collect();
         rank::bm25_counts(&counts, query, &of_term)
+    }
+
+    /// Are `texts` the terms scanned for, in their order?
+    fn scanned_for(&self, texts: &[&str]) -> bool {
+        let mut rest = self.terms.as_str();
+        for t in texts {
+            match rest.strip_prefix(t).and_then(|r| r.strip_prefix('\n')) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
     }
 
     /// Where `terms` occur, for a query other than the one scanned for.
