@@ -7,7 +7,7 @@
 //!                                            [--max-tokens T] [--mix KIND=W,...]
 //!
 //! (`cargo test --release -p cerebrum --bench soak -- ...` runs the same binary
-//! built in the release profile, as scripts/test does with 300 requests.)
+//! built in the release profile, as scripts/test does with 1,000 requests.)
 //!
 //! Kinds (default weights): normal=40 (a whole answer, three routes), stream=25
 //! (read to the end), cancel=10 (dropped after the first event), bad=10
@@ -22,8 +22,10 @@
 //! its final event (`done` or `[DONE]`); the orchestrator's counters add up,
 //! sent = succeeded + failed + cancelled + shed + rate-limited, and agree with
 //! what the client saw; every generation the orchestrator asked of the node is
-//! counted by the node (less those cancelled before it started them); the RSS of both processes at the end is within 10% of
-//! the RSS after warm-up.
+//! counted by the node (less those cancelled before it started them); neither
+//! process's RSS grows over the run by more than 10% of its RSS after warm-up
+//! (at least 4 MiB, see `RSS_SLACK_KIB`), judged by the lowest of the samples
+//! taken after the last three tenths of the run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -484,6 +486,29 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
 }
 
+/// RSS a process may gain over the run without it counting as a leak: 10% of
+/// its RSS after warm-up, and never less than [`RSS_SLACK_KIB`].
+fn allowance(start_kib: u64) -> u64 {
+    (start_kib / 10).max(RSS_SLACK_KIB)
+}
+
+/// glibc's per-thread arenas and page-granular trimming move a small process
+/// by up to ~1.2 MiB with no leak at all (measured here, 2 cores: the
+/// orchestrator's 11 MiB moved 0.3–1.2 MiB over 300 requests and 0.6 MiB over
+/// 3,000, up and down). 10% of that 11 MiB would fail on noise.
+const RSS_SLACK_KIB: u64 = 4 * 1024;
+
+/// How far a process grew beyond its allowance, given its RSS after warm-up
+/// and after each tenth of the run. A leak raises the floor tenth after tenth,
+/// so the growth counted is that of the lowest of the last three samples: one
+/// sample caught at a peak (a burst of buffers about to be freed) is not a leak.
+fn leaked(rss: &[u64]) -> Option<u64> {
+    let start = *rss.first()?;
+    let floor = rss[rss.len().saturating_sub(3)..].iter().min()?;
+    let grown = floor.saturating_sub(start);
+    (grown > allowance(start)).then_some(grown)
+}
+
 /// Sums every sample of a Prometheus metric (all label sets).
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
@@ -556,15 +581,17 @@ async fn main() {
     let node_base = metrics(&node).await;
     let rss_start = (rss_kib(orch.child.id()), rss_kib(node.child.id()));
 
+    // The run in tenths, the RSS of both processes sampled after each: a leak
+    // climbs tenth after tenth, an allocator settling steps once.
     let started = Instant::now();
-    let seen = run(
-        &orch.url,
-        warm,
-        warm + args.requests,
-        args.concurrency,
-        &args,
-    )
-    .await;
+    let mut seen = Vec::with_capacity(args.requests);
+    let mut trace = vec![rss_start];
+    for tenth in 0..10 {
+        let from = warm + args.requests * tenth / 10;
+        let to = warm + args.requests * (tenth + 1) / 10;
+        seen.extend(run(&orch.url, from, to, args.concurrency, &args).await);
+        trace.push((rss_kib(orch.child.id()), rss_kib(node.child.id())));
+    }
     let elapsed = started.elapsed();
 
     // Cancelled streams release their slot when the server notices: wait for it.
@@ -575,7 +602,6 @@ async fn main() {
         after = metrics(&orch).await;
     }
     let node_after = metrics(&node).await;
-    let rss_end = (rss_kib(orch.child.id()), rss_kib(node.child.id()));
 
     // Per kind, what the client saw.
     let mut table: BTreeMap<Kind, BTreeMap<String, usize>> = BTreeMap::new();
@@ -629,17 +655,14 @@ async fn main() {
         node_d("cerebrum_node_tokens_generated_total")
     );
     let mib = |k: u64| k as f64 / 1024.0;
-    let growth = |a: u64, b: u64| (b as f64 - a as f64) / a as f64 * 100.0;
-    println!(
-        "RSS: orchestrator {:.1} → {:.1} MiB ({:+.1}%), node {:.1} → {:.1} MiB ({:+.1}%)",
-        mib(rss_start.0),
-        mib(rss_end.0),
-        growth(rss_start.0, rss_end.0),
-        mib(rss_start.1),
-        mib(rss_end.1),
-        growth(rss_start.1, rss_end.1)
-    );
-
+    let (orch_rss, node_rss): (Vec<u64>, Vec<u64>) = trace.iter().copied().unzip();
+    for (who, rss) in [("orchestrator", &orch_rss), ("node", &node_rss)] {
+        let tenths: Vec<String> = rss.iter().map(|&k| format!("{:.1}", mib(k))).collect();
+        println!(
+            "RSS {who} (MiB, after warm-up then each tenth): {}",
+            tenths.join(" ")
+        );
+    }
     let mut problems = Vec::new();
     if succeeded + failed + cancelled + shed + limited != sent {
         problems.push("sent ≠ succeeded + failed + cancelled + shed + rate-limited".to_string());
@@ -667,12 +690,15 @@ async fn main() {
             "the orchestrator asked {upstream} generations ({cancelled} cancelled), the node counted {node_counted}"
         ));
     }
-    for (who, a, b) in [
-        ("orchestrator", rss_start.0, rss_end.0),
-        ("node", rss_start.1, rss_end.1),
-    ] {
-        if growth(a, b).abs() > 10.0 {
-            problems.push(format!("{who} RSS changed {:+.1}%", growth(a, b)));
+    for (who, rss) in [("orchestrator", &orch_rss), ("node", &node_rss)] {
+        if let Some(grown) = leaked(rss) {
+            problems.push(format!(
+                "{who} RSS grew {:.1} MiB ({:.1} → {:.1}), more than {:.1} MiB allowed",
+                mib(grown),
+                mib(rss[0]),
+                mib(rss[0] + grown),
+                mib(allowance(rss[0]))
+            ));
         }
     }
     if !problems.is_empty() {
@@ -682,5 +708,7 @@ async fn main() {
         );
         panic!("soak failed:\n  {}", problems.join("\n  "));
     }
-    println!("soak: every answer well formed, counters consistent, RSS within 10%");
+    println!(
+        "soak: every answer well formed, counters consistent, no RSS growth beyond the allowance"
+    );
 }
