@@ -1,6 +1,7 @@
-//! Prefix KV-cache reuse on the real node with the real SmolLM2 model: a
-//! follow-up prefills only what is new, answers exactly as it would without the
-//! cache (greedy), and a cancelled request leaves nothing a later prompt trusts.
+//! Prefix KV-cache reuse on the real node with the real SmolLM2 model (and
+//! gemma-3-270m for sliding-window attention): a follow-up prefills only what
+//! is new, answers exactly as it would without the cache (greedy), and a
+//! cancelled request leaves nothing a later prompt trusts.
 
 use cerebrum_testkit::*;
 use serde_json::{Value, json};
@@ -109,6 +110,44 @@ async fn a_chat_follow_up_prefills_only_the_new_turn() {
         cached >= prompt_tokens && cached < follow_tokens,
         "cached {cached} of {follow_tokens}; first turn had {prompt_tokens}"
     );
+}
+
+/// gemma-3-270m's sliding-window layers attend over the last 512 positions. A
+/// slot trimmed to a prefix that ends far more than a window before its cached
+/// end still answers exactly as without the cache: the node keeps every cell of
+/// those layers (`with_swa_full`), where a windowed cache would already have
+/// dropped the prefix's cells (the answer changes, or the decode fails).
+#[tokio::test]
+async fn gemma_reuses_a_prefix_a_window_behind_the_cached_end() {
+    let models = ModelDir::empty("prefix-swa");
+    models.link(GEMMA3, &gemma3_path());
+    let node = Node::start_with(
+        models,
+        &[
+            ("CEREBRUM_DEFAULT_MODEL", GEMMA3),
+            ("CEREBRUM_PARALLEL", "1"),
+        ],
+    );
+    let helpers = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("def helper_{i}(x):\n    return x * {i} + 1\n"))
+            .collect()
+    };
+    // One slot, filled with a long file.
+    let long = format!("{}def helper_90(x):\n    return x *", helpers(90));
+    let (_, long_tokens, _) = complete(&node, &long, true).await;
+    // A prompt sharing only the file's first lines: the slot keeps those.
+    let short = format!("{}def helper_99(x):\n    return x *", helpers(8));
+    let (fresh, short_tokens, none) = complete(&node, &short, false).await;
+    assert_eq!(none, 0);
+    // That uncached request took the slot: fill it with the file again.
+    complete(&node, &long, true).await;
+    let (cached_text, _, cached) = complete(&node, &short, true).await;
+    assert!(
+        cached > 50 && cached < short_tokens && long_tokens > cached + 2 * 512,
+        "kept {cached} of {short_tokens} tokens, {long_tokens} cached before"
+    );
+    assert_eq!(cached_text, fresh);
 }
 
 #[tokio::test]

@@ -83,6 +83,12 @@ pub(super) fn run(
         // sequence's attention would also run over the other slots' kept cells.
         // Measured on the session benchmark (BENCHMARKS.md).
         .with_kv_unified(false)
+        // Sliding-window layers (gemma) keep every cell, not only the last window
+        // as llama-server's do: `keep_prefix` trims a slot to any common prefix,
+        // and a windowed cache would already have dropped cells that prefix's
+        // follow-up attends to. Costs 120 MiB for gemma-3-270m at 4 × 2,048 cells
+        // (BENCHMARKS.md).
+        .with_swa_full(true)
         .with_n_batch(opts.n_batch)
         .with_n_ubatch(opts.n_batch)
         .with_n_threads(opts.n_threads as i32)
@@ -328,8 +334,9 @@ impl Worker<'_> {
     }
 
     /// Keeps the first `reuse` cells of `slot` and removes the rest; returns how
-    /// many are kept. A model that cannot remove part of a sequence (sliding-window
-    /// attention, recurrent state) clears it whole and keeps none.
+    /// many are kept. A model whose memory cannot remove part of a sequence
+    /// (recurrent state) clears it whole and keeps none. Sliding-window layers
+    /// can, exactly, because the context keeps all their cells (`with_swa_full`).
     fn keep_prefix(
         &self,
         ctx: &mut LlamaContext<'_>,
