@@ -159,14 +159,7 @@ impl Engine {
 
     /// Resident memory now, in bytes (`VmRSS`).
     fn rss(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kb * 1024.0
+        memory_kib(self.pid()).0 as f64 * 1024.0
     }
 }
 

@@ -223,16 +223,7 @@ fn pct(v: &[f64], p: f64) -> f64 {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    memory_kib(pid).0 as f64 / 1024.0
 }
 
 /// Sets the CPUs every thread of `pid` may run on (`taskset -a -p -c`).

@@ -46,7 +46,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cerebrum_testkit::{free_port, http_get, poll, tail, workspace_binary};
+use cerebrum_testkit::{free_port, http_get, memory_kib, poll, tail, workspace_binary};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -367,21 +367,6 @@ impl Drop for Serve {
     }
 }
 
-/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
-fn memory_kib(pid: &str) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} for {pid}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// CPU time (user + system) a process has used, in clock ticks.
 fn cpu_ticks(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -635,10 +620,9 @@ async fn load_part(args: &Args, errors: &mut Vec<String>) -> Vec<LoadRow> {
                 ("VPS_ENDPOINT", fake.urls[0].clone()),
                 ("VPS_API_KEY", "bench-key".into()),
             ]);
-            let pid = serve.pid().to_string();
-            let (idle_rss, _) = memory_kib(&pid);
+            let (idle_rss, _) = memory_kib(serve.pid());
             let loaded = load(&serve, api, concurrency, args.secs, args.tokens).await;
-            let (end_rss, peak_rss) = memory_kib(&pid);
+            let (end_rss, peak_rss) = memory_kib(serve.pid());
             eprintln!(
                 "{} × {concurrency}: {} requests, {:.0}/s, {:.0} tokens/s, p50 {:.1} ms, p99 {:.1} ms, CPU {:.0}% (bench process {:.0}%), RSS {:.1} → {:.1} MiB, {} errors",
                 api.label(),
@@ -754,7 +738,7 @@ async fn rss_part(args: &Args, errors: &mut Vec<String>) -> Vec<RssRow> {
         let idle = CpuWindow::start(&pid);
         tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
         let (idle_cpu, _) = idle.stop();
-        let (idle_rss, _) = memory_kib(&pid);
+        let (idle_rss, _) = memory_kib(serve.pid());
         if several {
             let (_, health) = http_get(&serve.url, "/health");
             let health: Value = serde_json::from_str(&health).unwrap_or_default();
@@ -767,7 +751,7 @@ async fn rss_part(args: &Args, errors: &mut Vec<String>) -> Vec<RssRow> {
         }
         let before = fake.generations();
         let loaded = load(&serve, Api::Chat, 8, args.idle_secs, args.tokens).await;
-        let (end_rss, _) = memory_kib(&pid);
+        let (end_rss, _) = memory_kib(serve.pid());
         let took_traffic = fake
             .generations()
             .iter()

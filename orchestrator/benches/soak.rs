@@ -475,15 +475,7 @@ async fn one(client: &reqwest::Client, url: &str, i: usize, kind: Kind, max_toke
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
+    memory_kib(pid).0
 }
 
 /// RSS a process may gain over the run without it counting as a leak: 10% of
