@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use cerebrum::app::router;
 use cerebrum::config::OrchestratorConfig;
 use cerebrum::serve::build_state;
-use cerebrum::state::AppState;
 use cerebrum::upstream::BreakerState;
 use cerebrum::upstream::bounded::MAX_SSE_EVENT_BYTES;
 use cerebrum_shared::cerebrum::{OrchestratorHealth, StreamEvent, VpsAuth};
@@ -45,17 +44,14 @@ fn body_for(path: &str) -> &'static str {
     }
 }
 
-struct Stack {
-    app: Router,
-    state: AppState,
-    fake: FakeUpstream,
-}
+mod inproc;
+use inproc::Stack;
 
+/// The settings every case starts from (`extra` over them).
 fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
     let secs = TIMEOUT.as_secs().to_string();
-    let mut env: BTreeMap<String, String> = [
-        ("VPS_ENDPOINT", endpoint),
-        ("CEREBRUM_FALLBACK_MODEL", "fake-model"),
+    let env: Vec<(&str, &str)> = [
+        ("VPS_API_KEY", ""),
         ("CEREBRUM_FIRST_TOKEN_TIMEOUT_SECS", &secs),
         ("CEREBRUM_IDLE_TIMEOUT_SECS", &secs),
         ("CEREBRUM_CONNECT_TIMEOUT_SECS", "1"),
@@ -64,10 +60,8 @@ fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
     ]
     .into_iter()
     .chain(extra.iter().copied())
-    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    env.entry("VPS_API_KEY".into()).or_default();
-    OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap()
+    inproc::config(endpoint, &env)
 }
 
 /// A router in front of a fake node, its health and model list already read.
@@ -77,14 +71,8 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
 }
 
 async fn stack_on(fake: FakeUpstream, extra: &[(&str, &str)]) -> Stack {
-    let state = build_state(config(&fake.url, extra)).unwrap();
-    state.upstreams.first().refresh_health().await;
-    state.upstreams.first().refresh_models().await;
-    Stack {
-        app: router(state.clone()),
-        state,
-        fake,
-    }
+    let config = config(&fake.url, extra);
+    inproc::stack_on(fake, config, router).await
 }
 
 fn request(method: Method, path: &str, body: &str) -> Request<Body> {

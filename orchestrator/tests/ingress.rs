@@ -4,7 +4,6 @@
 //! against a fake upstream, plus real sockets for what only a socket can show:
 //! a client that never finishes its headers or its body.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use cerebrum::app::router_with_hosts;
 use cerebrum::config::OrchestratorConfig;
 use cerebrum::layers::host::AllowedHosts;
 use cerebrum::serve::build_state;
-use cerebrum::state::AppState;
 use cerebrum_service::shutdown::{Serving, serve_until};
 use cerebrum_shared::error::ErrorCode;
 use cerebrum_testkit::fake::{Behaviour, FakeUpstream};
@@ -33,22 +31,8 @@ const REMOTE: [u8; 4] = [192, 168, 1, 50];
 /// The machine name the tests' routers answer to.
 const MACHINE: &str = "pi5";
 
-fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
-    let mut env: BTreeMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.insert("VPS_ENDPOINT".into(), endpoint.into());
-    env.entry("CEREBRUM_FALLBACK_MODEL".into())
-        .or_insert("fake-model".into());
-    OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap()
-}
-
-struct Stack {
-    app: Router,
-    state: AppState,
-    fake: FakeUpstream,
-}
+mod inproc;
+use inproc::{Stack, config, stack_on};
 
 /// A router in front of a fake node, `tune` applied to its settings (tests
 /// set bounds below the settings' one-second granularity there).
@@ -57,14 +41,9 @@ async fn stack_with(extra: &[(&str, &str)], tune: impl FnOnce(&mut OrchestratorC
     let mut cfg = config(&fake.url, extra);
     tune(&mut cfg);
     let hosts = AllowedHosts::new(&cfg.allowed_hosts, Some(MACHINE));
-    let state = build_state(cfg).unwrap();
-    state.upstreams.first().refresh_health().await;
-    assert!(state.upstreams.first().refresh_models().await);
-    Stack {
-        app: router_with_hosts(state.clone(), hosts),
-        state,
-        fake,
-    }
+    let s = stack_on(fake, cfg, |state| router_with_hosts(state, hosts)).await;
+    assert!(s.models_read, "the fake's model list was not read");
+    s
 }
 
 async fn stack(extra: &[(&str, &str)]) -> Stack {

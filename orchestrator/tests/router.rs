@@ -2,15 +2,11 @@
 //! loopback: layer order, every error shape in both dialects, auth, limits,
 //! the breaker and broken streams. No model and no node process: seconds.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use cerebrum::app::router;
-use cerebrum::config::OrchestratorConfig;
 use cerebrum::serve::build_state;
-use cerebrum::state::AppState;
 use cerebrum_shared::cerebrum::{OrchestratorHealth, StreamEvent};
 use cerebrum_shared::error::{ApiError, ErrorCode, OpenAiErrorBody};
 use cerebrum_shared::limits::{MAX_BODY_BYTES, MAX_PROMPT_CHARS};
@@ -20,34 +16,12 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Stack {
-    app: Router,
-    state: AppState,
-    fake: FakeUpstream,
-}
-
-fn config(endpoint: &str, extra: &[(&str, &str)]) -> OrchestratorConfig {
-    let mut env: BTreeMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.insert("VPS_ENDPOINT".into(), endpoint.into());
-    env.entry("CEREBRUM_FALLBACK_MODEL".into())
-        .or_insert("fake-model".into());
-    OrchestratorConfig::resolve(Default::default(), &env, &Default::default()).unwrap()
-}
+mod inproc;
+use inproc::{Stack, config};
 
 /// A router in front of a fake node whose health and model list are already read.
 async fn stack(extra: &[(&str, &str)]) -> Stack {
-    let fake = FakeUpstream::start().await;
-    let state = build_state(config(&fake.url, extra)).unwrap();
-    state.upstreams.first().refresh_health().await;
-    assert!(state.upstreams.first().refresh_models().await);
-    Stack {
-        app: router(state.clone()),
-        state,
-        fake,
-    }
+    inproc::stack(extra, router).await
 }
 
 fn request(method: Method, path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
