@@ -154,6 +154,13 @@ async fn outcomes(app: &Router) -> Outcomes {
     o
 }
 
+/// The breaker opened (threshold 1) and the request was counted as failed: a
+/// fault that counts against the node.
+async fn counted_against_the_node(s: &Stack, path: &str) {
+    assert_eq!(s.breaker(), BreakerState::Open, "{path}");
+    assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+}
+
 fn failed_once() -> Outcomes {
     Outcomes {
         failed: 1,
@@ -226,11 +233,7 @@ async fn slow_first_byte_on_an_idle_node_is_a_504_that_counts() {
             refused_before_streaming(path, (status, &headers, &body), 504, ErrorCode::VpsTimeout);
         assert!(e.message.contains("no token within 3 s"), "{}", e.message);
         assert!(!e.message.contains("busy"), "{}", e.message);
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -250,11 +253,7 @@ async fn slow_first_byte_on_a_busy_node_is_queueing_and_does_not_count() {
         assert!(took >= TIMEOUT);
         let e = refused_before_streaming(CHAT, (got, &headers, &body), 504, ErrorCode::VpsTimeout);
         assert!(e.message.contains("busy"), "{}", e.message);
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Closed,
-            "{status} {loading:?}"
-        );
+        assert_eq!(s.breaker(), BreakerState::Closed, "{status} {loading:?}");
         assert_eq!(
             outcomes(&s.app).await,
             Outcomes {
@@ -288,10 +287,7 @@ async fn a_first_token_timeout_behind_another_of_our_streams_does_not_count() {
         504,
         ErrorCode::VpsTimeout,
     );
-    assert_eq!(
-        s.state.upstreams.first().breaker.state(),
-        BreakerState::Closed
-    );
+    assert_eq!(s.breaker(), BreakerState::Closed);
     s.fake.release();
     while held.next().await.is_some() {}
     drop(held);
@@ -320,11 +316,7 @@ async fn a_stall_mid_stream_ends_with_an_error_event_after_the_idle_timeout() {
         assert!(took >= TIMEOUT, "{path}: ended by the idle timeout");
         assert!(String::from_utf8_lossy(&body).contains("stalled"));
         assert_eq!(final_error(path, &body), code, "{path}");
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -342,11 +334,7 @@ async fn garbage_before_the_first_token_is_a_502_that_counts_once() {
             ErrorCode::StreamingFailed,
         );
         assert!(e.message.contains("not JSON"), "{}", e.message);
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -363,11 +351,7 @@ async fn a_truncated_stream_ends_with_an_error_event_or_a_502_before_any_token()
             ErrorCode::StreamingFailed,
             "{path}"
         );
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
 
         let s = stack(&[]).await;
         s.fake.set(Behaviour::Truncated(vec![]));
@@ -378,11 +362,7 @@ async fn a_truncated_stream_ends_with_an_error_event_or_a_502_before_any_token()
             502,
             ErrorCode::StreamingFailed,
         );
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -393,17 +373,11 @@ async fn a_stream_failing_before_its_first_token_counts_once_against_the_breaker
     s.fake.set(Behaviour::Truncated(vec![]));
     let (status, _, _, _) = stream(&s, CHAT, PROMPT).await;
     assert_eq!(status, 502);
-    assert_eq!(
-        s.state.upstreams.first().breaker.state(),
-        BreakerState::Closed
-    );
+    assert_eq!(s.breaker(), BreakerState::Closed);
     assert_eq!(outcomes(&s.app).await, failed_once());
     let (status, _, _, _) = stream(&s, CHAT, PROMPT).await;
     assert_eq!(status, 502);
-    assert_eq!(
-        s.state.upstreams.first().breaker.state(),
-        BreakerState::Open
-    );
+    assert_eq!(s.breaker(), BreakerState::Open);
 }
 
 #[tokio::test]
@@ -438,11 +412,7 @@ async fn an_enormous_line_ends_the_stream_at_the_cap_without_reading_the_rest() 
             (MAX_SSE_EVENT_BYTES..LINE / 2).contains(&streamed),
             "{path}: {streamed} bytes of the line left the fake"
         );
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -459,11 +429,7 @@ async fn a_reset_mid_stream_ends_with_an_error_event() {
             ErrorCode::StreamingFailed,
             "{path}"
         );
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -486,11 +452,7 @@ async fn a_500_is_passed_on_and_counts() {
             ErrorCode::InferenceFailed,
         );
         assert_eq!(e.message, "decode failed");
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Open
-        );
-        assert_eq!(outcomes(&s.app).await, failed_once(), "{path}");
+        counted_against_the_node(&s, path).await;
     }
 }
 
@@ -513,10 +475,7 @@ async fn a_503_with_retry_after_is_passed_on_and_does_not_count() {
             ErrorCode::VpsOverloaded,
         );
         assert_eq!(headers.get("retry-after").unwrap(), "7");
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Closed
-        );
+        assert_eq!(s.breaker(), BreakerState::Closed);
         assert_eq!(outcomes(&s.app).await, refused_once(), "{path}");
     }
 }
@@ -549,10 +508,7 @@ async fn refused_by_the_node(gate: Gate, key: &str, fix: &str) -> Stack {
             e.message
         );
     }
-    assert_eq!(
-        s.state.upstreams.first().breaker.state(),
-        BreakerState::Closed
-    );
+    assert_eq!(s.breaker(), BreakerState::Closed);
     assert_eq!(
         outcomes(&s.app).await,
         Outcomes {
@@ -661,10 +617,7 @@ async fn a_redirect_is_a_502_naming_it_and_the_key_goes_nowhere_else() {
             e.message
         );
         assert!(e.message.contains("VPS_ENDPOINT"), "{}", e.message);
-        assert_eq!(
-            s.state.upstreams.first().breaker.state(),
-            BreakerState::Closed
-        );
+        assert_eq!(s.breaker(), BreakerState::Closed);
         assert_eq!(outcomes(&s.app).await, refused_once(), "{path}");
     }
     assert!(
@@ -687,10 +640,7 @@ async fn a_client_that_hangs_up_mid_stream_is_cancelled_not_a_failure() {
     let mut held = res.into_body().into_data_stream();
     assert!(held.next().await.is_some());
     drop(held);
-    assert_eq!(
-        s.state.upstreams.first().breaker.state(),
-        BreakerState::Closed
-    );
+    assert_eq!(s.breaker(), BreakerState::Closed);
     assert_eq!(
         outcomes(&s.app).await,
         Outcomes {

@@ -10,6 +10,7 @@ use axum::Router;
 use cerebrum::config::OrchestratorConfig;
 use cerebrum::serve::build_state;
 use cerebrum::state::AppState;
+use cerebrum::upstream::BreakerState;
 use cerebrum_testkit::fake::FakeUpstream;
 
 pub struct Stack {
@@ -18,6 +19,13 @@ pub struct Stack {
     pub fake: FakeUpstream,
     /// Whether the model list was read (a fake told to fail may refuse it).
     pub models_read: bool,
+}
+
+impl Stack {
+    /// The breaker of the (only) upstream.
+    pub fn breaker(&self) -> BreakerState {
+        self.state.upstreams.first().breaker.state()
+    }
 }
 
 /// The settings for a node at `endpoint`: the fake's model as the fallback,
