@@ -22,6 +22,7 @@ use super::{
     ApiJson, HttpError, Newest, Sendable, check_prompt_size, collect, fit_request, open,
     prepare_logged, request_id, route,
 };
+use crate::app::paths;
 use crate::prompt::{PromptInput, PromptPlan};
 use crate::routing::RouteDecision;
 use crate::state::AppState;
@@ -130,13 +131,8 @@ async fn start(
     req: CompleteRequest,
 ) -> Result<(Prepared, TokenStream), ApiError> {
     let p = prepare_request(state, headers, req).await?;
-    let stream = open(
-        state,
-        "/v1/chat/completions",
-        upstream_body(&p),
-        &p.request_id,
-    )
-    .await?;
+    // The node's OpenAI chat route: it applies the model's chat template.
+    let stream = open(state, paths::CHAT, upstream_body(&p), &p.request_id).await?;
     Ok((p, stream))
 }
 

@@ -28,6 +28,7 @@ use super::{
     ApiJson, HttpError, Newest, Sendable, check_prompt_size, collect, fit_request, open,
     prepare_logged, request_id, route,
 };
+use crate::app::paths;
 use crate::prompt::{PromptInput, prepare};
 use crate::state::AppState;
 use crate::upstream::{Piece, TokenStream};
@@ -163,53 +164,14 @@ pub async fn chat(
         index,
         input: newest,
     });
-    let (body, fit) = fitted_body(
-        &state,
-        &decision.model,
-        sendable,
-        newest_turn,
-        &req.sampling,
-        &rid,
-    )
-    .await
-    .map_err(err)?;
-    let stream = open(&state, "/v1/chat/completions", body, &rid)
-        .await
-        .map_err(err)?;
-    let report = Preparation::from(&plan);
-    let id = completion_id(ObjectKind::Chat);
-    if req.sampling.stream {
-        let shaper = ChunkShaper::new(ObjectKind::Chat, id, decision.model.clone());
-        let response = relay(
-            stream,
-            shaper,
-            decision.model,
-            req.sampling.include_usage(),
-            rid,
-        );
-        return Ok(with_report(response, &report, fit.as_ref()));
-    }
-    let done = collect(stream, started)
-        .await
-        .map_err(|e| err(e.to_api_error()))?;
-    let usage = usage_of(&done);
-    let response = Json(ChatCompletion {
-        id,
-        object: "chat.completion".into(),
-        created: created_now(),
+    let outbound = Outbound {
+        kind: ObjectKind::Chat,
         model: decision.model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: done.text,
-            },
-            finish_reason: done.finish_reason,
-        }],
-        usage,
-    })
-    .into_response();
-    Ok(with_report(response, &report, fit.as_ref()))
+        sendable,
+        newest: newest_turn,
+        report: Preparation::from(&plan),
+    };
+    answer(&state, outbound, &req.sampling, rid, started).await
 }
 
 /// `POST /v1/completions`.
@@ -246,53 +208,97 @@ pub async fn completions(
     )
     .await
     .map_err(err)?;
-    let sendable = Sendable::Text(plan.prompt.clone());
-    let newest = Newest { index: 0, input };
-    let (body, fit) = fitted_body(
-        &state,
-        &decision.model,
-        sendable,
-        Some(newest),
-        &req.sampling,
-        &rid,
-    )
-    .await
-    .map_err(err)?;
-    let stream = open(&state, "/v1/completions", body, &rid)
+    let outbound = Outbound {
+        kind: ObjectKind::Text,
+        model: decision.model,
+        sendable: Sendable::Text(plan.prompt.clone()),
+        newest: Some(Newest { index: 0, input }),
+        report: Preparation::from(&plan),
+    };
+    answer(&state, outbound, &req.sampling, rid, started).await
+}
+
+/// A request prepared and routed, on its way to the node.
+struct Outbound<'a> {
+    /// Which of the two routes: the node route it goes to and the answer's shape.
+    kind: ObjectKind,
+    /// The routed model.
+    model: String,
+    /// What goes to the node, before it is fitted to the model's context.
+    sendable: Sendable,
+    /// The newest user turn, the part fitting may cut.
+    newest: Option<Newest<'a>>,
+    /// What preparation did, for the response's header.
+    report: Preparation,
+}
+
+/// The second half of both routes: fits the request to the model's context,
+/// opens the node's stream, and relays it (`stream: true`) or collects it into
+/// one answer; either way with the headers that say what was done.
+async fn answer(
+    state: &AppState,
+    out: Outbound<'_>,
+    sampling: &OpenAiSampling,
+    rid: String,
+    started: Instant,
+) -> Result<Response, HttpError> {
+    let (body, fit) = fitted_body(state, &out.model, out.sendable, out.newest, sampling, &rid)
         .await
         .map_err(err)?;
-    let report = Preparation::from(&plan);
-    let id = completion_id(ObjectKind::Text);
-    if req.sampling.stream {
-        let shaper = ChunkShaper::new(ObjectKind::Text, id, decision.model.clone());
-        let response = relay(
-            stream,
-            shaper,
-            decision.model,
-            req.sampling.include_usage(),
-            rid,
-        );
-        return Ok(with_report(response, &report, fit.as_ref()));
-    }
-    let done = collect(stream, started)
-        .await
-        .map_err(|e| err(e.to_api_error()))?;
+    // The node serves the OpenAI API at the same paths.
+    let node_path = match out.kind {
+        ObjectKind::Chat => paths::CHAT,
+        ObjectKind::Text => paths::COMPLETIONS,
+    };
+    let stream = open(state, node_path, body, &rid).await.map_err(err)?;
+    let id = completion_id(out.kind);
+    let response = if sampling.stream {
+        let shaper = ChunkShaper::new(out.kind, id, out.model.clone());
+        relay(stream, shaper, out.model, sampling.include_usage(), rid)
+    } else {
+        let done = collect(stream, started)
+            .await
+            .map_err(|e| err(e.to_api_error()))?;
+        whole(out.kind, id, out.model, done)
+    };
+    Ok(with_report(response, &out.report, fit.as_ref()))
+}
+
+/// A whole (unstreamed) answer in the route's shape.
+fn whole(kind: ObjectKind, id: String, model: String, done: super::Collected) -> Response {
     let usage = usage_of(&done);
-    let response = Json(TextCompletion {
-        id,
-        object: "text_completion".into(),
-        created: created_now(),
-        model: decision.model,
-        choices: vec![TextChoice {
-            index: 0,
-            text: done.text,
-            finish_reason: Some(done.finish_reason),
-            logprobs: None,
-        }],
-        usage: Some(usage),
-    })
-    .into_response();
-    Ok(with_report(response, &report, fit.as_ref()))
+    match kind {
+        ObjectKind::Chat => Json(ChatCompletion {
+            id,
+            object: "chat.completion".into(),
+            created: created_now(),
+            model,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content: done.text,
+                },
+                finish_reason: done.finish_reason,
+            }],
+            usage,
+        })
+        .into_response(),
+        ObjectKind::Text => Json(TextCompletion {
+            id,
+            object: "text_completion".into(),
+            created: created_now(),
+            model,
+            choices: vec![TextChoice {
+                index: 0,
+                text: done.text,
+                finish_reason: Some(done.finish_reason),
+                logprobs: None,
+            }],
+            usage: Some(usage),
+        })
+        .into_response(),
+    }
 }
 
 /// The usage of a whole answer; cached tokens when the node reported them.
