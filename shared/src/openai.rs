@@ -524,6 +524,33 @@ pub struct ChatCompletion {
     pub usage: Usage,
 }
 
+impl ChatCompletion {
+    /// A whole answer: one assistant message.
+    pub fn answer(
+        id: String,
+        model: String,
+        content: String,
+        finish_reason: String,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            id,
+            object: "chat.completion".into(),
+            created: created_now(),
+            model,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content,
+                },
+                finish_reason,
+            }],
+            usage,
+        }
+    }
+}
+
 /// The incremental part of a streamed chat choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -599,6 +626,31 @@ pub struct TextCompletion {
     /// Token counts (always on the non-streamed answer; on the usage chunk when streamed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+}
+
+impl TextCompletion {
+    /// A whole answer: one text choice, with its usage.
+    pub fn answer(
+        id: String,
+        model: String,
+        text: String,
+        finish_reason: String,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            id,
+            object: "text_completion".into(),
+            created: created_now(),
+            model,
+            choices: vec![TextChoice {
+                index: 0,
+                text,
+                finish_reason: Some(finish_reason),
+                logprobs: None,
+            }],
+            usage: Some(usage),
+        }
+    }
 }
 
 /// Unix seconds, as OpenAI's `created`.

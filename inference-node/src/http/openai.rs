@@ -11,9 +11,8 @@ use cerebrum_shared::limits::{
     DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, MAX_MESSAGES, MAX_TOKENS_NODE,
 };
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
-    ObjectKind, OneOrMany, OpenAiSampling, ResponseMessage, TextChoice, TextCompletion, Usage,
-    created_now,
+    ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest, ObjectKind,
+    OneOrMany, OpenAiSampling, TextCompletion, Usage,
 };
 use cerebrum_shared::sse::OPENAI_DONE;
 use cerebrum_shared::validate;
@@ -109,26 +108,13 @@ pub async fn chat(
     }
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
-    Ok(Json(ChatCompletion {
-        id,
-        object: "chat.completion".into(),
-        created: created_now(),
-        model,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant".into(),
-                content: done.text,
-            },
-            finish_reason: done.reason.as_str().into(),
-        }],
-        usage: Usage::new(
-            u64::from(done.prompt_tokens),
-            u64::from(done.completion_tokens),
-        )
-        .with_cached(u64::from(done.cached_tokens)),
-    })
-    .into_response())
+    let usage = Usage::new(
+        u64::from(done.prompt_tokens),
+        u64::from(done.completion_tokens),
+    )
+    .with_cached(u64::from(done.cached_tokens));
+    let reason = done.reason.as_str().into();
+    Ok(Json(ChatCompletion::answer(id, model, done.text, reason, usage)).into_response())
 }
 
 /// `POST /v1/completions`.
@@ -162,26 +148,13 @@ pub async fn completions(
     }
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
-    Ok(Json(TextCompletion {
-        id,
-        object: "text_completion".into(),
-        created: created_now(),
-        model,
-        choices: vec![TextChoice {
-            index: 0,
-            text: done.text,
-            finish_reason: Some(done.reason.as_str().into()),
-            logprobs: None,
-        }],
-        usage: Some(
-            Usage::new(
-                u64::from(done.prompt_tokens),
-                u64::from(done.completion_tokens),
-            )
-            .with_cached(u64::from(done.cached_tokens)),
-        ),
-    })
-    .into_response())
+    let usage = Usage::new(
+        u64::from(done.prompt_tokens),
+        u64::from(done.completion_tokens),
+    )
+    .with_cached(u64::from(done.cached_tokens));
+    let reason = done.reason.as_str().into();
+    Ok(Json(TextCompletion::answer(id, model, done.text, reason, usage)).into_response())
 }
 
 fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectKind) -> Response {

@@ -16,9 +16,8 @@ use cerebrum_shared::error::{ApiError, Dialect, to_json};
 use cerebrum_shared::headers;
 use cerebrum_shared::limits::{DEFAULT_MAX_TOKENS, MAX_TOKENS_ORCHESTRATOR};
 use cerebrum_shared::openai::{
-    ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest,
-    ObjectKind, OpenAiSampling, PromptTokensDetails, ResponseMessage, TextChoice, TextCompletion,
-    Usage, created_now,
+    ChatCompletion, ChatCompletionRequest, ChatMessage, ChunkShaper, CompletionRequest, ObjectKind,
+    OpenAiSampling, PromptTokensDetails, TextCompletion, Usage,
 };
 use cerebrum_shared::prepare::Preparation;
 use cerebrum_shared::validate;
@@ -267,37 +266,14 @@ async fn answer(
 /// A whole (unstreamed) answer in the route's shape.
 fn whole(kind: ObjectKind, id: String, model: String, done: super::Collected) -> Response {
     let usage = usage_of(&done);
+    let (text, reason) = (done.text, done.finish_reason);
     match kind {
-        ObjectKind::Chat => Json(ChatCompletion {
-            id,
-            object: "chat.completion".into(),
-            created: created_now(),
-            model,
-            choices: vec![ChatChoice {
-                index: 0,
-                message: ResponseMessage {
-                    role: "assistant".into(),
-                    content: done.text,
-                },
-                finish_reason: done.finish_reason,
-            }],
-            usage,
-        })
-        .into_response(),
-        ObjectKind::Text => Json(TextCompletion {
-            id,
-            object: "text_completion".into(),
-            created: created_now(),
-            model,
-            choices: vec![TextChoice {
-                index: 0,
-                text: done.text,
-                finish_reason: Some(done.finish_reason),
-                logprobs: None,
-            }],
-            usage: Some(usage),
-        })
-        .into_response(),
+        ObjectKind::Chat => {
+            Json(ChatCompletion::answer(id, model, text, reason, usage)).into_response()
+        }
+        ObjectKind::Text => {
+            Json(TextCompletion::answer(id, model, text, reason, usage)).into_response()
+        }
     }
 }
 
