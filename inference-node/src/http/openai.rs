@@ -97,24 +97,7 @@ pub async fn chat(
         .start(req.model.as_deref(), request)
         .await
         .map_err(err)?;
-    let id = completion_id(ObjectKind::Chat);
-    if req.sampling.stream {
-        return Ok(stream(
-            generation,
-            id,
-            req.sampling.include_usage(),
-            ObjectKind::Chat,
-        ));
-    }
-    let model = generation.model.clone();
-    let done = generation.collect().await.map_err(err)?;
-    let usage = Usage::new(
-        u64::from(done.prompt_tokens),
-        u64::from(done.completion_tokens),
-    )
-    .with_cached(u64::from(done.cached_tokens));
-    let reason = done.reason.as_str().into();
-    Ok(Json(ChatCompletion::answer(id, model, done.text, reason, usage)).into_response())
+    answer(generation, ObjectKind::Chat, &req.sampling).await
 }
 
 /// `POST /v1/completions`.
@@ -137,14 +120,19 @@ pub async fn completions(
         .start(req.model.as_deref(), request)
         .await
         .map_err(err)?;
-    let id = completion_id(ObjectKind::Text);
-    if req.sampling.stream {
-        return Ok(stream(
-            generation,
-            id,
-            req.sampling.include_usage(),
-            ObjectKind::Text,
-        ));
+    answer(generation, ObjectKind::Text, &req.sampling).await
+}
+
+/// The generation streamed (`stream: true`) or collected into one answer in the
+/// route's shape.
+async fn answer(
+    generation: Generation,
+    kind: ObjectKind,
+    sampling: &OpenAiSampling,
+) -> Result<Response, HttpError> {
+    let id = completion_id(kind);
+    if sampling.stream {
+        return Ok(stream(generation, id, sampling.include_usage(), kind));
     }
     let model = generation.model.clone();
     let done = generation.collect().await.map_err(err)?;
@@ -153,8 +141,15 @@ pub async fn completions(
         u64::from(done.completion_tokens),
     )
     .with_cached(u64::from(done.cached_tokens));
-    let reason = done.reason.as_str().into();
-    Ok(Json(TextCompletion::answer(id, model, done.text, reason, usage)).into_response())
+    let (text, reason) = (done.text, done.reason.as_str().to_string());
+    Ok(match kind {
+        ObjectKind::Chat => {
+            Json(ChatCompletion::answer(id, model, text, reason, usage)).into_response()
+        }
+        ObjectKind::Text => {
+            Json(TextCompletion::answer(id, model, text, reason, usage)).into_response()
+        }
+    })
 }
 
 fn stream(generation: Generation, id: String, include_usage: bool, kind: ObjectKind) -> Response {
